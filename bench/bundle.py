@@ -1,0 +1,154 @@
+"""The result bundle: a directory with bundle.json and the raw pyperf files.
+
+    bundle.json          format, format_version, facts, plan, cells, results
+    pyperf/<cell>.json   each cell's pyperf file exactly as pyperf wrote it
+
+bundle.json is rewritten (temp file + rename) after every completed cell, so
+an interrupted run leaves a valid bundle with complete=false.
+
+Format history:
+  1  (0.1.0) first version: facts, plan, cells (pyperf method), results rows
+             (per_call_ns, overhead_ns) with bootstrap CIs.
+"""
+import datetime
+import json
+import os
+import pathlib
+
+from .errors import BundleError, OutputError
+
+FORMAT = "ftrace-regs-bench/bundle"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def default_dir(results_root, host):
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host)
+    return pathlib.Path(results_root) / safe / stamp
+
+
+class Bundle:
+    def __init__(self, path, data):
+        self.path = pathlib.Path(path)
+        self.data = data
+
+    # -- creation -------------------------------------------------------------
+    @classmethod
+    def create(cls, path, *, host, tool_version, command):
+        path = pathlib.Path(path)
+        if (path / "bundle.json").exists():
+            raise OutputError(f"{path} already holds a bundle; results are never overwritten",
+                              hint="choose another --out")
+        try:
+            (path / "pyperf").mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise OutputError(f"cannot write the bundle to {path}: {e.strerror or e}",
+                              hint="choose a writable --out")
+        data = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "ftrace-regs-bench", "version": tool_version},
+            "command": command,
+            "created_utc": utc_now().isoformat(timespec="seconds"),
+            "finished_utc": None,
+            "complete": False,
+            "status": "running",
+            "host": host,
+            "facts": {},
+            "plan": {},
+            "cells": [],
+            "results": [],
+            "stats_method": None,
+            "notes": [],
+        }
+        b = cls(path, data)
+        b.save()
+        return b
+
+    def save(self):
+        tmp = self.path / "bundle.json.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.data, f, indent=1, sort_keys=False, default=_json_default)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / "bundle.json")
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path / 'bundle.json'}: {e.strerror or e}",
+                              hint="free space or choose another --out")
+
+    def write_raw(self, rel, data: bytes):
+        dest = self.path / rel
+        if dest.exists():
+            raise OutputError(f"{dest} exists; results are never overwritten")
+        tmp = dest.with_suffix(dest.suffix + ".tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise OutputError(f"cannot write {dest}: {e.strerror or e}",
+                              hint="free space or choose another --out")
+        return rel
+
+    def add_cell(self, cell):
+        self.data["cells"].append(cell)
+        self.save()
+
+    def finish(self, status, results, stats_method):
+        self.data["results"] = results
+        self.data["stats_method"] = stats_method
+        self.data["status"] = status
+        self.data["complete"] = status == "complete"
+        self.data["finished_utc"] = utc_now().isoformat(timespec="seconds")
+        self.save()
+
+    def discard(self):
+        """Remove a bundle that holds no measurement (only what create() made)."""
+        for name in ("bundle.json", "bundle.json.tmp"):
+            (self.path / name).unlink(missing_ok=True)
+        for d in (self.path / "pyperf", self.path):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+    # -- reading --------------------------------------------------------------
+    @classmethod
+    def load(cls, path):
+        path = pathlib.Path(path)
+        f = path / "bundle.json" if path.is_dir() else path
+        try:
+            text = f.read_text()
+        except FileNotFoundError:
+            raise BundleError(f"{path}: no bundle.json here", hint="give a bundle directory")
+        except OSError as e:
+            raise BundleError(f"cannot read {f}: {e.strerror or e}")
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise BundleError(f"{f} is not valid JSON ({e.msg} at line {e.lineno}): truncated or corrupt")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise BundleError(f"{f} is not an ftrace-regs-bench bundle")
+        v = data.get("format_version")
+        if v not in SUPPORTED_VERSIONS:
+            raise BundleError(f"{f} has bundle format version {v!r}; this bench reads "
+                              + ", ".join(map(str, SUPPORTED_VERSIONS)),
+                              hint="use a bench release that knows that version")
+        return cls(f.parent, data)
+
+
+def _json_default(o):
+    if isinstance(o, float) and o != o:
+        return None
+    if isinstance(o, pathlib.Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

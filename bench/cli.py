@@ -1,0 +1,259 @@
+"""The `bench` command.  Only this module turns exceptions into a one-line
+message and an exit code (the table is EXIT_CODES, mirrored in the README)."""
+import functools
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import click
+
+from remote.errors import RemoteError
+
+from . import __version__
+from .errors import BenchError
+
+# kind -> (exit code, what it means).  The README's error table is this table.
+EXIT_CODES = {
+    "usage": (2, "bad command-line input"),
+    "host-not-found": (3, "unknown host"),
+    "connect": (3, "cannot connect"),
+    "auth": (3, "authentication refused"),
+    "connection-lost": (3, "connection lost"),
+    "timeout": (3, "a remote command timed out"),
+    "host-key": (4, "host key unknown or changed"),
+    "no-root": (5, "no root on the target"),
+    "unsupported": (6, "the target cannot do what was asked"),
+    "refused": (6, "the kernel refused a tracefs operation"),
+    "invalid": (6, "the kernel rejected a tracefs value"),
+    "tracefs": (6, "tracefs error"),
+    "busy": (7, "tracing already in use on the target"),
+    "output": (8, "cannot write the output"),
+    "bundle": (8, "bad or unreadable bundle"),
+    "lab": (9, "lab error"),
+    "measure": (10, "a measurement failed or was not what it claimed"),
+    "agent": (10, "the agent failed"),
+    "protocol": (10, "the agent failed"),
+    "remote": (10, "remote error"),
+    "bench": (1, "error"),
+}
+EXIT_INTERRUPTED = 130
+EXIT_BUG = 1
+
+
+def exit_code(kind):
+    return EXIT_CODES.get(kind, (EXIT_BUG, ""))[0]
+
+
+class BenchGroup(click.Group):
+    def invoke(self, ctx):
+        debug = ctx.params.get("debug") or os.environ.get("BENCH_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except (BenchError, RemoteError) as e:
+            if debug:
+                raise
+            click.echo(f"bench: error: {e}", err=True)
+            ctx.exit(exit_code(e.kind))
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("bench: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug: say so in one line, traceback only with --debug
+            if debug:
+                raise
+            click.echo(f"bench: internal error: {type(e).__name__}: {e} (run with --debug for the "
+                       "traceback, and please report it)", err=True)
+            ctx.exit(EXIT_BUG)
+
+
+@click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="bench")
+def cli(debug):
+    """Measure the per-call cost of the Linux function tracer (ftrace_regs_caller,
+    ftrace_caller, mcount) on arm64 machines and the QEMU arm64 lab."""
+
+
+# -- run -------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="lab", show_default=True,
+              help="'lab' (the local QEMU arm64 lab), 'local' (this machine, no SSH), or a Host alias "
+                   "in ~/.ssh/config.")
+@click.option("--profile", default="standard", show_default=True,
+              help="Effort: quick, standard or rigorous.")
+@click.option("--modes", default="off,function,function-all", show_default=True,
+              help="Comma-separated tracer modes; 'off' is always included (it is the baseline).")
+@click.option("--out", type=click.Path(), default=None,
+              help="Bundle directory (default: results/<host>/<UTC timestamp>/).")
+@click.option("--force", is_flag=True, help="Measure even if tracing is already in use (it is restored).")
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust an unknown SSH host key once and add it to known_hosts.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), default=None,
+              help="ssh_config file to read aliases from (default ~/.ssh/config).")
+@click.option("--lease", type=click.FloatRange(5, 3600), default=30.0, show_default=True,
+              help="Seconds without word from the controller before the target restores itself.")
+@click.option("--seed", type=int, default=None, help="Seed for the order of modes in each round.")
+@click.option("--connect-timeout", type=click.FloatRange(1, 600), default=None,
+              help="Seconds to wait for the SSH connection.")
+@click.option("--quiet", is_flag=True, help="No progress, only the table.")
+def run(host, profile, modes, out, force, accept_new_host_key, ssh_config, lease, seed,
+        connect_timeout, quiet):
+    """Measure per-call cost and tracer overhead on HOST; write a bundle."""
+    from . import bundle as bundle_mod
+    from .plan import MODES, make_plan, parse_list, select_profile
+    from .run import execute
+    from .targets import open_target
+    from .ui import RunUI, print_results
+
+    prof = select_profile(profile)
+    mode_list = parse_list(modes, MODES, "modes")
+    plan = make_plan(prof, mode_list, seed=seed)
+    out_dir = out or bundle_mod.default_dir("results", host)
+    ui = RunUI(quiet=quiet)
+    # --out is checked before anything is done on the target.
+    _check_out(out_dir)
+    target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
+                                    ssh_config=ssh_config, timeout=connect_timeout)
+    try:
+        command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        b = execute(target, plan, out_dir, force=force, lease=lease, ui=ui, lab_state=lab_state,
+                    command=command)
+    finally:
+        target.close()
+    print_results(b)
+    click.echo(f"bundle: {b.path}", err=True)
+
+
+def _check_out(out_dir):
+    from .errors import OutputError
+    import pathlib
+
+    p = pathlib.Path(out_dir)
+    if (p / "bundle.json").exists():
+        raise OutputError(f"{p} already holds a bundle; results are never overwritten",
+                          hint="choose another --out")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the bundle to {p}: {probe} is not a writable directory",
+                          hint="choose a writable --out")
+
+
+# -- export ----------------------------------------------------------------------
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="Output format.")
+@click.option("--extra", is_flag=True, help="Add lab accel/icount, bundle path and CI method columns.")
+def export(bundles, fmt, extra):
+    """Print the results of BUNDLES as a tidy table: one row per
+    (host, kernel_release, mode, workload, method, metric)."""
+    from analysis.load import load_frame
+
+    df = load_frame(bundles, extra=extra)
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    else:
+        click.echo(df.to_json(orient="records", indent=1))
+
+
+# -- lab -------------------------------------------------------------------------
+
+@cli.group()
+def lab():
+    """The local QEMU arm64 lab: a real Debian arm64 kernel, reached as --host lab."""
+
+
+@lab.command("up")
+@click.option("--kernel", default="debian-6.1", show_default=True, help="Lab kernel to boot.")
+@click.option("--accel", type=click.Choice(["auto", "tcg", "kvm"]), default="auto", show_default=True,
+              help="QEMU accelerator: KVM on an aarch64 host with /dev/kvm, TCG elsewhere.")
+@click.option("--smp", type=click.IntRange(1, 64), default=2, show_default=True, help="vCPUs.")
+@click.option("--memory", type=click.IntRange(512, 65536), default=2048, show_default=True,
+              help="Guest memory in MiB.")
+@click.option("--boot-timeout", type=click.FloatRange(10, 3600), default=300, show_default=True,
+              help="Seconds to wait for SSH.")
+def lab_up(kernel, accel, smp, memory, boot_timeout):
+    """Build (once, cached) and boot the lab."""
+    from remote import lab as labmod
+
+    cfg = labmod.LabConfig(kernel=kernel, accel=accel, smp=smp, memory_mb=memory)
+    state = labmod.up(cfg, progress=lambda t: click.echo(f"> {t}", err=True), boot_timeout=boot_timeout)
+    click.echo(f"lab up: {state['kernel']} ({state['kernel_release']}), QEMU {state['accel']}, "
+               f"SSH 127.0.0.1:{state['port']}"
+               + (f", booted in {state['boot_seconds']} s" if state.get("boot_seconds") else ""))
+
+
+@lab.command("down")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=60, show_default=True,
+              help="Seconds to wait for the clean power-off before killing QEMU.")
+def lab_down(timeout):
+    """Power the lab off cleanly; kill QEMU after --timeout."""
+    from remote import lab as labmod
+
+    click.echo(f"lab: {labmod.down(timeout=timeout, progress=lambda t: click.echo(f'> {t}', err=True))}")
+
+
+@lab.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lab_status(as_json):
+    """Say whether the lab is up, with what kernel, accel and port."""
+    from remote import lab as labmod
+
+    state = labmod.read_state()
+    if as_json:
+        click.echo(json.dumps(state or {"alive": False}, indent=1))
+        return
+    if not state or not state["alive"]:
+        click.echo("lab: down")
+        return
+    ready = labmod.ssh_banner(state["port"])
+    click.echo(f"lab: up, {state['kernel']} ({state['kernel_release']}), QEMU {state['accel']}"
+               f"{' icount' if state.get('icount') else ''}, pid {state['pid']}, "
+               f"SSH 127.0.0.1:{state['port']} {'ready' if ready else 'not answering'}")
+
+
+@lab.command("ssh", context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def lab_ssh(command):
+    """Open a shell in the lab, or run COMMAND there (bench lab ssh -- CMD ...)."""
+    from remote import lab as labmod
+    from remote.errors import LabError
+
+    state = labmod.read_state()
+    if not state or not state["alive"]:
+        raise LabError("the lab is not running", hint="start it with 'bench lab up'")
+    argv = ["ssh", "-F", state["ssh_config"], "lab"]
+    if command:
+        argv += ["--", shlex.join(command)]
+    sys.exit(subprocess.call(argv))
+
+
+@lab.command("logs")
+@click.option("-n", "--lines", type=int, default=0, help="Only the last N lines.")
+def lab_logs(lines):
+    """Print the lab's console log."""
+    from remote import lab as labmod
+    from remote.errors import LabError
+
+    path = labmod.RUN_DIR / "console.log"
+    if not path.exists():
+        raise LabError("no console log: the lab has not been started", hint="run 'bench lab up'")
+    text = path.read_text(errors="replace").splitlines()
+    click.echo("\n".join(text[-lines:] if lines else text))
+
+
+def main():
+    cli(prog_name="bench")
+
+
+if __name__ == "__main__":
+    main()

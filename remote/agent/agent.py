@@ -1,0 +1,412 @@
+"""The agent: runs on the target, as root, on the target's own python3 (>= 3.9).
+
+It imports nothing from the controller: only the stdlib and the files shipped
+next to it (tracefs.py, facts.py, workload.py and a vendored pyperf).
+
+Protocol: one JSON object per line.  The controller sends requests
+``{"id": N, "op": "...", ...}``; the agent answers ``{"id": N, "ok": true,
+"result": ...}`` or ``{"id": N, "ok": false, "kind": "...", "error": "..."}``
+and may send events ``{"event": "progress", ...}`` in between.  ``ping``
+requests are answered by the reader thread at once, even during a
+measurement: they renew the lease.
+
+The agent owns the target's state.  Before its first write it snapshots
+every tracefs knob it may touch, to memory and to ``state.json``.  It
+restores that snapshot, removes its directory and exits when: the
+controller says ``bye``; stdin reaches EOF (the SSH session is gone); the
+lease lapses (no request for ``--lease`` seconds: the controller hung or the
+network is cut); or it gets SIGTERM/SIGINT/SIGHUP.  A guardian process,
+detached from the session, restores from ``state.json`` if the agent itself
+dies without restoring (kill -9).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import facts as facts_mod  # noqa: E402
+import tracefs as tracefs_mod  # noqa: E402
+
+PROTOCOL = 1
+FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+MODES = ("off", "function", "function-all")
+
+# The syscall handler's symbol per architecture (arch/*/include/asm/syscall_wrapper.h).
+SYSCALL_PREFIX = {
+    "aarch64": "__arm64_sys_",
+    "x86_64": "__x64_sys_",
+    "riscv64": "__riscv_sys_",
+    "s390x": "__s390x_sys_",
+    "ppc64le": "sys_",
+}
+
+
+def pyperf_version():
+    try:
+        import pyperf
+        return pyperf.__version__
+    except Exception:  # a broken vendored copy must not stop facts
+        return None
+
+
+class Fatal(Exception):
+    def __init__(self, message, kind="agent"):
+        super().__init__(message)
+        self.kind = kind
+
+
+class Agent:
+    def __init__(self, workdir, lease):
+        self.workdir = workdir
+        self.lease = lease
+        self.last_seen = time.monotonic()
+        self.out_lock = threading.Lock()
+        self.state_lock = threading.RLock()  # held for every tracefs write
+        self.requests = []
+        self.req_cond = threading.Condition()
+        self.eof = False
+        self.tracefs = None
+        self.workload = None  # the running pyperf Popen
+        self.finished = False
+        self.stop_reason = None
+
+    # -- output ---------------------------------------------------------------
+    def send(self, obj):
+        data = (json.dumps(obj, sort_keys=True) + "\n").encode()
+        with self.out_lock:
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            except (BrokenPipeError, OSError):
+                self.controller_gone("stdout closed")
+
+    def log(self, text):
+        sys.stderr.write("agent: %s\n" % text)
+        sys.stderr.flush()
+
+    # -- input ----------------------------------------------------------------
+    def reader(self):
+        for raw in iter(sys.stdin.buffer.readline, b""):
+            self.last_seen = time.monotonic()
+            try:
+                req = json.loads(raw)
+            except ValueError:
+                self.send({"ok": False, "kind": "protocol", "error": "not JSON: %r" % raw[:80]})
+                continue
+            if req.get("op") == "ping":
+                self.send({"id": req.get("id"), "ok": True, "result": {"t": time.time()}})
+                continue
+            with self.req_cond:
+                self.requests.append(req)
+                self.req_cond.notify()
+        with self.req_cond:
+            self.eof = True
+            self.req_cond.notify()
+        self.controller_gone("stdin closed: the controller or its connection is gone")
+
+    def watchdog(self):
+        while not self.finished:
+            time.sleep(1.0)
+            if time.monotonic() - self.last_seen > self.lease:
+                self.controller_gone("lease of %.0f s lapsed: no word from the controller" % self.lease)
+                return
+
+    def controller_gone(self, reason):
+        # From any thread: stop the workload, restore, clean up, exit.
+        self.shutdown(reason, exit_code=3)
+
+    # -- lifecycle ------------------------------------------------------------
+    def shutdown(self, reason, exit_code=0):
+        with self.state_lock:
+            if self.finished:
+                return
+            self.finished = True
+            self.stop_reason = reason
+            if exit_code:
+                self.log("restoring and exiting: " + reason)
+            self.kill_workload()
+            problems = self.restore()
+            self.remove_workdir()
+        if exit_code:
+            os._exit(exit_code)
+        return problems
+
+    def kill_workload(self):
+        p = self.workload
+        if p is not None and p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait()
+
+    def restore(self):
+        problems = []
+        if self.tracefs is not None:
+            if self.tracefs.snapshot is not None:
+                problems = self.tracefs.restore()
+                for p in problems:
+                    self.log("restore: " + p)
+                state = os.path.join(self.workdir, "state.json")
+                if not problems and os.path.exists(state):
+                    os.unlink(state)
+            if self.tracefs.mounted_by_us:
+                subprocess.run(["umount", self.tracefs.root], capture_output=True)
+                self.tracefs.mounted_by_us = False
+        return problems
+
+    def remove_workdir(self):
+        # The controller fetched every result before 'bye'; on an abnormal
+        # stop the results of completed cells are already on the controller.
+        if os.path.basename(self.workdir).startswith("ftrace-regs-bench."):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def start_guardian(self):
+        """A detached process that restores from state.json if we die unrestored."""
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            return
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.execv(sys.executable, [sys.executable, os.path.join(HERE, "agent.py"),
+                                      "--guard", str(self.pid),
+                                      "--workdir", self.workdir])
+        finally:
+            os._exit(0)
+
+    # -- ops ------------------------------------------------------------------
+    def op_hello(self, req):
+        return {"protocol": PROTOCOL, "pid": os.getpid(), "euid": os.geteuid(),
+                "python": sys.version.split()[0], "workdir": self.workdir}
+
+    def op_facts(self, req):
+        return facts_mod.collect(pyperf_version=pyperf_version())
+
+    def op_preflight(self, req):
+        modes = req.get("modes", [])
+        for m in modes:
+            if m not in MODES:
+                raise Fatal("unknown mode %r (known: %s)" % (m, ", ".join(MODES)), kind="usage")
+        with self.state_lock:
+            if self.tracefs is None:
+                self.tracefs = tracefs_mod.Tracefs.find()
+            t = self.tracefs
+            tracers = t.read("available_tracers").split()
+            if any(m.startswith("function") for m in modes) and "function" not in tracers:
+                raise Fatal("the kernel offers no function tracer (available_tracers: %s); "
+                            "it needs CONFIG_FUNCTION_TRACER" % " ".join(tracers), kind="unsupported")
+            busy = t.busy_reasons()
+            if busy and not req.get("force"):
+                raise Fatal("tracing is already in use on this host: %s" % "; ".join(busy), kind="busy")
+            function = self.resolve_function(req.get("syscall", "getppid"))
+            return {"tracefs": t.root, "mounted_by_us": t.mounted_by_us,
+                    "available_tracers": tracers, "busy": busy, "function": function,
+                    "lockdown": tracefs_mod.lockdown_state()}
+
+    def resolve_function(self, syscall):
+        if not re.match(r"^[a-z0-9_]+$", syscall):
+            raise Fatal("bad syscall name %r" % syscall, kind="usage")
+        names = set()
+        # 'available_filter_functions': 'sym' or 'sym [module]' per line
+        with open(self.tracefs.path("available_filter_functions")) as f:
+            for line in f:
+                name = line.split()[0] if line.strip() else ""
+                if name.endswith("sys_" + syscall):
+                    names.add(name)
+        prefix = SYSCALL_PREFIX.get(os.uname().machine)
+        preferred = [n for n in names if prefix and n == prefix + syscall]
+        if preferred:
+            return preferred[0]
+        if not names:
+            raise Fatal("0 functions matched: no traceable handler for syscall %r in "
+                        "available_filter_functions" % syscall, kind="unsupported")
+        return sorted(names)[0]
+
+    def op_begin(self, req):
+        """Snapshot everything we may touch; nothing is written before this."""
+        with self.state_lock:
+            snap = self.tracefs.take_snapshot()
+            self.tracefs.save_snapshot(os.path.join(self.workdir, "state.json"))
+            return {"snapshot": snap}
+
+    def op_set_mode(self, req):
+        mode, function = req["mode"], req.get("function")
+        if mode not in MODES:
+            raise Fatal("unknown mode %r" % mode, kind="usage")
+        if function is not None and not FUNCTION_RE.match(function):
+            raise Fatal("bad function name %r" % function, kind="usage")
+        t = self.tracefs
+        if t.snapshot is None:
+            raise Fatal("set_mode before begin: refusing to write an unsnapshotted tracefs")
+        with self.state_lock:
+            t.write("current_tracer", "nop")
+            t.write("set_ftrace_filter", "")
+            if mode == "off":
+                pass
+            elif mode == "function":
+                t.write("set_ftrace_filter", function + "\n")
+                t.write("tracing_on", "1")
+                t.write("current_tracer", "function")
+            elif mode == "function-all":
+                t.write("tracing_on", "1")
+                t.write("current_tracer", "function")
+            return self.op_verify({"function": function})
+
+    def op_verify(self, req):
+        """What tracefs says is attached: the proof that a mode is what it claims."""
+        function = req.get("function")
+        t = self.tracefs
+        with self.state_lock:
+            enabled = t.lines("enabled_functions") if t.exists("enabled_functions") else []
+            target = [l for l in enabled if function and l.split()[0] == function]
+            return {
+                "current_tracer": t.read("current_tracer").strip(),
+                "tracing_on": t.read("tracing_on").strip(),
+                "set_ftrace_filter": t.lines("set_ftrace_filter"),
+                "enabled_functions_count": len(enabled),
+                "target_line": target[0] if target else None,
+            }
+
+    def op_measure(self, req):
+        cell = req["cell"]
+        if not re.match(r"^[A-Za-z0-9_.-]+$", cell):
+            raise Fatal("bad cell id %r" % cell, kind="usage")
+        args = [str(a) for a in req.get("pyperf_args", [])]
+        for a in args:
+            if not re.match(r"^--?[a-z-]+(=[A-Za-z0-9_.,-]+)?$|^[0-9.]+$", a):
+                raise Fatal("bad pyperf argument %r" % a, kind="usage")
+        out_dir = os.path.join(self.workdir, "results")
+        os.makedirs(out_dir, exist_ok=True)
+        out = os.path.join(out_dir, cell + ".json")
+        argv = [sys.executable, os.path.join(HERE, "workload.py"), "--output", out] + args
+        t0 = time.monotonic()
+        self.workload = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         start_new_session=True, cwd=self.workdir)
+        with open(os.path.join(self.workdir, "workload.pgid"), "w") as f:
+            f.write(str(self.workload.pid))
+        text = []
+        while True:
+            chunk = self.workload.stdout.read1(4096) if hasattr(self.workload.stdout, "read1") \
+                else self.workload.stdout.read(1)
+            if not chunk:
+                break
+            s = chunk.decode("utf-8", "replace")
+            text.append(s)
+            self.send({"event": "progress", "cell": cell, "text": s})
+        rc = self.workload.wait()
+        self.workload = None
+        output = "".join(text)
+        if rc != 0 or not os.path.exists(out):
+            tail = " | ".join(output.strip().splitlines()[-3:])
+            raise Fatal("pyperf failed for cell %s (exit %d): %s" % (cell, rc, tail), kind="measure")
+        return {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:]}
+
+    def op_restore(self, req):
+        with self.state_lock:
+            problems = self.tracefs.restore() if self.tracefs and self.tracefs.snapshot else []
+            after = {k: self.tracefs.read(k) for k in self.tracefs.snapshot["knobs"]} \
+                if self.tracefs and self.tracefs.snapshot else {}
+            return {"problems": problems, "after": after}
+
+    # -- main loop ------------------------------------------------------------
+    def serve(self):
+        self.pid = os.getpid()
+        os.umask(0o022)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda s, f: threading.Thread(
+                target=self.shutdown, args=("signal %d" % s, 4)).start())
+        self.start_guardian()
+        threading.Thread(target=self.reader, daemon=True).start()
+        threading.Thread(target=self.watchdog, daemon=True).start()
+        self.send({"event": "ready", "protocol": PROTOCOL, "pid": os.getpid()})
+        while True:
+            with self.req_cond:
+                while not self.requests and not self.eof:
+                    self.req_cond.wait()
+                if not self.requests:
+                    return  # EOF: the reader thread restores and exits
+                req = self.requests.pop(0)
+            op = req.get("op")
+            if op == "bye":
+                problems = self.shutdown("bye")
+                self.send({"id": req.get("id"), "ok": True, "result": {"problems": problems}})
+                return
+            handler = getattr(self, "op_" + str(op).replace("-", "_"), None)
+            try:
+                if handler is None:
+                    raise Fatal("unknown op %r" % op, kind="protocol")
+                result = handler(req)
+                self.send({"id": req.get("id"), "ok": True, "result": result})
+            except Fatal as e:
+                self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
+            except tracefs_mod.TracefsError as e:
+                self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
+            except Exception as e:  # report, keep serving: the controller decides
+                self.send({"id": req.get("id"), "ok": False, "kind": "agent",
+                           "error": "%s: %s" % (type(e).__name__, e)})
+
+
+def guard(agent_pid, workdir):
+    """Wait for the agent to exit; if it left state.json behind, restore it."""
+    while True:
+        try:
+            os.kill(agent_pid, 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            pass
+        time.sleep(1.0)
+    pgid_file = os.path.join(workdir, "workload.pgid")
+    if os.path.exists(pgid_file):
+        try:
+            os.killpg(int(open(pgid_file).read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    state = os.path.join(workdir, "state.json")
+    if os.path.exists(state):
+        t, problems = tracefs_mod.restore_from_file(state)
+        if t.mounted_by_us:
+            subprocess.run(["umount", t.root], capture_output=True)
+    if os.path.basename(workdir).startswith("ftrace-regs-bench."):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lease", type=float, default=30.0, help="seconds without a request before restoring")
+    ap.add_argument("--workdir", default=HERE)
+    ap.add_argument("--guard", type=int, metavar="PID", help=argparse.SUPPRESS)
+    ap.add_argument("--restore", metavar="STATE", help="restore a tracefs snapshot file and exit")
+    ns = ap.parse_args(argv)
+    if ns.guard:
+        guard(ns.guard, ns.workdir)
+        return 0
+    if ns.restore:
+        t, problems = tracefs_mod.restore_from_file(ns.restore)
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1 if problems else 0
+    if os.geteuid() != 0:
+        print(json.dumps({"event": "fatal", "kind": "no-root", "error": "the agent must run as root"}))
+        return 5
+    Agent(ns.workdir, ns.lease).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

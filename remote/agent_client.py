@@ -1,0 +1,184 @@
+"""Ship the agent to a target and talk to it.
+
+The payload is the agent's own files plus the controller's installed pyperf
+(pure Python; psutil is optional for it and not shipped).  It goes into a
+private temporary directory on the target; nothing is pip-installed there.
+"""
+import itertools
+import json
+import os
+import pathlib
+import threading
+import time
+
+import pyperf
+
+from .errors import AgentError, ConnectionLost, NoRoot, TargetUnsupported
+
+AGENT_DIR = pathlib.Path(__file__).parent / "agent"
+AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py")
+
+
+def payload():
+    """{relative path: bytes} of everything the agent needs on the target."""
+    files = {}
+    for name in AGENT_FILES:
+        files[name] = (AGENT_DIR / name).read_bytes()
+    root = pathlib.Path(pyperf.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] == "tests":
+            continue
+        files[str(pathlib.Path("pyperf") / rel)] = path.read_bytes()
+    return files
+
+
+class AgentClient:
+    """One agent process on one target, for one run."""
+
+    def __init__(self, target, *, lease=30.0, on_event=None):
+        self.target = target
+        self.lease = lease
+        self.on_event = on_event or (lambda ev: None)
+        self.proc = None
+        self.workdir = None
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._pending = {}
+        self._responses = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._eof = False
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self):
+        prefix = self.target.root_prefix()
+        python = self.target.python()
+        self.workdir = self.target.mkdtemp()
+        files = payload()
+        dirs = sorted({os.path.dirname(p) for p in files if os.path.dirname(p)})
+        for d in dirs:
+            r = self.target.run(["mkdir", "-p", self.workdir + "/" + d], timeout=30)
+            if r.returncode != 0:
+                raise TargetUnsupported(f"{self.target.name}: cannot create {d} in {self.workdir}: "
+                                        f"{r.err.strip()}")
+        for rel, data in files.items():
+            self.target.write_file(self.workdir + "/" + rel, data, mode=0o600)
+        argv = prefix + [python, self.workdir + "/agent.py", "--workdir", self.workdir,
+                         "--lease", str(self.lease)]
+        self.proc = self.target.start(argv)
+        threading.Thread(target=self._reader, daemon=True).start()
+        ready = self._wait_event("ready", timeout=60)
+        if ready is None:
+            err = self.proc.stderr_text().strip().splitlines()
+            if any("a password is required" in l or "sudo" in l for l in err):
+                raise NoRoot(f"{self.target.name}: sudo refused to start the agent: {err[-1]}")
+            raise AgentError(f"{self.target.name}: the agent did not start"
+                             + (f": {err[-1]}" if err else ""))
+        threading.Thread(target=self._pinger, daemon=True).start()
+        return self
+
+    def _reader(self):
+        while True:
+            line = self.proc.readline(timeout=1.0)
+            if line is None:
+                if self._closed:
+                    return
+                continue
+            if line == b"":
+                with self._cond:
+                    self._eof = True
+                    self._cond.notify_all()
+                return
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "event" in msg:
+                if msg["event"] == "fatal":
+                    with self._cond:
+                        self._responses["fatal"] = msg
+                        self._cond.notify_all()
+                self.on_event(msg)
+                with self._cond:
+                    self._responses.setdefault("event:" + msg["event"], msg)
+                    self._cond.notify_all()
+            else:
+                with self._cond:
+                    self._responses[msg.get("id")] = msg
+                    self._cond.notify_all()
+
+    def _wait_event(self, name, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while "event:" + name not in self._responses:
+                if "fatal" in self._responses:
+                    fatal = self._responses["fatal"]
+                    if fatal.get("kind") == "no-root":
+                        raise NoRoot(f"{self.target.name}: {fatal.get('error')}")
+                    raise AgentError(f"{self.target.name}: {fatal.get('error')}")
+                if self._eof or time.monotonic() > deadline:
+                    return None
+                self._cond.wait(0.5)
+            return self._responses.pop("event:" + name)
+
+    def _pinger(self):
+        # Renew the lease well before it lapses; the agent answers pings from
+        # its reader thread even while a measurement runs.
+        while not self._closed and not self._eof:
+            time.sleep(max(1.0, self.lease / 4))
+            if self._closed or self._eof:
+                return
+            try:
+                self._send({"id": "ping", "op": "ping"})
+            except Exception:
+                return
+
+    def _send(self, obj):
+        with self._send_lock:
+            self.proc.send((json.dumps(obj) + "\n").encode())
+
+    # -- requests -------------------------------------------------------------
+    def request(self, op, timeout=300.0, **kw):
+        rid = next(self._ids)
+        self._send(dict(kw, id=rid, op=op))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while rid not in self._responses:
+                if self._eof:
+                    err = self.proc.stderr_text().strip().splitlines()
+                    raise ConnectionLost(f"{self.target.name}: the agent went away during {op!r}"
+                                         + (f": {err[-1]}" if err else ""))
+                if time.monotonic() > deadline:
+                    raise AgentError(f"{self.target.name}: the agent did not answer {op!r} "
+                                     f"within {timeout:.0f} s")
+                self._cond.wait(0.5)
+            msg = self._responses.pop(rid)
+        if not msg.get("ok"):
+            raise AgentError(f"{self.target.name}: {msg.get('error')}", agent_kind=msg.get("kind"))
+        return msg.get("result")
+
+    def fetch(self, path):
+        return self.target.read_file(path)
+
+    def close(self, timeout=120.0):
+        """Ask the agent to restore and leave; returns restore problems (list)."""
+        if self.proc is None or self._closed:
+            return []
+        problems = []
+        try:
+            if not self._eof:
+                problems = self.request("bye", timeout=timeout).get("problems", [])
+        finally:
+            self._closed = True
+            self.proc.close_stdin()
+            if self.proc.wait(timeout=15) is None:
+                self.proc.kill()
+        return problems
+
+    def abandon(self):
+        """Drop the connection without 'bye': the agent restores on EOF."""
+        self._closed = True
+        if self.proc is not None:
+            self.proc.close_stdin()
+            self.proc.wait(timeout=30)

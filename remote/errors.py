@@ -1,0 +1,78 @@
+"""One exception base for everything in remote/.
+
+Each class carries a stable ``kind``; only bench/cli.py turns a kind into an
+exit code (the table lives there and in the README).  Messages are one line
+and say what is wrong and what to do.
+"""
+
+
+class RemoteError(Exception):
+    kind = "remote"
+
+    def __init__(self, message, *, hint=None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self):
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class HostNotFound(RemoteError):
+    """The host name is not `lab`, not `local` and no Host alias in ~/.ssh/config."""
+    kind = "host-not-found"
+
+
+class ConnectFailed(RemoteError):
+    """TCP connection refused, timed out, or name did not resolve."""
+    kind = "connect"
+
+
+class AuthFailed(RemoteError):
+    kind = "auth"
+
+
+class HostKeyUnknown(RemoteError):
+    kind = "host-key"
+
+
+class HostKeyMismatch(RemoteError):
+    kind = "host-key"
+
+
+class CommandTimeout(RemoteError):
+    kind = "timeout"
+
+
+class ConnectionLost(RemoteError):
+    kind = "connection-lost"
+
+
+class NoRoot(RemoteError):
+    """Neither the login user is root nor `sudo -n` works."""
+    kind = "no-root"
+
+
+class TargetUnsupported(RemoteError):
+    """The target lacks something the run needs (python3 >= 3.9, tracefs, a tracer)."""
+    kind = "unsupported"
+
+
+class TracingBusy(RemoteError):
+    kind = "busy"
+
+
+class AgentError(RemoteError):
+    """The agent on the target reported an error; the message is its own."""
+    kind = "agent"
+
+    def __init__(self, message, *, hint=None, agent_kind=None):
+        super().__init__(message, hint=hint)
+        if agent_kind:
+            self.kind = agent_kind
+
+
+class LabError(RemoteError):
+    kind = "lab"

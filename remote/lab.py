@@ -1,0 +1,551 @@
+"""The lab: a real Debian arm64 kernel under QEMU, reached over SSH like a board.
+
+Build (once, cached under ~/.cache/ftrace-regs-bench/lab/images/<name>-<hash>):
+mmdebstrap builds an arm64 root filesystem from Debian's packages only
+(the kernel package included, so its initramfs carries the virtio modules);
+the kernel and initrd are taken out of its /boot; a client key pair and the
+guest's SSH host key are generated here and baked in; mke2fs packs the tree
+into an ext4 image.  Up: qemu-system-aarch64 boots it with the image as a
+read-only base (-snapshot semantics: every boot starts from the same state),
+user-mode networking restricted to a 127.0.0.1 port forward to the guest's
+sshd.  The guest's host key is pinned in the lab's own known_hosts; the lab
+is then `--host lab` through an ssh_config written next to it.
+
+Targets are classes whose data lives in class attributes; variants are
+subclasses; select(name) lists the valid names in its error.  The QEMU
+command is built as a plain list (qemu_argv) and run elsewhere (up).
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from .errors import LabError
+
+CACHE = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_CACHE",
+                                    pathlib.Path.home() / ".cache" / "ftrace-regs-bench"))
+MIRROR = os.environ.get("FTRACE_REGS_BENCH_MIRROR", "http://deb.debian.org/debian")
+SECURITY_MIRROR = os.environ.get("FTRACE_REGS_BENCH_SECURITY_MIRROR",
+                                 "http://deb.debian.org/debian-security")
+
+# Files baked into the guest.  PID 1 is sysvinit with our own inittab: no
+# rc scripts, no services but sshd, so the guest is quiet while it measures.
+INITTAB = """\
+# ftrace-regs-bench lab: sysinit, then sshd; nothing else runs.
+id:2:initdefault:
+si::sysinit:/etc/lab/rc.sysinit
+ss:2:respawn:/usr/sbin/sshd -D -e
+"""
+
+RC_SYSINIT = """\
+#!/bin/sh
+# Mount what the initramfs did not move over, bring up the user-mode network.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mount -o remount,rw /
+mkdir -p /dev/pts /dev/shm /run/sshd
+mountpoint -q /dev/pts || mount -t devpts -o gid=5,mode=620 devpts /dev/pts
+mountpoint -q /dev/shm || mount -t tmpfs -o nosuid,nodev tmpfs /dev/shm
+mountpoint -q /tmp || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug
+hostname lab
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo "lab: sysinit done" > /dev/console
+"""
+
+POWEROFF = """\
+#!/bin/sh
+# Clean power-off for the lab (bench lab down): stop everything, sync,
+# remount read-only, then PSCI power-off, which ends QEMU.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+echo "lab: powering off" > /dev/console
+kill -TERM -1 2>/dev/null
+sleep 1
+sync
+mount -o remount,ro / 2>/dev/null
+exec poweroff -f
+"""
+
+SSHD_CONFIG = """\
+# ftrace-regs-bench lab: key-only root login, one pinned host key.
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+FSTAB = "/dev/vda / ext4 rw,relatime 0 1\n"
+
+
+class Kernel:
+    """A lab kernel: which Debian package provides it and what it is for."""
+
+    name = None
+    description = None
+    suite = "bookworm"
+    kernel_package = None
+    packages = ("python3", "openssh-server", "openssh-sftp-server", "iproute2", "kmod", "procps",
+                "sysvinit-core", "util-linux")
+
+    @classmethod
+    def recipe(cls):
+        """Everything the image depends on; its hash names the cache entry."""
+        return {
+            "kernel": cls.name,
+            "suite": cls.suite,
+            "kernel_package": cls.kernel_package,
+            "packages": sorted(cls.packages),
+            "files": {"inittab": INITTAB, "rc.sysinit": RC_SYSINIT, "poweroff": POWEROFF,
+                      "sshd_config": SSHD_CONFIG, "fstab": FSTAB},
+            "recipe_version": 1,
+        }
+
+    @classmethod
+    def image_dir(cls):
+        h = hashlib.sha256(json.dumps(cls.recipe(), sort_keys=True).encode()).hexdigest()[:12]
+        return CACHE / "lab" / "images" / f"{cls.name}-{h}"
+
+
+class Debian61(Kernel):
+    name = "debian-6.1"
+    description = "Debian 12's arm64 cloud kernel (6.1, DYNAMIC_FTRACE_WITH_REGS)"
+    kernel_package = "linux-image-cloud-arm64"
+
+
+KERNELS = {k.name: k for k in (Debian61,)}
+DEFAULT_KERNEL = "debian-6.1"
+
+
+def select(name):
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise LabError(f"unknown lab kernel {name!r}",
+                       hint="valid names: " + ", ".join(sorted(KERNELS)))
+
+
+# -- building ------------------------------------------------------------------
+
+REQUIRED_TOOLS = {
+    "mmdebstrap": "mmdebstrap",
+    "qemu-system-aarch64": "qemu-system-arm",
+    "mke2fs": "e2fsprogs",
+    "ssh-keygen": "openssh-client",
+}
+
+
+def check_build_tools():
+    missing = [(t, p) for t, p in REQUIRED_TOOLS.items() if shutil.which(t) is None]
+    if missing:
+        raise LabError("missing tools to build the lab: " + ", ".join(t for t, _ in missing),
+                       hint="install: apt-get install " + " ".join(sorted({p for _, p in missing})))
+    if platform.machine() != "aarch64" and not os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64"):
+        raise LabError("arm64 binaries cannot run here (no binfmt_misc entry qemu-aarch64), "
+                       "so the arm64 root filesystem cannot be configured",
+                       hint="apt-get install qemu-user-static binfmt-support, then "
+                            "update-binfmts --enable qemu-aarch64")
+    if os.geteuid() != 0:
+        raise LabError("building the lab image needs root (mmdebstrap and mke2fs make root-owned "
+                       "files)", hint="run 'bench lab up' as root once; later boots need no root")
+
+
+def mmdebstrap_argv(kernel, rootdir):
+    return [
+        "mmdebstrap", "--arch=arm64", "--variant=minbase", "--mode=root",
+        "--include=" + ",".join(list(kernel.packages) + [kernel.kernel_package]),
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+        # Before the kernel package installs: an initramfs with just the
+        # virtio modules the lab boots from (MODULES=most copies every driver,
+        # which takes minutes under user-mode emulation).
+        "--essential-hook=mkdir -p \"$1/etc/initramfs-tools/conf.d\" "
+        "\"$1/usr/share/initramfs-tools/modules.d\" && "
+        "echo MODULES=list > \"$1/etc/initramfs-tools/conf.d/lab.conf\" && "
+        "printf 'virtio_pci\\nvirtio_blk\\n' > \"$1/usr/share/initramfs-tools/modules.d/lab\"",
+        kernel.suite, str(rootdir),
+        f"deb {MIRROR} {kernel.suite} main",
+        f"deb {MIRROR} {kernel.suite}-updates main",
+        f"deb {SECURITY_MIRROR} {kernel.suite}-security main",
+    ]
+
+
+def _write(path, text, mode=0o644):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _run(argv, log, **kw):
+    log.write(f"$ {' '.join(argv)}\n")
+    log.flush()
+    p = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
+    if p.returncode != 0:
+        raise LabError(f"lab build step failed (exit {p.returncode}): {argv[0]}",
+                       hint=f"see {log.name}")
+
+
+def build(kernel, progress=print):
+    """Build the image for `kernel` unless cached.  Returns the image dir."""
+    dest = kernel.image_dir()
+    if (dest / "manifest.json").exists():
+        return dest
+    check_build_tools()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"build-{kernel.name}.", dir=dest.parent))
+    log_path = work / "build.log"
+    t0 = time.monotonic()
+    try:
+        with open(log_path, "w") as log:
+            root = work / "root"
+            progress(f"building the {kernel.name} root filesystem with mmdebstrap "
+                     f"(arm64, {kernel.suite}; several minutes, once)")
+            _run(mmdebstrap_argv(kernel, root), log)
+            progress("configuring the guest (init, sshd, keys)")
+            _configure_root(root, work, log)
+            boot = root / "boot"
+            vmlinuz = sorted(boot.glob("vmlinuz-*"))
+            initrd = sorted(boot.glob("initrd.img-*"))
+            config = sorted(boot.glob("config-*"))
+            if not (vmlinuz and initrd and config):
+                raise LabError(f"the kernel package left no vmlinuz/initrd in /boot",
+                               hint=f"see {log_path}")
+            shutil.copy(vmlinuz[-1], work / "vmlinuz")
+            shutil.copy(initrd[-1], work / "initrd.img")
+            shutil.copy(config[-1], work / "config")
+            release = vmlinuz[-1].name[len("vmlinuz-"):]
+            packages = _dpkg_versions(root)
+            progress("packing the ext4 image")
+            _run(["mke2fs", "-q", "-t", "ext4", "-L", "labroot", "-d", str(root),
+                  str(work / "rootfs.ext4"), "3G"], log)
+            shutil.rmtree(root)
+        manifest = {
+            "kernel": kernel.name,
+            "kernel_release": release,
+            "recipe": kernel.recipe(),
+            "packages": packages,
+            "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "host_key_fingerprint": _fingerprint(work / "ssh_host_ed25519_key.pub"),
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        work.rename(dest)
+        return dest
+    except BaseException:
+        # Keep the log of a failed build next to the cache, drop the rest.
+        failed = dest.parent / f"failed-{kernel.name}.log"
+        if log_path.exists():
+            shutil.copy(log_path, failed)
+        _unmount_under(work)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _unmount_under(path):
+    """Lazily unmount what an interrupted mmdebstrap left mounted in its chroot,
+    deepest first, so that removing the build tree never walks into /proc or /sys."""
+    prefix = str(path).rstrip("/") + "/"
+    with open("/proc/mounts") as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def _configure_root(root, work, log):
+    _write(root / "etc/inittab", INITTAB)
+    _write(root / "etc/lab/rc.sysinit", RC_SYSINIT, 0o755)
+    _write(root / "usr/local/sbin/lab-poweroff", POWEROFF, 0o755)
+    _write(root / "etc/ssh/sshd_config", SSHD_CONFIG)
+    _write(root / "etc/fstab", FSTAB)
+    _write(root / "etc/hostname", "lab\n")
+    _write(root / "etc/hosts", "127.0.0.1 localhost\n127.0.1.1 lab\n")
+    # Host key generated here and pinned by the controller; the keys the
+    # openssh-server package generated under emulation are removed.
+    for old in (root / "etc/ssh").glob("ssh_host_*"):
+        old.unlink()
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ftrace-regs-bench-lab-host",
+          "-f", str(work / "ssh_host_ed25519_key")], log)
+    shutil.copy(work / "ssh_host_ed25519_key", root / "etc/ssh/ssh_host_ed25519_key")
+    shutil.copy(work / "ssh_host_ed25519_key.pub", root / "etc/ssh/ssh_host_ed25519_key.pub")
+    (root / "etc/ssh/ssh_host_ed25519_key").chmod(0o600)
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ftrace-regs-bench-lab-client",
+          "-f", str(work / "id_ed25519")], log)
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copy(work / "id_ed25519.pub", ssh_dir / "authorized_keys")
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    # The guest keeps no machine-id and no apt lists: smaller, reproducible.
+    shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(root / "var/cache/apt", ignore_errors=True)
+
+
+def _dpkg_versions(root):
+    versions = {}
+    name = None
+    status = (root / "var/lib/dpkg/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("Package: "):
+            name = line.split(": ", 1)[1]
+        elif line.startswith("Version: ") and name:
+            versions[name] = line.split(": ", 1)[1]
+    return versions
+
+
+def _fingerprint(pub):
+    out = subprocess.run(["ssh-keygen", "-l", "-f", str(pub)], capture_output=True, text=True)
+    return out.stdout.split()[1] if out.returncode == 0 else None
+
+
+# -- running -------------------------------------------------------------------
+
+RUN_DIR = CACHE / "lab" / "run"
+
+
+@dataclasses.dataclass
+class LabConfig:
+    kernel: str = DEFAULT_KERNEL
+    accel: str = "auto"  # auto | tcg | kvm
+    smp: int = 2
+    memory_mb: int = 2048
+    icount: bool = False
+
+
+def host_accel(requested="auto"):
+    kvm_ok = platform.machine() == "aarch64" and os.access("/dev/kvm", os.R_OK | os.W_OK)
+    if requested == "kvm" and not kvm_ok:
+        raise LabError("KVM for arm64 guests needs an aarch64 host with /dev/kvm",
+                       hint="use --accel tcg")
+    if requested == "auto":
+        return "kvm" if kvm_ok else "tcg"
+    return requested
+
+
+def qemu_argv(image, run_dir, port, cfg, accel):
+    if accel == "kvm":
+        cpu = ["-cpu", "host", "-accel", "kvm"]
+    else:
+        # pauth-impdef: QEMU's own pointer-auth hash, much cheaper to emulate
+        # than the architected QARMA; the guest cannot tell the difference.
+        cpu = ["-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"]
+    smp = cfg.smp
+    if cfg.icount:
+        cpu = ["-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=single", "-icount", "shift=0"]
+        smp = 1
+    return [
+        "qemu-system-aarch64", "-M", "virt", *cpu,
+        "-smp", str(smp), "-m", str(cfg.memory_mb),
+        "-name", "ftrace-regs-bench-lab",
+        "-display", "none", "-monitor", "none", "-parallel", "none",
+        "-serial", f"file:{run_dir / 'console.log'}",
+        "-qmp", f"unix:{run_dir / 'qmp.sock'},server=on,wait=off",
+        "-pidfile", str(run_dir / "qemu.pid"),
+        "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+        "-append", "root=/dev/vda ro console=ttyAMA0 net.ifnames=0 panic=-1",
+        "-drive", f"file={image / 'rootfs.ext4'},if=none,format=raw,id=hd0,snapshot=on",
+        "-device", "virtio-blk-pci,drive=hd0",
+        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", "virtio-net-pci,netdev=n0,romfile=",
+        "-no-reboot",
+    ]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0): read its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def read_state():
+    try:
+        state = json.loads((RUN_DIR / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    state["alive"] = _pid_alive(state.get("pid", -1))
+    return state
+
+
+def ssh_banner(port, timeout=5.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def qemu_version():
+    out = subprocess.run(["qemu-system-aarch64", "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.returncode == 0 and out.stdout else None
+
+
+def up(cfg=None, progress=print, boot_timeout=300.0):
+    cfg = cfg or LabConfig()
+    kernel = select(cfg.kernel)
+    state = read_state()
+    if state and state["alive"]:
+        if state["kernel"] == kernel.name and state.get("icount") == cfg.icount:
+            return state
+        raise LabError(f"the lab is already up with {state['kernel']}"
+                       f"{' (icount)' if state.get('icount') else ''}",
+                       hint="run 'bench lab down' first")
+    if shutil.which("qemu-system-aarch64") is None:
+        raise LabError("qemu-system-aarch64 not found", hint="apt-get install qemu-system-arm")
+    image = build(kernel, progress=progress)
+    accel = host_accel(cfg.accel)
+    if RUN_DIR.exists():
+        shutil.rmtree(RUN_DIR)
+    RUN_DIR.mkdir(parents=True, mode=0o700)
+    port = _free_port()
+    manifest = json.loads((image / "manifest.json").read_text())
+    # Pin the host key generated at build time: known_hosts and ssh_config
+    # for this boot's port.
+    pub = (image / "ssh_host_ed25519_key.pub").read_text().split()
+    (RUN_DIR / "known_hosts").write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")
+    key = RUN_DIR / "id_ed25519"
+    shutil.copy(image / "id_ed25519", key)
+    key.chmod(0o600)
+    (RUN_DIR / "ssh_config").write_text(
+        "Host lab\n"
+        "  HostName 127.0.0.1\n"
+        f"  Port {port}\n"
+        "  User root\n"
+        f"  IdentityFile {key}\n"
+        "  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {RUN_DIR / 'known_hosts'}\n"
+        "  StrictHostKeyChecking yes\n"
+        "  ConnectTimeout 20\n")
+    argv = qemu_argv(image, RUN_DIR, port, cfg, accel)
+    progress(f"booting {kernel.name} ({manifest['kernel_release']}) under QEMU {accel}"
+             f"{' icount' if cfg.icount else ''}; SSH on 127.0.0.1:{port}")
+    t0 = time.monotonic()
+    with open(RUN_DIR / "qemu.stderr", "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                start_new_session=True)
+    state = {
+        "kernel": kernel.name,
+        "kernel_release": manifest["kernel_release"],
+        "image": str(image),
+        "pid": proc.pid,
+        "port": port,
+        "accel": accel,
+        "icount": cfg.icount,
+        "smp": 1 if cfg.icount else cfg.smp,
+        "memory_mb": cfg.memory_mb,
+        "cpu_model": "host" if accel == "kvm" else "max,pauth-impdef=on",
+        "qemu_version": qemu_version(),
+        "qemu_argv": argv,
+        "ssh_config": str(RUN_DIR / "ssh_config"),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (RUN_DIR / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    deadline = t0 + boot_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabError(f"QEMU exited during boot (exit {proc.returncode}): "
+                           f"{_tail(RUN_DIR / 'qemu.stderr') or _tail(RUN_DIR / 'console.log')}",
+                           hint="see 'bench lab logs'")
+        if ssh_banner(port, timeout=2.0):
+            state["boot_seconds"] = round(time.monotonic() - t0, 1)
+            (RUN_DIR / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+            state["alive"] = True
+            return state
+        time.sleep(1.0)
+    _kill(proc.pid)
+    raise LabError(f"the lab did not answer SSH within {boot_timeout:.0f} s; last console line: "
+                   f"{_tail(RUN_DIR / 'console.log')}", hint="see 'bench lab logs'")
+
+
+def _tail(path, n=1):
+    try:
+        lines = [l for l in pathlib.Path(path).read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+def _kill(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def down(timeout=60.0, progress=print):
+    """Clean power-off over SSH, then SIGTERM, then SIGKILL.  Returns how it ended."""
+    state = read_state()
+    if not state:
+        return "not running"
+    pid = state["pid"]
+    how = "already stopped"
+    if state["alive"]:
+        progress("powering the lab off")
+        ssh = ["ssh", "-F", state["ssh_config"], "-o", "BatchMode=yes", "lab", "/usr/local/sbin/lab-poweroff"]
+        try:
+            subprocess.run(ssh, capture_output=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        how = "powered off"
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _pid_alive(pid):
+            how = "killed (SIGTERM) after the power-off timeout"
+            _kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        if _pid_alive(pid):
+            how = "killed (SIGKILL)"
+            _kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    (RUN_DIR / "state.json").unlink(missing_ok=True)
+    return how
+
+
+def lab_facts(state):
+    """What a bundle records about the lab (merged into the host's facts)."""
+    return {k: state.get(k) for k in ("kernel", "kernel_release", "accel", "icount", "smp",
+                                      "memory_mb", "cpu_model", "qemu_version", "boot_seconds")} | {
+        "emulated": state.get("accel") != "kvm"}

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real QEMU arm64 lab (booted once per test session) and
+a real OpenSSH server on loopback (tests/sshfixture.py).
+
+Outside CI a missing part skips with a reason naming it; in CI (CI set) it
+fails, because .ci/run installs every part.
+"""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from sshfixture import sshd  # noqa: F401  (fixture)
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def need(condition, what):
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is missing in CI; .ci/system-deps should have installed it")
+    pytest.skip(f"{what} is missing")
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The debian-6.1 lab, up for the whole session; powered off at the end
+    if this session started it, and then no QEMU process may be left."""
+    from remote import lab as labmod
+
+    need(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 (package qemu-system-arm)")
+    need(shutil.which("mmdebstrap") or labmod.select("debian-6.1").image_dir().exists(),
+         "mmdebstrap (to build the lab image)")
+    state = labmod.read_state()
+    started = not (state and state["alive"])
+    state = labmod.up(labmod.LabConfig(kernel="debian-6.1"), progress=lambda t: print(t))
+    yield state
+    if started:
+        labmod.down()
+        left = subprocess.run(["pgrep", "-f", "ftrace-regs-bench-lab"], capture_output=True, text=True)
+        assert left.stdout.strip() == "", f"QEMU still running after 'bench lab down': {left.stdout}"
+
+
+@pytest.fixture
+def lab_target(lab):
+    from remote.ssh import open_ssh_target
+
+    t = open_ssh_target("lab", config_path=lab["ssh_config"])
+    yield t
+    t.close()

@@ -1,0 +1,49 @@
+"""Pure logic of the agent's files (they run on the target; here we test
+their parsers on real captured text)."""
+import pathlib
+
+from remote.agent import facts, tracefs
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def test_buffer_size_reads_both_forms():
+    # fresh kernel: '7 (expanded: 1408)'; after a tracer was used: '1408'
+    assert tracefs.buffer_size("7 (expanded: 1408)\n") == 1408
+    assert tracefs.buffer_size("1408\n") == 1408
+    assert tracefs.same_state("buffer_size_kb", "7 (expanded: 1408)\n", "1408\n")
+    assert not tracefs.same_state("buffer_size_kb", "1408\n", "2816\n")
+
+
+def test_filter_lists_compare_as_sets_and_ignore_the_banner():
+    empty = "#### all functions enabled ####\n"
+    assert tracefs.same_state("set_ftrace_filter", empty, "")
+    assert tracefs.same_state("set_ftrace_filter", "b\na\n", "a\nb\n")
+    assert not tracefs.same_state("set_ftrace_filter", empty, "__arm64_sys_getppid\n")
+
+
+def test_config_lines_kept_are_the_ftrace_ones():
+    text = (DATA / "config-6.1.0-56-cloud-arm64").read_text()
+    kept = [l for l in text.splitlines() if facts.CONFIG_PATTERN.match(l)]
+    names = {l.lstrip("# ").split("=")[0].split()[0] for l in kept}
+    assert "CONFIG_DYNAMIC_FTRACE_WITH_REGS" in names
+    assert "CONFIG_FUNCTION_TRACER" in names
+    assert "CONFIG_EXT4_FS" not in names
+    assert all("FTRACE" in n or "TRAC" in n or "KPROBE" in n or "BPF" in n or "MODULE" in n
+               or "PTR_AUTH" in n or "LOCK_DOWN" in n or "VERSION" in n or "BTF" in n
+               or "MCOUNT" in n or "PATCHABLE" in n or "LIVEPATCH" in n or "RETHOOK" in n
+               or "FPROBE" in n or "IKHEADERS" in n or "FUNCTION_GRAPH" in n for n in names)
+
+
+def test_timer_frequency_from_boot_log_lines():
+    arm = ["[    0.000000] arch_timer: cp15 timer(s) running at 62.50MHz (virt)."]
+    hz, line = facts.timer_frequency(arm)
+    assert hz == 62.5e6 and line.startswith("arch_timer")
+    x86 = ["[    0.000016] tsc: Detected 2100.000 MHz processor"]
+    assert facts.timer_frequency(x86)[0] == 2100e6
+    assert facts.timer_frequency([]) == (None, None)
+
+
+def test_arm_part_names():
+    assert facts.ARM_PARTS[(0x41, 0xd0c)].startswith("Neoverse-N1")
+    assert facts.ARM_PARTS[(0x41, 0xd40)].startswith("Neoverse-V1")

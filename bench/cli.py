@@ -1,8 +1,9 @@
 """The `bench` command.  Only this module turns exceptions into a one-line
 message and an exit code (the table is EXIT_CODES, mirrored in the README)."""
-import functools
 import json
+import logging
 import os
+import pathlib
 import shlex
 import subprocess
 import sys
@@ -77,6 +78,14 @@ class BenchGroup(click.Group):
 def cli(debug):
     """Measure the per-call cost of the Linux function tracer (ftrace_regs_caller,
     ftrace_caller, mcount) on arm64 machines and the QEMU arm64 lab."""
+    # paramiko logs failed handshakes with tracebacks; the user gets our one
+    # line instead (and everything with --debug).
+    log = logging.getLogger("paramiko")
+    if debug:
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
 
 
 # -- run -------------------------------------------------------------------------
@@ -117,9 +126,13 @@ def run(host, profile, modes, out, force, accept_new_host_key, ssh_config, lease
     out_dir = out or bundle_mod.default_dir("results", host)
     ui = RunUI(quiet=quiet)
     # --out is checked before anything is done on the target.
-    _check_out(out_dir)
-    target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
-                                    ssh_config=ssh_config, timeout=connect_timeout)
+    created = _prepare_out(out_dir)
+    try:
+        target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
+                                        ssh_config=ssh_config, timeout=connect_timeout)
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         b = execute(target, plan, out_dir, force=force, lease=lease, ui=ui, lab_state=lab_state,
@@ -130,20 +143,37 @@ def run(host, profile, modes, out, force, accept_new_host_key, ssh_config, lease
     click.echo(f"bundle: {b.path}", err=True)
 
 
-def _check_out(out_dir):
+def _prepare_out(out_dir):
+    """Create --out (and its parents) and prove it writable before anything
+    happens on the target.  Returns the directories it created."""
     from .errors import OutputError
-    import pathlib
 
     p = pathlib.Path(out_dir)
     if (p / "bundle.json").exists():
         raise OutputError(f"{p} already holds a bundle; results are never overwritten",
                           hint="choose another --out")
+    created = []
     probe = p
     while not probe.exists():
+        created.append(probe)
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write the bundle to {p}: {probe} is not a writable directory",
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        (p / ".write-test").write_bytes(b"")
+        (p / ".write-test").unlink()
+    except OSError as e:
+        _remove_empty(created)
+        raise OutputError(f"cannot write the bundle to {p}: {e.strerror or e}",
                           hint="choose a writable --out")
+    return created
+
+
+def _remove_empty(dirs):
+    for d in dirs:  # deepest first
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 # -- export ----------------------------------------------------------------------
@@ -252,7 +282,20 @@ def lab_logs(lines):
 
 
 def main():
-    cli(prog_name="bench")
+    """Entry point: click's usage errors become one line too."""
+    try:
+        code = cli.main(prog_name="bench", standalone_mode=False)
+    except click.UsageError as e:
+        where = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+        click.echo(f"bench: error: {e.format_message()}{where}", err=True)
+        sys.exit(EXIT_CODES["usage"][0])
+    except click.ClickException as e:
+        click.echo(f"bench: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("bench: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=Non
     finally:
         problems = []
         try:
-            problems = client.close()
+            problems = client.close(abort=status != "complete")
         except RemoteError as e:
             bundle.data["notes"].append(f"closing the agent: {e}")
         except KeyboardInterrupt:

@@ -161,12 +161,15 @@ class AgentClient:
     def fetch(self, path):
         return self.target.read_file(path)
 
-    def close(self, timeout=120.0):
-        """Ask the agent to restore and leave; returns restore problems (list)."""
+    def close(self, timeout=120.0, abort=False):
+        """Ask the agent to restore and leave; returns restore problems (list).
+        abort=True first stops a measurement that is still running."""
         if self.proc is None or self._closed:
             return []
         problems = []
         try:
+            if abort and not self._eof:
+                self._send({"id": "abort", "op": "abort"})
             if not self._eof:
                 problems = self.request("bye", timeout=timeout).get("problems", [])
         finally:

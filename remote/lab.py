@@ -61,6 +61,8 @@ mountpoint -q /tmp || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug
 hostname lab
+# No udev in the guest: load the NIC's driver by hand.
+modprobe virtio_net
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -107,22 +109,38 @@ class Kernel:
                 "sysvinit-core", "util-linux")
 
     @classmethod
+    def base_recipe(cls):
+        """What the mmdebstrap tarball depends on (the slow stage)."""
+        return {
+            "suite": cls.suite,
+            "kernel_package": cls.kernel_package,
+            "packages": sorted(cls.packages),
+            "argv": mmdebstrap_argv(cls, "ROOT"),
+            "base_version": 1,
+        }
+
+    @classmethod
     def recipe(cls):
         """Everything the image depends on; its hash names the cache entry."""
         return {
             "kernel": cls.name,
-            "suite": cls.suite,
-            "kernel_package": cls.kernel_package,
-            "packages": sorted(cls.packages),
+            "base": cls.base_recipe(),
             "files": {"inittab": INITTAB, "rc.sysinit": RC_SYSINIT, "poweroff": POWEROFF,
                       "sshd_config": SSHD_CONFIG, "fstab": FSTAB},
-            "recipe_version": 1,
+            "recipe_version": 2,
         }
 
     @classmethod
+    def base_path(cls):
+        return CACHE / "lab" / "base" / f"{cls.name}-{_hash(cls.base_recipe())}.tar"
+
+    @classmethod
     def image_dir(cls):
-        h = hashlib.sha256(json.dumps(cls.recipe(), sort_keys=True).encode()).hexdigest()[:12]
-        return CACHE / "lab" / "images" / f"{cls.name}-{h}"
+        return CACHE / "lab" / "images" / f"{cls.name}-{_hash(cls.recipe())}"
+
+
+def _hash(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class Debian61(Kernel):
@@ -206,6 +224,22 @@ def _run(argv, log, **kw):
                        hint=f"see {log.name}")
 
 
+def build_base(kernel, work, log, progress):
+    """The mmdebstrap tarball (slow: minutes under user-mode emulation), cached
+    apart from the guest's configuration so that changing an init script
+    does not rebuild it."""
+    base = kernel.base_path()
+    if base.exists():
+        return base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"building the {kernel.name} root filesystem with mmdebstrap "
+             f"(arm64, {kernel.suite}; several minutes, once)")
+    tmp = work / "base.tar"
+    _run(mmdebstrap_argv(kernel, tmp), log)
+    shutil.move(tmp, base)
+    return base
+
+
 def build(kernel, progress=print):
     """Build the image for `kernel` unless cached.  Returns the image dir."""
     dest = kernel.image_dir()
@@ -219,10 +253,10 @@ def build(kernel, progress=print):
     try:
         with open(log_path, "w") as log:
             root = work / "root"
-            progress(f"building the {kernel.name} root filesystem with mmdebstrap "
-                     f"(arm64, {kernel.suite}; several minutes, once)")
-            _run(mmdebstrap_argv(kernel, root), log)
+            base = build_base(kernel, work, log, progress)
             progress("configuring the guest (init, sshd, keys)")
+            root.mkdir()
+            _run(["tar", "-C", str(root), "--numeric-owner", "-xpf", str(base)], log)
             _configure_root(root, work, log)
             boot = root / "boot"
             vmlinuz = sorted(boot.glob("vmlinuz-*"))
@@ -247,6 +281,7 @@ def build(kernel, progress=print):
             "packages": packages,
             "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": round(time.monotonic() - t0, 1),
+            "base": str(base),
             "host_key_fingerprint": _fingerprint(work / "ssh_host_ed25519_key.pub"),
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -105,6 +105,12 @@ class Agent:
             if req.get("op") == "ping":
                 self.send({"id": req.get("id"), "ok": True, "result": {"t": time.time()}})
                 continue
+            if req.get("op") == "abort":
+                # Ctrl-C on the controller: stop a running measurement now, so
+                # that the 'bye' queued behind it restores at once.
+                self.kill_workload()
+                self.send({"id": req.get("id"), "ok": True, "result": {}})
+                continue
             with self.req_cond:
                 self.requests.append(req)
                 self.req_cond.notify()
@@ -171,21 +177,29 @@ class Agent:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def start_guardian(self):
-        """A detached process that restores from state.json if we die unrestored."""
+        """A detached process that restores from state.json if we die unrestored.
+
+        It blocks reading a pipe whose only write end we hold: the read returns
+        (EOF) the moment we exit, however we exit, kill -9 included.
+        """
+        r, w = os.pipe()
         pid = os.fork()
         if pid:
+            os.close(r)
+            self.guardian_pipe = w  # kept open for our whole life
             os.waitpid(pid, 0)
             return
         try:
+            os.close(w)
             os.setsid()
             if os.fork():
                 os._exit(0)
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
+            os.set_inheritable(r, True)
             os.execv(sys.executable, [sys.executable, os.path.join(HERE, "agent.py"),
-                                      "--guard", str(self.pid),
-                                      "--workdir", self.workdir])
+                                      "--guard", str(r), "--workdir", self.workdir])
         finally:
             os._exit(0)
 
@@ -361,16 +375,14 @@ class Agent:
                            "error": "%s: %s" % (type(e).__name__, e)})
 
 
-def guard(agent_pid, workdir):
+def guard(pipe_fd, workdir):
     """Wait for the agent to exit; if it left state.json behind, restore it."""
     while True:
         try:
-            os.kill(agent_pid, 0)
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            pass
-        time.sleep(1.0)
+            if not os.read(pipe_fd, 64):
+                break  # EOF: the agent is gone
+        except InterruptedError:
+            continue
     pgid_file = os.path.join(workdir, "workload.pgid")
     if os.path.exists(pgid_file):
         try:
@@ -390,10 +402,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lease", type=float, default=30.0, help="seconds without a request before restoring")
     ap.add_argument("--workdir", default=HERE)
-    ap.add_argument("--guard", type=int, metavar="PID", help=argparse.SUPPRESS)
+    ap.add_argument("--guard", type=int, metavar="FD", help=argparse.SUPPRESS)
     ap.add_argument("--restore", metavar="STATE", help="restore a tracefs snapshot file and exit")
     ns = ap.parse_args(argv)
-    if ns.guard:
+    if ns.guard is not None:
         guard(ns.guard, ns.workdir)
         return 0
     if ns.restore:

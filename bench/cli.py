@@ -206,7 +206,8 @@ def lab():
 @click.option("--kernel", default="debian-6.1", show_default=True, help="Lab kernel to boot.")
 @click.option("--accel", type=click.Choice(["auto", "tcg", "kvm"]), default="auto", show_default=True,
               help="QEMU accelerator: KVM on an aarch64 host with /dev/kvm, TCG elsewhere.")
-@click.option("--smp", type=click.IntRange(1, 64), default=2, show_default=True, help="vCPUs.")
+@click.option("--smp", type=click.IntRange(1, 64), default=None,
+              help="vCPUs (default: 1 under TCG, which is less noisy on a small host; 2 under KVM).")
 @click.option("--memory", type=click.IntRange(512, 65536), default=2048, show_default=True,
               help="Guest memory in MiB.")
 @click.option("--boot-timeout", type=click.FloatRange(10, 3600), default=300, show_default=True,

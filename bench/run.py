@@ -9,6 +9,7 @@ import json
 import math
 
 from analysis import stats
+from remote.agent.tracefs import kernel_expanded
 from remote.agent_client import AgentClient
 from remote.errors import RemoteError
 
@@ -76,6 +77,7 @@ def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=Non
     bundle.save()
     client = AgentClient(target, lease=lease, on_event=ui.agent_event)
     status = "failed"
+    problems_seen = set()
     try:
         ui.step(f"connecting the agent on {target.name}")
         client.start()
@@ -119,8 +121,12 @@ def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=Non
         client.request("set_mode", mode="off", function=function, timeout=120)
         restored = client.request("restore", timeout=120)
         bundle.data["tracefs_after"] = restored["after"]
-        if restored["problems"]:
-            bundle.data["notes"].append("restore problems: " + "; ".join(restored["problems"]))
+        problems_seen.update(restored["problems"])
+        b, a = snap["knobs"].get("buffer_size_kb", ""), restored["after"].get("buffer_size_kb", "")
+        if kernel_expanded(b, a):
+            bundle.data["notes"].append(
+                f"buffer_size_kb: the kernel expanded its ring buffer on first tracer use "
+                f"({b.strip()!r} -> {a.strip()!r}); once per boot, only a reboot undoes it")
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -136,7 +142,10 @@ def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=Non
             bundle.data["notes"].append(f"closing the agent: {e}")
         except KeyboardInterrupt:
             client.abandon()
+        problems_seen.update(problems)
+        problems = sorted(problems_seen)
         if problems:
+            bundle.data["restore_problems"] = problems
             bundle.data["notes"].append("restore problems: " + "; ".join(problems))
         rows = []
         if bundle.data["cells"]:

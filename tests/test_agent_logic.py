@@ -11,8 +11,17 @@ def test_buffer_size_reads_both_forms():
     # fresh kernel: '7 (expanded: 1408)'; after a tracer was used: '1408'
     assert tracefs.buffer_size("7 (expanded: 1408)\n") == 1408
     assert tracefs.buffer_size("1408\n") == 1408
-    assert tracefs.same_state("buffer_size_kb", "7 (expanded: 1408)\n", "1408\n")
     assert not tracefs.same_state("buffer_size_kb", "1408\n", "2816\n")
+    assert tracefs.same_state("buffer_size_kb", "1408\n", "1408\n")
+
+
+def test_the_kernels_own_buffer_expansion_is_recognised():
+    # Captured in the debian-6.1 lab (4 KiB pages): fresh boot, then after the
+    # function tracer was first used.
+    assert tracefs.kernel_expanded("7 (expanded: 1408)\n", "1410\n")
+    assert tracefs.same_state("buffer_size_kb", "7 (expanded: 1408)\n", "1410\n")
+    assert not tracefs.same_state("buffer_size_kb", "7 (expanded: 1408)\n", "2816\n")
+    assert not tracefs.same_state("buffer_size_kb", "7 (expanded: 1408)\n", "7\n")
 
 
 def test_filter_lists_compare_as_sets_and_ignore_the_banner():

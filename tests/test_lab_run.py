@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from analysis.load import COLUMNS
 from bench.cli import cli
-from remote.agent.tracefs import buffer_size
+from remote.agent.tracefs import same_state
 
 pytestmark = pytest.mark.lab
 
@@ -39,7 +39,7 @@ def assert_same_tracefs(before, after):
     for f in FILES:
         if f == "buffer_size_kb" and "expanded" in before[f]:
             # The kernel's one-time expansion on first tracer use (README).
-            assert buffer_size(before[f]) == buffer_size(after[f]), (before[f], after[f])
+            assert same_state(f, before[f], after[f]), (before[f], after[f])
         else:
             assert after[f] == before[f], f"{f}: {before[f]!r} -> {after[f]!r}"
 

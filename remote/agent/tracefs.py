@@ -213,9 +213,12 @@ class Tracefs:
             for pid in pids:
                 self.write(knob, pid + "\n", truncate=False)
         elif knob == "buffer_size_kb":
-            size = buffer_size(before)
-            if buffer_size(self.read(knob)) != size:
-                self.write(knob, str(size))
+            # Only a size someone set is put back.  An unexpanded buffer
+            # ('7 (expanded: 1408)') was expanded by the kernel itself on
+            # first tracer use; writing 1408 now would not undo that, and
+            # writing 7 would leave the next user a 7 KiB buffer.
+            if "expanded" not in before and self.read(knob).strip() != before.strip():
+                self.write(knob, before.strip())
         else:
             self.write(knob, before.strip())
 
@@ -230,22 +233,39 @@ def _filter_entries(text):
 
 
 def buffer_size(text):
-    """'1408' -> 1408; '7 (expanded: 1408)' -> 1408.
-
-    A fresh kernel keeps a minimal buffer until a tracer is first used, then
-    expands it to the configured size once and for all (ring_buffer_expanded).
-    That expansion is the kernel's, not ours, and cannot be undone without a
-    reboot; what a later user will get (1408 here) is what we keep equal.
-    """
+    """'1408' -> 1408; '7 (expanded: 1408)' -> 1408 (the size it will get)."""
     text = text.strip()
     if "expanded:" in text:
         return int(text.split("expanded:")[1].strip(" )"))
     return int(text.split()[0])
 
 
+def kernel_expanded(before, after):
+    """True when buffer_size_kb went from '7 (expanded: 1408)' to what the
+    kernel makes of 1408 KiB when it expands the buffer on first tracer use.
+
+    The kernel rounds up to whole ring-buffer pages of PAGE_SIZE minus a
+    16-byte header, then reports pages * (PAGE_SIZE - 16) / 1024: 1408 reads
+    back as 1410 with 4 KiB pages.  The expansion happens once per boot
+    (ring_buffer_expanded) and only a reboot undoes it; it is the kernel's
+    doing, not the run's, and bundles note it.
+    """
+    if "expanded" not in before or "expanded" in after:
+        return False
+    want, got = buffer_size(before), int(after.split()[0])
+    for page in (4096, 16384, 65536):
+        data = page - 16
+        pages = -(-want * 1024 // data)
+        if got == pages * data // 1024:
+            return True
+    return got == want
+
+
 def same_state(knob, before, after):
     if knob == "buffer_size_kb":
-        return buffer_size(before) == buffer_size(after)
+        if "expanded" in before and "expanded" not in after:
+            return kernel_expanded(before, after)
+        return before.strip() == after.strip()
     if knob in ("set_ftrace_filter", "set_ftrace_notrace"):
         return sorted(_filter_entries(before)) == sorted(_filter_entries(after))
     return before.strip() == after.strip()

@@ -1,13 +1,21 @@
 """Statistics for per-call costs.
 
-The unit of replication is the pyperf worker process: values inside one
-worker share its warm caches, its loop count and its CPU, so they are not
-independent.  Each worker's values are averaged first; a mode's per-call
-figure is the mean of its workers' means, pooled over rounds; its 95%
-confidence interval is a BCa bootstrap of that mean.  The overhead of a mode
-is the difference of its mean and off's, with a two-sample BCa bootstrap
-(each sample resampled on its own).  Bootstraps are seeded, so a bundle
-always yields the same intervals.
+The unit of replication is the round.  Measured in the icount lab, the
+workers of one cell agree to a fraction of a nanosecond while two cells of
+the same mode in different rounds can differ by ~10% (the kernel's state
+moves between cells), so treating workers as independent would give
+confidence intervals far too narrow.  Hence:
+
+- a cell's figure is the mean of its pyperf workers' means (each worker's
+  values averaged first: they share one process, one loop count);
+- per_call_ns of a mode = mean of its cell figures over rounds, 95% CI from
+  Student's t on those cell figures (n = rounds);
+- overhead_ns of a mode = mean over rounds of (cell figure of the mode - cell
+  figure of off in the same round), 95% CI from Student's t on those paired
+  differences (n = rounds).  Pairing by round cancels drift of the machine
+  that the interleaved order spreads over all modes.
+
+With fewer than two rounds there is no interval (NaN, stored as null).
 """
 import math
 
@@ -15,13 +23,11 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-RESAMPLES = 10_000
-SEED = 20261126
 
 METHOD_TEXT = (
-    "per-worker means (ns per call) pooled over rounds; value = mean of worker means; "
-    f"{int(CONFIDENCE * 100)}% CI = BCa bootstrap ({RESAMPLES} resamples, seed {SEED}); "
-    "overhead = mean(mode) - mean(off) with a two-sample BCa bootstrap CI"
+    "cell figure = mean of pyperf worker means; per_call_ns = mean of cell figures over rounds, "
+    f"{int(CONFIDENCE * 100)}% CI = Student t on cell figures (n = rounds); overhead_ns = mean over "
+    "rounds of (mode - off) in the same round, CI = Student t on those paired differences"
 )
 
 
@@ -37,66 +43,54 @@ def worker_means_ns(pyperf_json_path):
     return means, sum(len(r.values) for r in bench.get_runs())
 
 
-def _ci(result):
-    lo, hi = result.confidence_interval
-    return float(lo), float(hi)
+def t_interval(sample):
+    """(mean, ci_low, ci_high) with Student's t; NaN bounds for n < 2."""
+    a = np.asarray(sample, dtype=float)
+    n = len(a)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(a.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    sem = float(a.std(ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sem
+    return mean, mean - half, mean + half
 
 
-def _bootstrap(samples, statistic):
-    if any(len(s) < 2 for s in samples):
-        return math.nan, math.nan
-    arrays = tuple(np.asarray(s, dtype=float) for s in samples)
-    if all(np.ptp(a) == 0 for a in arrays):
-        v = statistic(*arrays)
-        return float(v), float(v)
-    for method in ("BCa", "percentile"):
-        res = stats.bootstrap(arrays, statistic, confidence_level=CONFIDENCE,
-                              n_resamples=RESAMPLES, method=method, vectorized=True,
-                              random_state=np.random.default_rng(SEED))
-        lo, hi = _ci(res)
-        if not (math.isnan(lo) or math.isnan(hi)):
-            return lo, hi
-    return math.nan, math.nan
+def cell_figure(worker_means):
+    return float(np.mean(worker_means))
 
 
-def mean_ci(sample):
-    """(mean, ci_low, ci_high) of a 1-D sample."""
-    mean = float(np.mean(sample)) if len(sample) else math.nan
-    lo, hi = _bootstrap([sample], lambda a, axis=-1: np.mean(a, axis=axis))
-    return mean, lo, hi
-
-
-def diff_ci(a, b):
-    """(mean(a) - mean(b), ci_low, ci_high)."""
-    diff = float(np.mean(a) - np.mean(b))
-    lo, hi = _bootstrap([a, b], lambda x, y, axis=-1: np.mean(x, axis=axis) - np.mean(y, axis=axis))
-    return diff, lo, hi
-
-
-def summarize(samples_by_mode, workload, method, baseline="off"):
-    """Result rows from {mode: [worker means in ns]}.
+def summarize(cells, workload, method, baseline="off"):
+    """Result rows from {mode: {round: [worker means in ns]}}.
 
     One row per (mode, metric): per_call_ns for every mode, overhead_ns for
     every mode but the baseline.  Each row: mode, workload, method, metric,
-    value, unit, ci_low, ci_high, n, ci_method.
+    value, unit, ci_low, ci_high, n (rounds), n_workers, ci_method.
     """
     rows = []
-    for mode, sample in samples_by_mode.items():
-        v, lo, hi = mean_ci(sample)
+    figures = {m: {r: cell_figure(w) for r, w in by_round.items() if w} for m, by_round in cells.items()}
+    workers = {m: sum(len(w) for w in by_round.values()) for m, by_round in cells.items()}
+    for mode, by_round in figures.items():
+        v, lo, hi = t_interval(list(by_round.values()))
         rows.append(dict(mode=mode, workload=workload, method=method, metric="per_call_ns",
-                         value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(sample),
-                         ci_method=METHOD_TEXT))
-    base = samples_by_mode.get(baseline)
+                         value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(by_round),
+                         n_workers=workers[mode], ci_method=METHOD_TEXT))
+    base = figures.get(baseline)
     if base:
-        for mode, sample in samples_by_mode.items():
+        for mode, by_round in figures.items():
             if mode == baseline:
                 continue
-            v, lo, hi = diff_ci(sample, base)
+            diffs = [by_round[r] - base[r] for r in sorted(by_round) if r in base]
+            v, lo, hi = t_interval(diffs)
             rows.append(dict(mode=mode, workload=workload, method=method, metric="overhead_ns",
-                             value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(sample),
-                             ci_method=METHOD_TEXT))
+                             value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(diffs),
+                             n_workers=workers[mode], ci_method=METHOD_TEXT))
     return rows
 
 
 def excludes_zero(row):
-    return row["ci_low"] > 0 or row["ci_high"] < 0
+    lo, hi = row["ci_low"], row["ci_high"]
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return False
+    return lo > 0 or hi < 0

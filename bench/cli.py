@@ -210,13 +210,19 @@ def lab():
               help="vCPUs (default: 1 under TCG, which is less noisy on a small host; 2 under KVM).")
 @click.option("--memory", type=click.IntRange(512, 65536), default=2048, show_default=True,
               help="Guest memory in MiB.")
+@click.option("--icount", is_flag=True,
+              help="TCG with -icount shift=0 on one vCPU: guest time counts executed instructions "
+                   "(1 ns each), so timings are deterministic and independent of host load.")
 @click.option("--boot-timeout", type=click.FloatRange(10, 3600), default=300, show_default=True,
               help="Seconds to wait for SSH.")
-def lab_up(kernel, accel, smp, memory, boot_timeout):
+def lab_up(kernel, accel, smp, memory, icount, boot_timeout):
     """Build (once, cached) and boot the lab."""
     from remote import lab as labmod
 
-    cfg = labmod.LabConfig(kernel=kernel, accel=accel, smp=smp, memory_mb=memory)
+    if icount and accel == "kvm":
+        raise click.UsageError("--icount needs TCG; it cannot be combined with --accel kvm")
+    cfg = labmod.LabConfig(kernel=kernel, accel="tcg" if icount else accel, smp=smp,
+                           memory_mb=memory, icount=icount)
     state = labmod.up(cfg, progress=lambda t: click.echo(f"> {t}", err=True), boot_timeout=boot_timeout)
     click.echo(f"lab up: {state['kernel']} ({state['kernel_release']}), QEMU {state['accel']}, "
                f"SSH 127.0.0.1:{state['port']}"

@@ -29,7 +29,7 @@ class Profile:
 PROFILES = {
     p.name: p
     for p in (
-        Profile("quick", rounds=2, processes=4, values=3, warmups=1, min_time=0.05,
+        Profile("quick", rounds=4, processes=2, values=3, warmups=1, min_time=0.05,
                 description="a few minutes in the TCG lab, under 2 minutes on hardware"),
         Profile("standard", rounds=5, processes=8, values=3, warmups=1, min_time=0.1,
                 description="the default: 5 rounds x 8 workers x 3 values per mode"),

@@ -57,7 +57,8 @@ def summarize_bundle(bundle):
         if cell.get("status") != "ok":
             continue
         means, _ = stats.worker_means_ns(bundle.path / cell["file"])
-        samples.setdefault((cell["workload"], cell["method"]), {}).setdefault(cell["mode"], []).extend(means)
+        by_mode = samples.setdefault((cell["workload"], cell["method"]), {})
+        by_mode.setdefault(cell["mode"], {})[cell["round"]] = means
     rows = []
     for (workload, method), by_mode in samples.items():
         ordered = {m: by_mode[m] for m in plan["modes"] if m in by_mode}

@@ -73,7 +73,7 @@ def results_table(bundle):
     title = f"{data['host']['name']}: kernel {facts.get('kernel_release')} ({facts.get('ftrace_variant')})"
     if lab:
         title += f", emulated (QEMU {lab['accel']}{' icount' if lab.get('icount') else ''})"
-    t = Table(title=title, caption="95% CIs: BCa bootstrap over pyperf worker means")
+    t = Table(title=title, caption="n = rounds; 95% CIs: Student t over rounds, overhead paired with off by round")
     for col in ("mode", "workload", "method", "ns/call", "95% CI", "overhead ns", "95% CI", "n"):
         t.add_column(col, justify="right" if col not in ("mode", "workload", "method") else "left")
     per = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call_ns"}

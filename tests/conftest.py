@@ -26,7 +26,13 @@ def need(condition, what):
 @pytest.fixture(scope="session")
 def lab():
     """The debian-6.1 lab, up for the whole session; powered off at the end
-    if this session started it, and then no QEMU process may be left."""
+    if this session started it, and then no QEMU process may be left.
+
+    A lab that is already up is used as it is.  Otherwise it boots with
+    icount: guest time then counts instructions, so the known answers the
+    tests check (a function-tracer overhead whose CI excludes 0) do not
+    depend on how busy the CI machine is.  Plain TCG figures on a shared
+    2-core host moved by half between cells (README)."""
     from remote import lab as labmod
 
     need(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 (package qemu-system-arm)")
@@ -34,7 +40,9 @@ def lab():
          "mmdebstrap (to build the lab image)")
     state = labmod.read_state()
     started = not (state and state["alive"])
-    state = labmod.up(labmod.LabConfig(kernel="debian-6.1"), progress=lambda t: print(t))
+    if started:
+        state = labmod.up(labmod.LabConfig(kernel="debian-6.1", accel="tcg", icount=True),
+                          progress=lambda t: print(t))
     yield state
     if started:
         labmod.down()

@@ -86,7 +86,7 @@ def test_quick_run_completes_with_bundle_and_pyperf_files(quick):
         stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(path)],
                                capture_output=True, text=True)
         assert stats.returncode == 0, stats.stderr
-        assert "Number of values" in stats.stdout
+        assert "Total number of values" in stats.stdout
         # The proof that the mode was in effect, recorded per cell.
         tr = cell["tracefs"]["before"]
         if cell["mode"] == "function":

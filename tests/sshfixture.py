@@ -6,6 +6,7 @@ whose aliases cover every way a connection can go right or wrong:
 
     bench-root      root, key auth
     bench-noroot    the unprivileged user benchnoroot (no sudo)
+    bench-sudo      the user benchsudo, root through passwordless sudo
     bench-jump      root again, through ``ProxyJump bench-root``
     bench-proxycmd  root again, through ``ProxyCommand ssh -W``
     bench-refused   a port where nothing listens
@@ -13,8 +14,9 @@ whose aliases cover every way a connection can go right or wrong:
     bench-badkey    known_hosts holds another key for the server
     bench-unknown   empty known_hosts
 
-Needs root (sshd must switch users) and creates the system user benchnoroot
-once if it is missing; the user is left in place afterwards.
+Needs root (sshd must switch users) and creates the system users benchnoroot
+and benchsudo once if they are missing; the users are left in place
+afterwards.  benchsudo's sudoers entry exists only while the fixture runs.
 """
 import dataclasses
 import os
@@ -31,6 +33,8 @@ import pytest
 
 SSHD_BIN = "/usr/sbin/sshd"
 NOROOT_USER = "benchnoroot"
+SUDO_USER = "benchsudo"
+SUDOERS = f"/etc/sudoers.d/ftrace-regs-bench-{SUDO_USER}"
 
 
 @dataclasses.dataclass
@@ -85,6 +89,17 @@ def _ensure_noroot_user():
         r = subprocess.run(["sudo", "-n", "-l", "-U", NOROOT_USER], capture_output=True, text=True)
         if "may run" in r.stdout:
             pytest.fail(f"user {NOROOT_USER} has sudo rights: {r.stdout.strip()}")
+
+
+def _ensure_sudo_user():
+    try:
+        pwd.getpwnam(SUDO_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--shell", "/bin/sh", "--create-home", SUDO_USER],
+                       check=True)
+    with open(SUDOERS, "w") as f:
+        f.write(f"{SUDO_USER} ALL=(root) NOPASSWD: ALL\n")
+    os.chmod(SUDOERS, 0o440)
 
 
 class _SilentServer:
@@ -169,6 +184,7 @@ def _client_config(d, port, refused_port, silent_port):
     hosts = {
         "bench-root": {},
         "bench-noroot": {"User": NOROOT_USER},
+        "bench-sudo": {"User": SUDO_USER},
         "bench-jump": {"ProxyJump": "bench-root"},
         "bench-proxycmd": {"ProxyCommand": f"ssh -F {d['config']} -W %h:%p bench-root"},
         "bench-refused": {"Port": refused_port},
@@ -193,6 +209,9 @@ def sshd():
     if os.geteuid() != 0:
         _missing("the sshd fixture needs root (sshd must switch to two users)")
     _ensure_noroot_user()
+    if not shutil.which("sudo"):
+        _missing("sudo not found (apt-get install sudo)")
+    _ensure_sudo_user()
 
     # Not under pytest's tmp_path: that tree is 0700 root, and sshd reads
     # authorized_keys as the user logging in, benchnoroot included.
@@ -261,3 +280,5 @@ def sshd():
             _stop_sshd(proc)
         silent.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.exists(SUDOERS):
+            os.unlink(SUDOERS)

@@ -83,6 +83,14 @@ def test_kernel_refusing_the_function_tracer(sshd, tmp_path):
     assert "refused" in line and "lockdown" in line, line
 
 
+def test_root_through_sudo_reaches_the_kernel(sshd, tmp_path):
+    """benchsudo is not root: the agent starts through 'sudo -n' and gets as
+    far as this kernel's refusal (not 'no root')."""
+    got, line = bench_run(sshd, "bench-sudo", tmp_path)
+    assert got in (EXIT_CODES["refused"][0], 0), line
+    assert "lockdown" in line or got == 0, line
+
+
 def test_unwritable_out(sshd, tmp_path):
     before = target_state()
     r = CliRunner().invoke(cli, ["run", "--host", "bench-root", "--ssh-config", sshd.config_path,

@@ -21,7 +21,8 @@ from remote import lab
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cold", action="store_true", help="remove the cached image and rebuild it")
+    ap.add_argument("--cold", action="store_true",
+                    help="remove the cached image and its mmdebstrap tarball, and rebuild both")
     ap.add_argument("--kernel", default="debian-6.1")
     ns = ap.parse_args()
     kernel = lab.select(ns.kernel)
@@ -29,8 +30,10 @@ def main():
           f"{lab.qemu_version()}")
     if lab.read_state() and lab.read_state()["alive"]:
         lab.down()
-    if ns.cold and kernel.image_dir().exists():
-        shutil.rmtree(kernel.image_dir())
+    if ns.cold:
+        if kernel.image_dir().exists():
+            shutil.rmtree(kernel.image_dir())
+        kernel.base_path().unlink(missing_ok=True)
     t0 = time.monotonic()
     image = lab.build(kernel, progress=lambda t: None)
     built = time.monotonic() - t0

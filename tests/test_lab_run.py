@@ -176,3 +176,15 @@ def test_ctrl_c_restores_at_once_and_keeps_completed_cells(lab, lab_target, tmp_
     assert_same_tracefs(before, read_tracefs(lab_target))
     assert leftovers(lab_target) == []
     print(f"Ctrl-C to restored and exited: {took:.1f} s")
+
+
+@pytest.mark.lab_down
+def test_lab_down_leaves_no_qemu(lab):
+    if not lab["started_by_tests"]:
+        pytest.skip("the lab was up before the tests started; it is left running")
+    r = CliRunner().invoke(cli, ["lab", "down"])
+    assert r.exit_code == 0 and "powered off" in r.output, r.output
+    left = subprocess.run(["pgrep", "-af", "[f]trace-regs-bench-lab"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"QEMU still running after 'bench lab down': {left.stdout}"
+    r = CliRunner().invoke(cli, ["lab", "status"])
+    assert "down" in r.output

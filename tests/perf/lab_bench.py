@@ -42,9 +42,11 @@ def main():
         print(f"cold image build: {built:.0f} s")
     else:
         print(f"image build (from manifest, {manifest['built_utc']}): {manifest['build_seconds']} s")
-    sizes = {p.name: p.stat().st_size for p in image.iterdir() if p.is_file()}
-    print("image files: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in sorted(sizes.items())
-                                      if v > 2**20))
+    # rootfs.ext4 is sparse: its allocated size is what the disk holds.
+    sizes = {p.name: p.stat().st_blocks * 512 for p in image.iterdir() if p.is_file()}
+    sizes["mmdebstrap tarball"] = kernel.base_path().stat().st_blocks * 512
+    print("on disk: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in sorted(sizes.items())
+                                  if v > 2**20))
     t0 = time.monotonic()
     state = lab.up(lab.LabConfig(kernel=ns.kernel), progress=lambda t: None)
     print(f"warm boot to SSH-ready: {time.monotonic() - t0:.1f} s (accel {state['accel']}, "

@@ -15,6 +15,9 @@ confidence intervals far too narrow.  Hence:
   differences (n = rounds).  Pairing by round cancels drift of the machine
   that the interleaved order spreads over all modes.
 
+- regs_gain_ns = mean over rounds of (regs - noregs in the same round): the
+  cost of saving a complete pt_regs, everything else equal.
+
 With fewer than two rounds there is no interval (NaN, stored as null).
 """
 import math
@@ -29,6 +32,10 @@ METHOD_TEXT = (
     f"{int(CONFIDENCE * 100)}% CI = Student t on cell figures (n = rounds); overhead_ns = mean over "
     "rounds of (mode - off) in the same round, CI = Student t on those paired differences"
 )
+
+
+GAIN_TEXT = ("regs_gain_ns = mean over rounds of (regs - noregs in the same round), "
+             f"{int(CONFIDENCE * 100)}% CI = Student t on those paired differences")
 
 
 def worker_means_ns(pyperf_json_path):
@@ -86,6 +93,14 @@ def summarize(cells, workload, method, baseline="off"):
             rows.append(dict(mode=mode, workload=workload, method=method, metric="overhead_ns",
                              value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(diffs),
                              n_workers=workers[mode], ci_method=METHOD_TEXT))
+    if "regs" in figures and "noregs" in figures:
+        # The headline: what saving a complete pt_regs costs per call.
+        regs, noregs = figures["regs"], figures["noregs"]
+        diffs = [regs[r] - noregs[r] for r in sorted(regs) if r in noregs]
+        v, lo, hi = t_interval(diffs)
+        rows.append(dict(mode="regs", workload=workload, method=method, metric="regs_gain_ns",
+                         value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(diffs),
+                         n_workers=workers["regs"], ci_method=GAIN_TEXT))
     return rows
 
 

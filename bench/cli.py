@@ -29,12 +29,16 @@ EXIT_CODES = {
     "refused": (6, "the kernel refused a tracefs operation"),
     "invalid": (6, "the kernel rejected a tracefs value"),
     "tracefs": (6, "tracefs error"),
+    "module-refused": (6, "the kernel refused the suite's module or its request"),
+    "module-build": (6, "the suite's module did not build on the target"),
     "busy": (7, "tracing already in use on the target"),
+    "module-busy": (7, "a module from an earlier run is loaded and cannot be removed"),
     "output": (8, "cannot write the output"),
     "bundle": (8, "bad or unreadable bundle"),
     "lab": (9, "lab error"),
     "measure": (10, "a measurement failed or was not what it claimed"),
     "agent": (10, "the agent failed"),
+    "module": (10, "the suite's module failed"),
     "protocol": (10, "the agent failed"),
     "remote": (10, "remote error"),
     "bench": (1, "error"),
@@ -96,8 +100,12 @@ def cli(debug):
                    "in ~/.ssh/config.")
 @click.option("--profile", default="standard", show_default=True,
               help="Effort: quick, standard or rigorous.")
-@click.option("--modes", default="off,function,function-all", show_default=True,
-              help="Comma-separated tracer modes; 'off' is always included (it is the baseline).")
+@click.option("--modes", default="off,function,function-all,noregs,regs", show_default=True,
+              help="Comma-separated modes; 'off' is always included (it is the baseline).  Modes the "
+                   "host cannot do are skipped with the reason.")
+@click.option("--methods", default="pyperf,kernel", show_default=True,
+              help="Comma-separated methods: pyperf (user space), kernel (the module's in-kernel "
+                   "timing).  Methods the host cannot do are skipped with the reason.")
 @click.option("--out", type=click.Path(), default=None,
               help="Bundle directory (default: results/<host>/<UTC timestamp>/).")
 @click.option("--force", is_flag=True, help="Measure even if tracing is already in use (it is restored).")
@@ -111,18 +119,20 @@ def cli(debug):
 @click.option("--connect-timeout", type=click.FloatRange(1, 600), default=None,
               help="Seconds to wait for the SSH connection.")
 @click.option("--quiet", is_flag=True, help="No progress, only the table.")
-def run(host, profile, modes, out, force, accept_new_host_key, ssh_config, lease, seed,
+def run(host, profile, modes, methods, out, force, accept_new_host_key, ssh_config, lease, seed,
         connect_timeout, quiet):
     """Measure per-call cost and tracer overhead on HOST; write a bundle."""
     from . import bundle as bundle_mod
-    from .plan import MODES, make_plan, parse_list, select_profile
+    from .plan import METHODS, MODES, parse_list, select_profile
     from .run import execute
     from .targets import open_target
     from .ui import RunUI, print_results
 
-    prof = select_profile(profile)
     mode_list = parse_list(modes, MODES, "modes")
-    plan = make_plan(prof, mode_list, seed=seed)
+    if "off" not in mode_list:
+        mode_list = ["off"] + mode_list
+    request = {"profile": select_profile(profile), "modes": mode_list,
+               "methods": parse_list(methods, METHODS, "methods"), "seed": seed}
     out_dir = out or bundle_mod.default_dir("results", host)
     ui = RunUI(quiet=quiet)
     # --out is checked before anything is done on the target.
@@ -135,7 +145,7 @@ def run(host, profile, modes, out, force, accept_new_host_key, ssh_config, lease
         raise
     try:
         command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        b = execute(target, plan, out_dir, force=force, lease=lease, ui=ui, lab_state=lab_state,
+        b = execute(target, request, out_dir, force=force, lease=lease, ui=ui, lab_state=lab_state,
                     command=command)
     finally:
         target.close()
@@ -174,6 +184,37 @@ def _remove_empty(dirs):
             d.rmdir()
         except OSError:
             pass
+
+
+# -- check -----------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="lab", show_default=True,
+              help="'lab', 'local', or a Host alias in ~/.ssh/config.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stable keys).")
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust an unknown SSH host key once and add it to known_hosts.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), default=None,
+              help="ssh_config file to read aliases from (default ~/.ssh/config).")
+@click.option("--connect-timeout", type=click.FloatRange(1, 600), default=None,
+              help="Seconds to wait for the SSH connection.")
+def check(host, as_json, accept_new_host_key, ssh_config, connect_timeout):
+    """Say what HOST can do (ftrace era, regs caller, module, bcc, tuning), each with its reason.
+    Changes nothing on the host."""
+    from .run import probe
+    from .targets import open_target
+    from .ui import RunUI, print_check
+
+    target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
+                                    ssh_config=ssh_config, timeout=connect_timeout)
+    try:
+        facts, report = probe(target, ui=RunUI(quiet=True), lab_state=lab_state)
+    finally:
+        target.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=1, sort_keys=True))
+    else:
+        print_check(host, report)
 
 
 # -- export ----------------------------------------------------------------------

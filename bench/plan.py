@@ -10,9 +10,17 @@ import random
 
 from .errors import UsageError
 
-MODES = ("off", "function", "function-all")
+MODES = ("off", "function", "function-all", "noregs", "regs")
 WORKLOADS = ("getppid",)
-METHODS = ("pyperf",)
+METHODS = ("pyperf", "kernel")
+# The module's in-kernel timing measures its own tracee with its own ops:
+# it has a figure for no ops (off), an ops without SAVE_REGS and one with.
+KERNEL_MODES = ("off", "noregs", "regs")
+MODULE_MODES = ("noregs", "regs")
+
+
+def applies(mode, method):
+    return method != "kernel" or mode in KERNEL_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +84,11 @@ class Plan:
     methods: list
     seed: int
     cells: list
+    skipped: list = dataclasses.field(default_factory=list)
+
+    @property
+    def needs_module(self):
+        return "kernel" in self.methods or any(m in MODULE_MODES for m in self.modes)
 
     def pyperf_args(self):
         p = self.profile
@@ -92,10 +105,31 @@ class Plan:
             "rounds": self.profile.rounds,
             "pyperf_args": self.pyperf_args(),
             "order": [c.id for c in self.cells],
+            "skipped": self.skipped,
         }
 
 
-def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None):
+def restrict(modes, methods, check):
+    """Keep what the host supports (a bench check report); say what is skipped and why."""
+    skipped = []
+    keep_modes = []
+    for m in modes:
+        a = check["modes"][m]
+        if a["ok"]:
+            keep_modes.append(m)
+        else:
+            skipped.append({"mode": m, "method": None, "reason": a["reason"]})
+    keep_methods = []
+    for m in methods:
+        a = check["methods"][m]
+        if a["ok"]:
+            keep_methods.append(m)
+        else:
+            skipped.append({"mode": None, "method": m, "reason": a["reason"]})
+    return keep_modes, keep_methods, skipped
+
+
+def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None, skipped=()):
     if "off" not in modes:
         # Overhead is a difference against 'off': without it there is no result.
         modes = ["off"] + list(modes)
@@ -108,5 +142,6 @@ def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None
         rng.shuffle(order)
         for mode in order:
             for method in methods:
-                cells.append(Cell(r, mode, workload, method))
-    return Plan(profile, list(modes), workload, list(methods), seed, cells)
+                if applies(mode, method):
+                    cells.append(Cell(r, mode, workload, method))
+    return Plan(profile, list(modes), workload, list(methods), seed, cells, list(skipped))

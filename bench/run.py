@@ -31,6 +31,7 @@ def _clean(o):
 
 def check_mode(mode, function, v):
     """Refuse a cell whose tracefs state is not what its mode claims."""
+    flags = v.get("target_flags") or []
     if mode == "off":
         ok = v["current_tracer"] == "nop" and v["enabled_functions_count"] == 0
         want = "current_tracer nop and enabled_functions empty"
@@ -38,21 +39,29 @@ def check_mode(mode, function, v):
         ok = (v["current_tracer"] == "function" and v["target_line"] is not None
               and v["enabled_functions_count"] == 1 and v["tracing_on"] == "1")
         want = f"function tracer on {function} alone (enabled_functions: 1 line)"
-    else:  # function-all
+    elif mode == "function-all":
         ok = (v["current_tracer"] == "function" and v["enabled_functions_count"] > 1
               and v["tracing_on"] == "1")
         want = "function tracer on every function"
+    else:  # noregs / regs: the module's one ops on the function, R flag or not
+        ok = (v["current_tracer"] == "nop" and v["target_line"] is not None
+              and v["enabled_functions_count"] == 1 and (("R" in flags) == (mode == "regs")))
+        want = (f"the module's ops alone on {function}, "
+                f"{'with' if mode == 'regs' else 'without'} the R (regs) flag")
     if not ok:
         raise MeasurementError(
             f"mode {mode!r} is not in effect on the target: tracefs shows current_tracer="
             f"{v['current_tracer']!r}, tracing_on={v['tracing_on']}, "
-            f"{v['enabled_functions_count']} enabled function(s); expected {want}")
+            f"{v['enabled_functions_count']} enabled function(s), {function}: "
+            f"{v['target_line']!r}; expected {want}")
 
 
 def summarize_bundle(bundle):
     """Result rows from the cells' raw pyperf files (recomputable from the bundle alone)."""
     plan = bundle.data["plan"]
     samples = {}
+    if not plan:
+        return []
     for cell in bundle.data["cells"]:
         if cell.get("status") != "ok":
             continue
@@ -66,32 +75,144 @@ def summarize_bundle(bundle):
     return _clean(rows)
 
 
-def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None):
-    """Run `plan` on `target`; returns the finished Bundle.
+def _kmod_cache_dir(facts):
+    """Where a module built on a target is kept for targets running the very
+    same kernel build (release, version string and arch must all match: then
+    vermagic and symbol CRCs match too)."""
+    import hashlib
 
-    The bundle is created first, so that an unwritable --out fails before
-    anything happens on the target.
+    from remote.agent_client import KMOD_DIR, KMOD_FILES
+    from remote.lab import CACHE
+
+    key = hashlib.sha256()
+    for part in (facts.get("kernel_release"), facts.get("kernel_version"), facts.get("arch")):
+        key.update(str(part).encode() + b"\0")
+    for name in KMOD_FILES:
+        key.update((KMOD_DIR / name).read_bytes())
+    return CACHE / "kmod" / f"{facts.get('kernel_release')}-{key.hexdigest()[:12]}"
+
+
+def start_agent(target, client, ui, lab_state, force, modes, workload):
+    """Start the agent; return (facts, preflight, check report)."""
+    from .check import report
+
+    ui.step(f"connecting the agent on {target.name}")
+    client.start()
+    facts = client.request("facts", timeout=120)
+    facts["ftrace_variant"] = ftrace_variant(facts.get("kernel_config", {}), facts.get("arch"))
+    if lab_state:
+        from remote.lab import lab_facts
+        facts["lab"] = lab_facts(lab_state)
+    pre = client.request("preflight", modes=modes, force=force, syscall=workload, timeout=120)
+    caps = client.request("check", timeout=120)
+    root_via = "root" if not target.root_prefix() else "sudo"
+    return facts, pre, report(facts, caps, pre, root_via)
+
+
+def prepare_module(client, bundle, facts, ui):
+    """Build (or reuse) and load the module; keep a built .ko for next time."""
+    import shutil
+
+    cache = _kmod_cache_dir(facts)
+    prebuilt = None
+    if (cache / "ftrace_regs_bench.ko").exists():
+        rel = "kmod/ftrace_regs_bench.ko"
+        client.target.write_file(client.workdir + "/" + rel, (cache / "ftrace_regs_bench.ko").read_bytes())
+        prebuilt = rel
+        ui.step("loading the module (built earlier for this exact kernel)")
+    else:
+        ui.step("building the module against the target's own kernel headers")
+    prep = client.request("kmod_prepare", prebuilt=prebuilt, timeout=2400)
+    if prep.get("leftover_removed"):
+        bundle.data["notes"].append("a ftrace_regs_bench module left loaded by an earlier run was "
+                                    "found and removed before loading ours")
+    if prep.get("built"):
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / "ftrace_regs_bench.ko.tmp"
+        tmp.write_bytes(client.fetch(prep["ko"]))
+        shutil.move(tmp, cache / "ftrace_regs_bench.ko")
+    info = client.request("kmod_load", timeout=120)
+    bundle.data["module"] = {"built_on_target": prep.get("built"), "prebuilt": bool(prebuilt),
+                             "build_seconds": prep.get("build_seconds"), "info": info,
+                             "leftover_removed": prep.get("leftover_removed")}
+    bundle.save()
+
+
+def calibrate_kernel(client, min_time):
+    """Calls per in-kernel timing run: double until the slowest setting
+    (one SAVE_REGS ops) lasts min_time."""
+    calls = 1000
+    while True:
+        run = client.request("kmod_time", calls=calls, save_regs=True, relevant=1, reps=1,
+                             timeout=600)["runs"][0]
+        if run["total_ns"] >= min_time * 1e9 or calls >= 10**8:
+            return calls
+        calls *= 2
+
+
+KERNEL_SETTINGS = {"off": dict(save_regs=False, relevant=0), "noregs": dict(save_regs=False, relevant=1),
+                   "regs": dict(save_regs=True, relevant=1)}
+
+
+def run_cell(client, bundle, plan, cell, function, kernel_calls):
+    """Measure one cell; returns its record (written to the bundle by the caller)."""
+    record = {"id": cell.id, "round": cell.round, "mode": cell.mode, "workload": cell.workload,
+              "method": cell.method, "status": "ok"}
+    before = client.request("set_mode", mode=cell.mode if cell.method == "pyperf" else "off",
+                            function=function, timeout=120)
+    if cell.method == "pyperf":
+        check_mode(cell.mode, function, before)
+        m = client.request("measure", cell=cell.id, pyperf_args=plan.pyperf_args(), timeout=3600)
+        after = client.request("verify", function=function, timeout=60)
+        check_mode(cell.mode, function, after)
+        rel = bundle.write_raw(f"pyperf/{cell.id}.json", client.fetch(m["file"]))
+        means, n_values = stats.worker_means_ns(bundle.path / rel)
+        record.update(file=rel, elapsed_s=round(m["elapsed_s"], 2),
+                      tracefs={"before": before, "after": after})
+    else:  # kernel: the module times its own tracee, total ns and calls per repetition
+        p = plan.profile
+        reps = p.processes * p.values
+        k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600,
+                           **KERNEL_SETTINGS[cell.mode])
+        rel = bundle.write_raw(f"kernel/{cell.id}.json",
+                               json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
+        means = [r["total_ns"] / r["calls"] for r in k["runs"]]
+        n_values = len(means)
+        record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls)
+    record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
+    return record
+
+
+def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None):
+    """Check the host, plan what it supports, measure, restore; returns the Bundle.
+
+    request: dict(profile, modes, methods, seed).  The bundle is created
+    first, so that an unwritable --out fails before anything happens on the
+    target.
     """
+    from .plan import make_plan, restrict
+
     bundle = Bundle.create(out_dir, host=dict(target.describe()), tool_version=__version__,
                            command=command)
-    bundle.data["plan"] = plan.to_dict()
-    bundle.save()
     client = AgentClient(target, lease=lease, on_event=ui.agent_event)
     status = "failed"
     problems_seen = set()
     try:
-        ui.step(f"connecting the agent on {target.name}")
-        client.start()
-        facts = client.request("facts", timeout=120)
-        facts["ftrace_variant"] = ftrace_variant(facts.get("kernel_config", {}), facts.get("arch"))
-        if lab_state:
-            from remote.lab import lab_facts
-            facts["lab"] = lab_facts(lab_state)
+        facts, pre, check = start_agent(target, client, ui, lab_state, force, request["modes"],
+                                        request.get("workload", "getppid"))
         bundle.data["facts"] = facts
-        bundle.save()
+        bundle.data["check"] = check
         ui.facts(facts)
-        pre = client.request("preflight", modes=plan.modes, force=force, syscall=plan.workload,
-                             timeout=120)
+        modes, methods, skipped = restrict(request["modes"], request["methods"], check)
+        for s_ in skipped:
+            ui.skip(s_)
+        if not methods:
+            raise MeasurementError("no measurement method is possible on this host: "
+                                   + "; ".join(s_["reason"] for s_ in skipped if s_["method"]),
+                                   kind="unsupported")
+        plan = make_plan(request["profile"], modes, methods=methods, seed=request.get("seed"),
+                         skipped=skipped)
+        bundle.data["plan"] = plan.to_dict()
         if pre["busy"]:
             bundle.data["notes"].append("tracing was in use and --force was given: "
                                         + "; ".join(pre["busy"]))
@@ -102,21 +223,15 @@ def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=Non
         snap = client.request("begin", timeout=60)["snapshot"]
         bundle.data["tracefs_before"] = snap["knobs"]
         bundle.save()
-        args = plan.pyperf_args()
+        kernel_calls = None
+        if plan.needs_module:
+            prepare_module(client, bundle, facts, ui)
+            if "kernel" in plan.methods:
+                kernel_calls = calibrate_kernel(client, plan.profile.min_time)
+                bundle.data["plan"]["kernel_calls"] = kernel_calls
         for i, cell in enumerate(plan.cells, 1):
             ui.cell_start(i, len(plan.cells), cell)
-            before = client.request("set_mode", mode=cell.mode, function=function, timeout=120)
-            check_mode(cell.mode, function, before)
-            m = client.request("measure", cell=cell.id, pyperf_args=args, timeout=3600)
-            after = client.request("verify", function=function, timeout=60)
-            check_mode(cell.mode, function, after)
-            rel = bundle.write_raw(f"pyperf/{cell.id}.json", client.fetch(m["file"]))
-            means, n_values = stats.worker_means_ns(bundle.path / rel)
-            record = {"id": cell.id, "round": cell.round, "mode": cell.mode,
-                      "workload": cell.workload, "method": cell.method, "status": "ok",
-                      "file": rel, "elapsed_s": round(m["elapsed_s"], 2),
-                      "tracefs": {"before": before, "after": after},
-                      "worker_means_ns": means, "n_workers": len(means), "n_values": n_values}
+            record = run_cell(client, bundle, plan, cell, function, kernel_calls)
             bundle.add_cell(record)
             ui.cell_done(record)
         client.request("set_mode", mode="off", function=function, timeout=120)
@@ -159,6 +274,26 @@ def execute(target, plan, out_dir, *, force=False, lease=30.0, ui, lab_state=Non
             bundle.discard()  # nothing measured: leave no empty bundle behind
         ui.finished(bundle, status, problems)
     return bundle
+
+
+def probe(target, *, ui, lab_state=None):
+    """`bench check`: start the agent, look, change nothing, leave."""
+    client = AgentClient(target, lease=60.0, on_event=ui.agent_event)
+    try:
+        facts, pre, check = start_agent(target, client, ui, lab_state, True, [], "getppid")
+        if pre["busy"]:
+            check["tracing_in_use"] = {"ok": False, "value": pre["busy"],
+                                       "reason": "; ".join(pre["busy"])}
+        else:
+            check["tracing_in_use"] = {"ok": True, "value": [], "reason": "tracefs is free"}
+        if lab_state:
+            lab = facts["lab"]
+            check["lab"] = {"ok": True, "value": lab,
+                            "reason": f"QEMU {lab['accel']}{' icount' if lab.get('icount') else ''}, "
+                                      f"{'emulated' if lab['emulated'] else 'KVM'}"}
+        return facts, check
+    finally:
+        client.close()
 
 
 def bundle_json(bundle):

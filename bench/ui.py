@@ -34,6 +34,11 @@ class RunUI:
                        f"kernel {f.get('kernel_release')} (ftrace: {f.get('ftrace_variant')}), "
                        f"python {f.get('python_version')}, pyperf {f.get('pyperf_version')}")
 
+    def skip(self, s):
+        if not self.quiet:
+            what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
+            self.out.print(f"  [yellow]skipping {what}:[/yellow] {s['reason']}")
+
     def cell_start(self, i, n, cell):
         self._dots = 0
         if not self.quiet:
@@ -53,7 +58,8 @@ class RunUI:
             return
         means = record["worker_means_ns"]
         mean = sum(means) / len(means) if means else float("nan")
-        self.out.print(f" {fmt_ns(mean)} ns/call ({record['n_workers']} workers, "
+        unit = "workers" if record["method"] == "pyperf" else "runs"
+        self.out.print(f" {fmt_ns(mean)} ns/call ({record['n_workers']} {unit}, "
                        f"{record['elapsed_s']:.0f} s)")
 
     def finished(self, bundle, status, problems):
@@ -73,7 +79,8 @@ def results_table(bundle):
     title = f"{data['host']['name']}: kernel {facts.get('kernel_release')} ({facts.get('ftrace_variant')})"
     if lab:
         title += f", emulated (QEMU {lab['accel']}{' icount' if lab.get('icount') else ''})"
-    t = Table(title=title, caption="n = rounds; 95% CIs: Student t over rounds, overhead paired with off by round")
+    t = Table(title=title, caption="n = rounds; 95% CIs: Student t over rounds, overhead paired with "
+                                   "off and regs gain with noregs by round")
     for col in ("mode", "workload", "method", "ns/call", "95% CI", "overhead ns", "95% CI", "n"):
         t.add_column(col, justify="right" if col not in ("mode", "workload", "method") else "left")
     per = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call_ns"}
@@ -89,5 +96,49 @@ def results_table(bundle):
     return t
 
 
+def gain_table(bundle):
+    rows = [r for r in bundle.data["results"] if r["metric"] == "regs_gain_ns"]
+    if not rows:
+        return None
+    t = Table(title="regs gain: ftrace_regs_caller - ftrace_caller, per call",
+              caption="paired by round (regs - noregs); n = rounds")
+    for col in ("method", "workload", "regs gain ns", "95% CI", "n"):
+        t.add_column(col, justify="right" if col not in ("method", "workload") else "left")
+    for r in rows:
+        t.add_row(r["method"], r["workload"], fmt_ns(r["value"]),
+                  f"[{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}]"
+                  + ("" if excludes_zero(r) else " ~0"), str(r["n"]))
+    return t
+
+
 def print_results(bundle, file=None):
-    Console(file=file or sys.stdout, highlight=False, width=140).print(results_table(bundle))
+    c = Console(file=file or sys.stdout, highlight=False, width=140)
+    c.print(results_table(bundle))
+    gain = gain_table(bundle)
+    if gain is not None:
+        c.print(gain)
+    for s in bundle.data.get("plan", {}).get("skipped", []):
+        what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
+        c.print(f"skipped {what}: {s['reason']}")
+
+
+def print_check(host, report, file=None):
+    c = Console(file=file or sys.stdout, highlight=False, width=140)
+    t = Table(title=f"bench check: {host}", show_lines=False)
+    for col in ("what", "ok", "value", "reason"):
+        t.add_column(col)
+
+    def mark(ok):
+        return "[green]yes[/green]" if ok else ("[red]no[/red]" if ok is False else "-")
+
+    for key, a in report.items():
+        if key in ("modes", "methods"):
+            continue
+        value = a["value"]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        t.add_row(key, mark(a["ok"]), "" if value is None else str(value), a["reason"])
+    for group in ("modes", "methods"):
+        for name, a in report[group].items():
+            t.add_row(f"{group[:-1]} {name}", mark(a["ok"]), "", a["reason"])
+    c.print(t)

@@ -16,7 +16,9 @@ import pyperf
 from .errors import AgentError, ConnectionLost, NoRoot, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
-AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py")
+AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py")
+KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
+KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 
 
 def payload():
@@ -24,6 +26,9 @@ def payload():
     files = {}
     for name in AGENT_FILES:
         files[name] = (AGENT_DIR / name).read_bytes()
+    for name in KMOD_FILES:
+        if (KMOD_DIR / name).exists():
+            files["kmod/" + name] = (KMOD_DIR / name).read_bytes()
     root = pathlib.Path(pyperf.__file__).parent
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)

@@ -106,7 +106,13 @@ class Kernel:
     suite = "bookworm"
     kernel_package = None
     packages = ("python3", "openssh-server", "openssh-sftp-server", "iproute2", "kmod", "procps",
-                "sysvinit-core", "util-linux")
+                "sysvinit-core", "util-linux",
+                # the suite's module is built in the guest, like on a board
+                "make",
+                # bcc for the BPF method (the distribution's binding, never PyPI's)
+                "python3-bpfcc")
+    # The headers of exactly the booted kernel (they pull in its gcc and kbuild).
+    headers_package = None
 
     @classmethod
     def base_recipe(cls):
@@ -114,6 +120,7 @@ class Kernel:
         return {
             "suite": cls.suite,
             "kernel_package": cls.kernel_package,
+            "headers_package": cls.headers_package,
             "packages": sorted(cls.packages),
             "argv": mmdebstrap_argv(cls, "ROOT"),
             "base_version": 1,
@@ -147,6 +154,7 @@ class Debian61(Kernel):
     name = "debian-6.1"
     description = "Debian 12's arm64 cloud kernel (6.1, DYNAMIC_FTRACE_WITH_REGS)"
     kernel_package = "linux-image-cloud-arm64"
+    headers_package = "linux-headers-cloud-arm64"
 
 
 KERNELS = {k.name: k for k in (Debian61,)}
@@ -189,7 +197,8 @@ def check_build_tools():
 def mmdebstrap_argv(kernel, rootdir):
     return [
         "mmdebstrap", "--arch=arm64", "--variant=minbase", "--mode=root",
-        "--include=" + ",".join(list(kernel.packages) + [kernel.kernel_package]),
+        "--include=" + ",".join(list(kernel.packages) + [kernel.kernel_package]
+                                + ([kernel.headers_package] if kernel.headers_package else [])),
         "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -490,7 +499,11 @@ def up(cfg=None, progress=print, boot_timeout=300.0):
         "  IdentitiesOnly yes\n"
         f"  UserKnownHostsFile {RUN_DIR / 'known_hosts'}\n"
         "  StrictHostKeyChecking yes\n"
-        "  ConnectTimeout 20\n")
+        "  ConnectTimeout 20\n"
+        # An emulated guest tracing every function answers slowly: allow
+        # 3 x 30 s of silence before the connection counts as dead.
+        "  ServerAliveInterval 30\n"
+        "  ServerAliveCountMax 3\n")
     argv = qemu_argv(image, RUN_DIR, port, cfg, accel)
     progress(f"booting {kernel.name} ({manifest['kernel_release']}) under QEMU {accel}"
              f"{' icount' if cfg.icount else ''}; SSH on 127.0.0.1:{port}")

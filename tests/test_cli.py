@@ -47,8 +47,8 @@ def one_line(result):
 def test_unknown_profile_and_mode_are_usage_errors():
     r = run("run", "--host", "local", "--profile", "fast")
     assert r.exit_code == 2 and "quick, standard, rigorous" in one_line(r)
-    r = run("run", "--host", "local", "--modes", "off,regs")
-    assert r.exit_code == 2 and "unknown mode 'regs'" in one_line(r)
+    r = run("run", "--host", "local", "--modes", "off,kprobe")
+    assert r.exit_code == 2 and "unknown mode 'kprobe'" in one_line(r)
 
 
 def test_unwritable_out_is_refused_before_connecting(tmp_path):

@@ -188,3 +188,50 @@ def test_lab_down_leaves_no_qemu(lab):
     assert left.stdout.strip() == "", f"QEMU still running after 'bench lab down': {left.stdout}"
     r = CliRunner().invoke(cli, ["lab", "status"])
     assert "down" in r.output
+
+
+def start_run(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
+                             "standard", "--modes", "off,function", "--out", str(out), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for_tracer(target, tracer, timeout):
+    """Seconds until current_tracer reads `tracer`, or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        r = target.run(["cat", f"{TRACEFS}/current_tracer"], timeout=60)
+        if r.text.strip() == tracer:
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    return None
+
+
+def into_function_cell(p, target, out):
+    """Wait until the run is measuring with the function tracer on."""
+    assert wait_for_tracer(target, "function", 600) is not None, "the run never enabled the tracer"
+    assert p.poll() is None
+
+
+@pytest.mark.parametrize("how", ["kill -9", "hang (SIGSTOP): the lease lapses"])
+def test_target_restores_itself_when_the_controller_goes(lab, lab_target, tmp_path, how):
+    """The controller dies (its SSH connection closes: the agent sees EOF) or
+    hangs (connection open, no word: the lease lapses).  Either way the target
+    puts tracefs back and removes the agent, within lease + 10 s."""
+    lease = 10
+    before = read_tracefs(lab_target)
+    out = tmp_path / "b"
+    p = start_run(out, "--lease", str(lease))
+    try:
+        into_function_cell(p, lab_target, out)
+        p.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGSTOP)
+        took = wait_for_tracer(lab_target, "nop", lease + 10)
+        assert took is not None, f"tracefs not restored within lease + 10 s after {how}"
+        assert leftovers(lab_target, wait=lease + 10) == []
+        assert_same_tracefs(before, read_tracefs(lab_target))
+        print(f"{how}: target restored in {took:.1f} s")
+    finally:
+        p.kill()
+        p.wait()
+    data = json.loads((out / "bundle.json").read_text())
+    assert data["complete"] is False  # what completed is still there, marked incomplete

@@ -40,3 +40,14 @@ def test_degenerate_samples():
     assert m == 5.0 and math.isnan(lo) and math.isnan(hi)
     assert not stats.excludes_zero({"ci_low": math.nan, "ci_high": math.nan})
     assert not stats.excludes_zero({"ci_low": None, "ci_high": None})
+
+
+def test_regs_gain_is_paired_with_noregs():
+    rng = np.random.default_rng(3)
+    drift = list(rng.normal(0, 40, 5))
+    data = {"off": cells(rng, 700, rounds=5, shift=drift),
+            "noregs": cells(rng, 900, rounds=5, shift=drift),
+            "regs": cells(rng, 912, rounds=5, shift=drift)}
+    gain = [r for r in stats.summarize(data, "getppid", "kernel") if r["metric"] == "regs_gain_ns"]
+    assert len(gain) == 1 and gain[0]["mode"] == "regs"
+    assert gain[0]["ci_low"] < 12 < gain[0]["ci_high"] and stats.excludes_zero(gain[0])

@@ -33,12 +33,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import capabilities  # noqa: E402
 import facts as facts_mod  # noqa: E402
+import kmod as kmod_mod  # noqa: E402
 import tracefs as tracefs_mod  # noqa: E402
 
 PROTOCOL = 1
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-MODES = ("off", "function", "function-all")
+MODES = ("off", "function", "function-all", "noregs", "regs")
+KMOD_MODES = ("noregs", "regs")
 
 # The syscall handler's symbol per architecture (arch/*/include/asm/syscall_wrapper.h).
 SYSCALL_PREFIX = {
@@ -76,6 +79,7 @@ class Agent:
         self.eof = False
         self.tracefs = None
         self.workload = None  # the running pyperf Popen
+        self.kmod = None
         self.finished = False
         self.stop_reason = None
 
@@ -157,9 +161,11 @@ class Agent:
 
     def restore(self):
         problems = []
+        if self.kmod is not None:
+            problems += self.kmod.unload()
         if self.tracefs is not None:
             if self.tracefs.snapshot is not None:
-                problems = self.tracefs.restore()
+                problems += self.tracefs.restore()
                 for p in problems:
                     self.log("restore: " + p)
                 state = os.path.join(self.workdir, "state.json")
@@ -251,6 +257,44 @@ class Agent:
                         "available_filter_functions" % syscall, kind="unsupported")
         return sorted(names)[0]
 
+    def op_check(self, req):
+        """Raw capabilities (bench/check.py decides); changes nothing."""
+        root = self.tracefs.root if self.tracefs else None
+        return capabilities.collect(root)
+
+    def op_kmod_prepare(self, req):
+        if self.tracefs is None or self.tracefs.snapshot is None:
+            raise Fatal("kmod_prepare before begin")
+        self.kmod = kmod_mod.Kmod(self.workdir, os.path.join(self.workdir, "kmod"))
+        prebuilt = req.get("prebuilt")
+        if prebuilt is not None and not re.match(r"^kmod/[A-Za-z0-9_.-]+\.ko$", prebuilt):
+            raise Fatal("bad prebuilt module path %r" % prebuilt, kind="usage")
+        return self.kmod.prepare(os.path.join(self.workdir, prebuilt) if prebuilt else None)
+
+    def op_kmod_load(self, req):
+        with self.state_lock:
+            info = self.kmod.load()
+            # The guardian must unload it too if we die: record it with the snapshot.
+            self.tracefs.snapshot["module"] = {"name": kmod_mod.NAME,
+                                               "debugfs_mounted_by_us": self.kmod.debugfs_mounted_by_us}
+            self.tracefs.save_snapshot(os.path.join(self.workdir, "state.json"))
+            return info
+
+    def op_kmod_time(self, req):
+        if self.kmod is None or not self.kmod.loaded_by_us:
+            raise Fatal("kmod_time before kmod_load")
+        calls = int(req["calls"])
+        reps = int(req.get("reps", 1))
+        relevant = int(req.get("relevant", 1))
+        irrelevant = int(req.get("irrelevant", 0))
+        if not (1 <= calls <= 10**9 and 1 <= reps <= 10000 and 0 <= relevant <= 16
+                and 0 <= irrelevant <= 16):
+            raise Fatal("kmod_time arguments out of range", kind="usage")
+        t0 = time.monotonic()
+        with self.state_lock:
+            runs = self.kmod.time(calls, bool(req.get("save_regs")), relevant, irrelevant, reps)
+        return {"runs": runs, "elapsed_s": time.monotonic() - t0}
+
     def op_begin(self, req):
         """Snapshot everything we may touch; nothing is written before this."""
         with self.state_lock:
@@ -267,11 +311,20 @@ class Agent:
         t = self.tracefs
         if t.snapshot is None:
             raise Fatal("set_mode before begin: refusing to write an unsnapshotted tracefs")
+        if mode in KMOD_MODES and (self.kmod is None or not self.kmod.loaded_by_us):
+            raise Fatal("mode %r needs the module: kmod_load first" % mode)
         with self.state_lock:
+            if self.kmod is not None and self.kmod.loaded_by_us:
+                self.kmod.detach()
             t.write("current_tracer", "nop")
             t.write("set_ftrace_filter", "")
             if mode == "off":
                 pass
+            elif mode in KMOD_MODES:
+                try:
+                    self.kmod.attach(function, save_regs=(mode == "regs"))
+                except kmod_mod.KmodError as e:
+                    raise Fatal("mode %s: %s" % (mode, e), kind="unsupported")
             elif mode == "function":
                 t.write("set_ftrace_filter", function + "\n")
                 t.write("tracing_on", "1")
@@ -294,6 +347,7 @@ class Agent:
                 "set_ftrace_filter": t.lines("set_ftrace_filter"),
                 "enabled_functions_count": len(enabled),
                 "target_line": target[0] if target else None,
+                "target_flags": tracefs_mod.enabled_flags(target[0]) if target else None,
             }
 
     def op_measure(self, req):
@@ -368,7 +422,7 @@ class Agent:
                 self.send({"id": req.get("id"), "ok": True, "result": result})
             except Fatal as e:
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
-            except tracefs_mod.TracefsError as e:
+            except (tracefs_mod.TracefsError, kmod_mod.KmodError) as e:
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
             except Exception as e:  # report, keep serving: the controller decides
                 self.send({"id": req.get("id"), "ok": False, "kind": "agent",
@@ -391,7 +445,13 @@ def guard(pipe_fd, workdir):
             pass
     state = os.path.join(workdir, "state.json")
     if os.path.exists(state):
+        with open(state) as f:
+            module = json.load(f).get("module")
+        if module:
+            kmod_mod.unload()
         t, problems = tracefs_mod.restore_from_file(state)
+        if module and module.get("debugfs_mounted_by_us"):
+            subprocess.run(["umount", kmod_mod.DEBUGFS], capture_output=True)
         if t.mounted_by_us:
             subprocess.run(["umount", t.root], capture_output=True)
     if os.path.basename(workdir).startswith("ftrace-regs-bench."):

@@ -271,6 +271,18 @@ def same_state(knob, before, after):
     return before.strip() == after.strip()
 
 
+def enabled_flags(line):
+    """Flags of an enabled_functions line: 6.1 prints 'sym (count)' then one
+    field per flag, 'R' (regs), 'I' (ipmodify), 'D' (direct), blank when
+    unset; later kernels add 'O', 'M' and '\tops: ...' / '\tdirect-->...'.
+
+    '__arm64_sys_getppid (1) R   ' -> ['R']
+    """
+    head, _, rest = line.partition(")")
+    rest = rest.split("\t")[0]
+    return [tok for tok in rest.split() if len(tok) == 1 and tok.isalpha()]
+
+
 def restore_from_file(path):
     with open(path) as f:
         snap = json.load(f)

@@ -1,0 +1,178 @@
+"""`bench check`: what a host can do, each answer with its reason.
+
+The agent reports raw observations (remote/agent/capabilities.py and
+facts.py); this module decides.  The JSON keys are stable (README, "bench
+check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
+"""
+from .kernel import ftrace_variant
+
+# Modes and what they need.  'regs' needs a regs caller: arm64 5.5-6.1
+# (DYNAMIC_FTRACE_WITH_REGS) or any arch whose ftrace saves regs on request.
+MODE_NEEDS = {
+    "off": "tracefs",
+    "function": "the function tracer",
+    "function-all": "the function tracer",
+    "noregs": "the suite's kernel module",
+    "regs": "the suite's kernel module and a regs caller",
+}
+METHOD_NEEDS = {
+    "pyperf": "python3 >= 3.9 on the target",
+    "kernel": "the suite's kernel module",
+}
+
+
+def answer(ok, value, reason):
+    return {"ok": ok, "value": value, "reason": reason}
+
+
+def era(facts, caps):
+    config = facts.get("kernel_config") or {}
+    arch = facts.get("arch")
+    variant = ftrace_variant(config, arch)
+    syms = caps.get("kallsyms")
+    source = facts.get("kernel_config_source") or "no kernel config found"
+    reason = f"from {source}"
+    ok = True
+    if syms is not None:
+        has_regs = "ftrace_regs_caller" in syms
+        reason += f"; /proc/kallsyms {'has' if has_regs else 'has no'} ftrace_regs_caller"
+        # Cross-check: on arm64 the regs era is exactly the kernels with that symbol.
+        if arch == "aarch64" and variant in ("regs", "args", "call-ops", "direct-calls", "mcount"):
+            if (variant == "regs") != has_regs:
+                ok = False
+                reason += f" (contradicts the config's {variant!r})"
+        if variant == "unknown" and arch == "aarch64":
+            variant = "regs" if has_regs else ("mcount" if "_mcount" in syms else "unknown")
+            reason += "; era taken from kallsyms"
+    return answer(ok, variant, reason)
+
+
+def has_regs_caller(facts, era_answer):
+    arch = facts.get("arch")
+    v = era_answer["value"]
+    if arch == "aarch64":
+        if v == "regs":
+            return True, "arm64 with DYNAMIC_FTRACE_WITH_REGS: ftrace_regs_caller exists"
+        return False, (f"arm64 ftrace era {v!r} has no regs caller (a SAVE_REGS ops is refused); "
+                       "only kernels 5.5-6.1 built with DYNAMIC_FTRACE_WITH_REGS have one")
+    if (facts.get("kernel_config") or {}).get("CONFIG_DYNAMIC_FTRACE_WITH_REGS") == "y":
+        return True, f"{arch}: DYNAMIC_FTRACE_WITH_REGS=y"
+    return False, f"{arch}: no DYNAMIC_FTRACE_WITH_REGS in the kernel config"
+
+
+def module_build(caps, facts):
+    mb = caps.get("module_build") or {}
+    release = facts.get("kernel_release")
+    if not mb.get("build_dir_ok"):
+        pkg = (f"linux-headers-{release}" if release else "the kernel headers package")
+        return answer(False, None, f"no kernel headers at {mb.get('build_dir')}: install {pkg} "
+                                   "(Debian/Ubuntu; kernel-devel on Amazon Linux and Fedora)")
+    cc = mb.get("compiler")
+    if not cc:
+        return answer(False, None, "no C compiler (gcc) on the target: install gcc")
+    if not mb.get("make"):
+        return answer(False, None, "no make on the target: install make")
+    want = (facts.get("kernel_config") or {}).get("CONFIG_CC_VERSION_TEXT", "").strip('"')
+    reason = f"headers at {mb['build_dir']}, {cc['version']}"
+    if want and cc.get("version") and want.split()[-1] not in cc["version"]:
+        reason += f" (the kernel was built with {want}; kbuild may refuse another version)"
+    return answer(True, mb["build_dir"], reason)
+
+
+def module_load(caps, facts):
+    ml = caps.get("module_load") or {}
+    if not ml.get("modules_supported"):
+        return answer(False, None, "the kernel has no loadable module support (CONFIG_MODULES)")
+    if ml.get("modules_disabled") == "1":
+        return answer(False, None, "module loading is disabled (kernel.modules_disabled=1)")
+    if not ml.get("insmod"):
+        return answer(False, None, "no insmod on the target: install kmod")
+    lock = facts.get("lockdown")
+    if ml.get("sig_enforce") == "Y" or (lock and lock != "none"):
+        why = []
+        if ml.get("sig_enforce") == "Y":
+            why.append("module signatures are enforced (module.sig_enforce=Y)")
+        if lock and lock != "none":
+            why.append(f"kernel lockdown is {lock!r} (Secure Boot?)")
+        return answer(False, None, "an unsigned module will be refused: " + "; ".join(why))
+    return answer(True, None, f"modules load (sig_enforce={ml.get('sig_enforce')}, "
+                              f"lockdown={lock or 'unknown'}); an unsigned module taints the kernel")
+
+
+def kprobes_on_ftrace(facts):
+    config = facts.get("kernel_config") or {}
+    on = config.get("CONFIG_KPROBES_ON_FTRACE") == "y"
+    return answer(on, on, "CONFIG_KPROBES_ON_FTRACE=y: a kprobe at a function's entry uses ftrace "
+                          "with regs" if on else
+                  "no CONFIG_KPROBES_ON_FTRACE: a kprobe at a function's entry uses a breakpoint, "
+                  "not ftrace (never merged for arm64)")
+
+
+def bcc(caps):
+    b = caps.get("bcc") or {}
+    if b.get("ok"):
+        return answer(True, b.get("version"), f"the distribution's bcc imports in {b.get('python')}")
+    return answer(False, None, "no bcc binding for the system python (install python3-bpfcc on "
+                               "Debian/Ubuntu, python3-bcc on Amazon Linux/Fedora; never PyPI's 'bcc'): "
+                               f"{b.get('error')}")
+
+
+def tuning(facts):
+    gov = facts.get("governor")
+    smt = facts.get("smt_control")
+    iso = facts.get("cpus_isolated")
+    notes = []
+    if gov and gov != "performance":
+        notes.append(f"governor {gov} (performance is steadier)")
+    if smt == "on":
+        notes.append("SMT on (a sibling thread shares the core)")
+    if not iso:
+        notes.append("no isolated CPUs")
+    return answer(not notes, {"governor": gov, "smt": smt, "isolated_cpus": iso},
+                  "; ".join(notes) if notes else "performance governor, SMT off, isolated CPUs")
+
+
+def report(facts, caps, pre, root_via):
+    """The full check: stable keys, each an answer."""
+    e = era(facts, caps)
+    regs_ok, regs_why = has_regs_caller(facts, e)
+    mb = module_build(caps, facts)
+    ml = module_load(caps, facts)
+    tracers = pre.get("available_tracers") or []
+    fn_ok = "function" in tracers
+    mod_ok = bool(mb["ok"] and ml["ok"])
+    mod_why = "module builds and loads" if mod_ok else (mb["reason"] if not mb["ok"] else ml["reason"])
+    modes = {
+        "off": answer(True, None, "tracefs at " + str(pre.get("tracefs"))),
+        "function": answer(fn_ok, None, "function tracer available" if fn_ok else
+                           "no function tracer in available_tracers (CONFIG_FUNCTION_TRACER)"),
+        "function-all": answer(fn_ok, None, "function tracer available" if fn_ok else
+                               "no function tracer in available_tracers"),
+        "noregs": answer(mod_ok, None, mod_why),
+        "regs": answer(mod_ok and regs_ok, None, regs_why if not regs_ok else mod_why),
+    }
+    methods = {
+        "pyperf": answer(True, None, "python3 on the target runs the shipped pyperf"),
+        "kernel": answer(mod_ok, None, mod_why),
+    }
+    cpu = facts.get("cpu_model")
+    return {
+        "arch": answer(True, facts.get("arch"), "uname -m"),
+        "cpu": answer(True, cpu, f"implementer {facts.get('cpu_implementer')} part {facts.get('cpu_part')}"
+                      if facts.get("cpu_part") else "/proc/cpuinfo model name"),
+        "kernel_release": answer(True, facts.get("kernel_release"), facts.get("kernel_version") or ""),
+        "ftrace_era": e,
+        "regs_caller": answer(regs_ok, regs_ok, regs_why),
+        "tracefs": answer(True, pre.get("tracefs"),
+                          "mounted by this check" if pre.get("mounted_by_us") else "mounted"),
+        "root": answer(True, root_via, "login user is root" if root_via == "root" else "sudo -n works"),
+        "lockdown": answer(facts.get("lockdown") in (None, "none"), facts.get("lockdown"),
+                           "/sys/kernel/security/lockdown"),
+        "module_build": mb,
+        "module_load": ml,
+        "kprobes_on_ftrace": kprobes_on_ftrace(facts),
+        "bcc": bcc(caps),
+        "tuning": tuning(facts),
+        "modes": modes,
+        "methods": methods,
+    }

@@ -1,0 +1,112 @@
+"""What the target can do, probed on the target (stdlib only, python >= 3.9).
+
+Raw observations only; the controller (bench/check.py) turns them into
+answers with reasons.  Nothing here changes the target, except mounting
+debugfs/securityfs for a read when they are not mounted (and unmounting).
+"""
+import os
+import platform
+import shutil
+import subprocess
+
+KALLSYMS_OF_INTEREST = ("ftrace_caller", "ftrace_regs_caller", "ftrace_common", "_mcount",
+                        "ftrace_ops_list_func", "ftrace_call_adjust", "arch_ftrace_ops_list_func")
+
+
+def kallsyms():
+    """Which ftrace entry symbols the running kernel has (names; addresses
+    may read as zeros without CAP_SYSLOG, the names are enough)."""
+    found = set()
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                # 'ffff800008011234 T ftrace_regs_caller'
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] in KALLSYMS_OF_INTEREST:
+                    found.add(parts[2])
+    except OSError:
+        return None
+    return sorted(found)
+
+
+def _run(argv, timeout=30):
+    try:
+        p = subprocess.run(argv, capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace").strip()
+    return p.returncode, out
+
+
+def compiler():
+    for cc in ("gcc", "cc"):
+        path = shutil.which(cc)
+        if path:
+            rc, out = _run([path, "--version"])
+            return {"path": path, "version": out.splitlines()[0] if out else None}
+    return None
+
+
+def module_build():
+    release = platform.release()
+    build = "/lib/modules/%s/build" % release
+    return {
+        "build_dir": build,
+        "build_dir_ok": os.path.exists(os.path.join(build, "Makefile")),
+        "compiler": compiler(),
+        "make": shutil.which("make"),
+    }
+
+
+def module_load():
+    sig = None
+    try:
+        with open("/sys/module/module/parameters/sig_enforce") as f:
+            sig = f.read().strip()
+    except OSError:
+        pass
+    return {
+        "modules_supported": os.path.exists("/proc/modules"),
+        "sig_enforce": sig,
+        "insmod": shutil.which("insmod"),
+        "rmmod": shutil.which("rmmod"),
+        "modules_disabled": _read("/proc/sys/kernel/modules_disabled"),
+    }
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def bcc():
+    """Is the distribution's bcc binding importable by the system python?"""
+    for py in ("/usr/bin/python3", shutil.which("python3")):
+        if py and os.path.exists(py):
+            rc, out = _run([py, "-c", "import bcc, sys; print(getattr(bcc, '__version__', '?'))"])
+            if rc == 0:
+                return {"ok": True, "python": py, "version": out.strip()}
+            return {"ok": False, "python": py, "error": out.splitlines()[-1] if out else None}
+    return {"ok": False, "python": None, "error": "no python3"}
+
+
+def tracefs_files(root):
+    names = ("enabled_functions", "touched_functions", "available_filter_functions",
+             "available_filter_functions_addrs", "dyn_ftrace_total_info", "kprobe_events",
+             "dynamic_events", "set_ftrace_filter")
+    present = {n: os.path.exists(os.path.join(root, n)) for n in names}
+    total = _read(os.path.join(root, "dyn_ftrace_total_info"))
+    return {"present": present, "dyn_ftrace_total_info": total}
+
+
+def collect(tracefs_root):
+    return {
+        "kallsyms": kallsyms(),
+        "tracefs": tracefs_files(tracefs_root) if tracefs_root else None,
+        "module_build": module_build(),
+        "module_load": module_load(),
+        "bcc": bcc(),
+    }

@@ -1,0 +1,164 @@
+"""Regs versus no regs in the lab: the suite's module, built in the guest
+against Debian's 6.1 arm64 headers, loaded, driven and removed."""
+import json
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import EXIT_CODES, cli
+from test_lab_run import assert_same_tracefs, leftovers, read_tracefs
+
+pytestmark = pytest.mark.lab
+
+
+def module_loaded(target):
+    r = target.run(["sh", "-c", "grep -c '^ftrace_regs_bench ' /proc/modules; true"], timeout=60)
+    return r.text.strip() not in ("", "0")
+
+
+@pytest.fixture(scope="module")
+def regs_run(lab, tmp_path_factory):
+    from remote.ssh import open_ssh_target
+
+    target = open_ssh_target("lab", config_path=lab["ssh_config"])
+    before = read_tracefs(target)
+    out = tmp_path_factory.mktemp("regs") / "bundle"
+    result = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes",
+                                      "off,noregs,regs,function", "--methods", "kernel,pyperf",
+                                      "--out", str(out)])
+    after = read_tracefs(target)
+    state = dict(result=result, out=out, before=before, after=after, leftovers=leftovers(target),
+                 module_loaded=module_loaded(target))
+    target.close()
+    print(result.output)
+    return state
+
+
+def test_check_reports_the_regs_era_and_the_module(lab):
+    r = CliRunner().invoke(cli, ["check", "--host", "lab", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["ftrace_era"]["value"] == "regs"
+    assert "ftrace_regs_caller" in rep["ftrace_era"]["reason"]
+    assert rep["regs_caller"]["ok"] is True
+    assert rep["module_build"]["ok"] is True, rep["module_build"]
+    assert rep["module_load"]["ok"] is True, rep["module_load"]
+    assert rep["kprobes_on_ftrace"]["ok"] is False  # never merged for arm64
+    assert rep["modes"]["regs"]["ok"] and rep["methods"]["kernel"]["ok"]
+    assert rep["lab"]["value"]["accel"] in ("tcg", "kvm")
+    for key in ("arch", "cpu", "kernel_release", "tracefs", "root", "lockdown", "bcc", "tuning",
+                "tracing_in_use"):
+        assert {"ok", "value", "reason"} <= set(rep[key]), key
+
+
+def test_regs_run_completes(regs_run):
+    assert regs_run["result"].exit_code == 0, regs_run["result"].output
+    data = json.loads((regs_run["out"] / "bundle.json").read_text())
+    assert data["complete"]
+    assert data["module"]["info"]["regs_caller"] == 1
+    methods = {c["method"] for c in data["cells"]}
+    assert methods == {"pyperf", "kernel"}
+    assert {c["mode"] for c in data["cells"] if c["method"] == "kernel"} == {"off", "noregs", "regs"}
+
+
+def test_enabled_functions_showed_R_for_regs_only(regs_run):
+    data = json.loads((regs_run["out"] / "bundle.json").read_text())
+    for c in data["cells"]:
+        if c["method"] != "pyperf" or c["mode"] not in ("regs", "noregs"):
+            continue
+        for when in ("before", "after"):
+            flags = c["tracefs"][when]["target_flags"]
+            assert ("R" in flags) == (c["mode"] == "regs"), (c["id"], when, c["tracefs"][when])
+
+
+def test_regs_gain_with_a_ci_per_method(regs_run):
+    data = json.loads((regs_run["out"] / "bundle.json").read_text())
+    gains = {r["method"]: r for r in data["results"] if r["metric"] == "regs_gain_ns"}
+    assert set(gains) == {"pyperf", "kernel"}
+    for g in gains.values():
+        assert g["ci_low"] is not None and g["ci_high"] is not None and g["n"] >= 2
+    # The regs caller does strictly more work (20 more registers stored).
+    assert gains["kernel"]["value"] > 0
+    r = CliRunner().invoke(cli, ["export", str(regs_run["out"])])
+    assert "regs_gain_ns" in r.output
+
+
+def test_afterwards_no_module_and_tracefs_as_before(regs_run):
+    assert not regs_run["module_loaded"]
+    assert regs_run["leftovers"] == []
+    assert_same_tracefs(regs_run["before"], regs_run["after"])
+
+
+def test_a_module_left_loaded_by_a_crashed_run_is_removed(lab, lab_target, regs_run, tmp_path):
+    from bench.run import _kmod_cache_dir
+
+    facts = json.loads((regs_run["out"] / "bundle.json").read_text())["facts"]
+    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    assert ko.exists(), "the first run should have kept its module"
+    lab_target.write_file("/tmp/leftover.ko", ko.read_bytes())
+    assert lab_target.run(["insmod", "/tmp/leftover.ko"], timeout=120).returncode == 0
+    out = tmp_path / "b"
+    r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off,noregs",
+                                 "--methods", "kernel", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    notes = json.loads((out / "bundle.json").read_text())["notes"]
+    assert any("left loaded by an earlier run" in n for n in notes), notes
+    assert not module_loaded(lab_target)
+    lab_target.run(["rm", "-f", "/tmp/leftover.ko"], timeout=60)
+
+
+def test_module_load_refused_names_the_reason(lab, lab_target, regs_run, tmp_path):
+    from bench.run import _kmod_cache_dir
+
+    facts = json.loads((regs_run["out"] / "bundle.json").read_text())["facts"]
+    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    good = ko.read_bytes()
+    before = read_tracefs(lab_target)
+    try:
+        ko.write_bytes(b"\x7fELF not really a module")
+        r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes",
+                                     "off,noregs", "--methods", "kernel", "--out", str(tmp_path / "b")])
+    finally:
+        ko.write_bytes(good)
+    assert r.exit_code == EXIT_CODES["refused"][0], r.output
+    assert "refused to load ftrace_regs_bench" in r.output
+    assert not module_loaded(lab_target)
+    assert_same_tracefs(before, read_tracefs(lab_target))
+    assert leftovers(lab_target) == []
+
+
+def test_function_not_traceable(lab, lab_target):
+    from remote.agent_client import AgentClient
+    from remote.errors import AgentError
+
+    client = AgentClient(lab_target).start()
+    try:
+        client.request("preflight", modes=["noregs"], force=False)
+        client.request("begin")
+        with pytest.raises(AgentError, match="the module refused") as e:
+            client.request("kmod_prepare")
+            client.request("kmod_load")
+            client.request("set_mode", mode="noregs", function="no_such_function_anywhere")
+        assert e.value.kind == "unsupported"
+    finally:
+        client.close()
+    assert not module_loaded(lab_target)
+
+
+def test_no_headers_names_the_package(lab, lab_target, tmp_path):
+    release = lab_target.run(["uname", "-r"], timeout=60).text.strip()
+    build = f"/lib/modules/{release}/build"
+    assert lab_target.run(["mv", build, build + ".hidden"], timeout=60).returncode == 0
+    try:
+        r = CliRunner().invoke(cli, ["check", "--host", "lab", "--json"])
+        rep = json.loads(r.output)
+        assert rep["module_build"]["ok"] is False
+        assert f"linux-headers-{release}" in rep["module_build"]["reason"]
+        # Modes and methods that need the module are skipped, saying why.
+        r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes",
+                                     "off,regs", "--methods", "kernel", "--out", str(tmp_path / "b")])
+        assert r.exit_code == EXIT_CODES["unsupported"][0], r.output
+        assert f"linux-headers-{release}" in r.output
+    finally:
+        lab_target.run(["mv", build + ".hidden", build], timeout=60)

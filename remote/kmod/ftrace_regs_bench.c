@@ -1,0 +1,667 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ftrace_regs_bench - measure the per-call cost of an ftrace_ops callback
+ * with and without FTRACE_OPS_FL_SAVE_REGS.
+ *
+ * On arm64 5.5 - 6.1 (CONFIG_DYNAMIC_FTRACE_WITH_REGS) a traced function
+ * calls ftrace_regs_caller when any ops attached to it asks for
+ * FTRACE_OPS_FL_SAVE_REGS, and ftrace_caller otherwise.  Nothing reachable
+ * from user space selects the regs caller there, so this module registers
+ * the ops itself and times a module-local function in a tight loop.
+ *
+ * Interface (debugfs, <debugfs>/ftrace_regs_bench/, see README.md):
+ *   attach  rw  "FUNC 0|1" attaches one counting ops to FUNC, "none" detaches
+ *   run     rw  "calls=N save_regs=0|1 relevant=R irrelevant=I" runs a timing
+ *   info    ro  kernel and ftrace configuration of this build
+ *
+ * Every ops lives in module memory, so __register_ftrace_function() marks it
+ * FTRACE_OPS_FL_DYNAMIC and the arch caller always goes through
+ * ftrace_ops_list_func(): with and without SAVE_REGS the callback is reached
+ * the same way and only the register save in the caller differs.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/ctype.h>
+#include <linux/debugfs.h>
+#include <linux/ftrace.h>
+#include <linux/kallsyms.h>
+#include <linux/kernel.h>
+#include <linux/minmax.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+#include <linux/utsname.h>
+#include <generated/utsrelease.h>
+
+#define FRB_VERSION	"1.0"
+
+#define FRB_MAX_CALLS	1000000000ULL
+#define FRB_MAX_OPS	16
+/* Calls per timed chunk; between chunks we may reschedule or bail out. */
+#define FRB_CHUNK	65536ULL
+/* Longest command we accept: a symbol name plus a few short fields. */
+#define FRB_CMD_MAX	(KSYM_NAME_LEN + 64)
+
+/* Serialises every command and every read of the state below. */
+static DEFINE_MUTEX(frb_mutex);
+
+static struct dentry *frb_dir;
+
+/*
+ * Hit counters.  Per-cpu so that the callback is a single local increment
+ * and never bounces a cache line between CPUs.
+ */
+static DEFINE_PER_CPU(u64, frb_attach_hits);
+static DEFINE_PER_CPU(u64, frb_run_hits);
+
+/* "attach" state: at most one ops, allocated while attached. */
+static struct ftrace_ops *frb_attach_ops;
+static char frb_attach_func[KSYM_NAME_LEN];
+static bool frb_attach_regs;
+
+/* Result of the last completed "run". */
+struct frb_result {
+	u64 calls;
+	u64 total_ns;
+	u64 hits;
+	unsigned int relevant;
+	unsigned int irrelevant;
+	bool save_regs;
+};
+
+static struct frb_result frb_last;
+
+/*
+ * Call counters of the two module-local functions.  Each function writes its
+ * own variable: a volatile store is a side effect the compiler must keep, so
+ * every call survives, and the two bodies differ, so identical code folding
+ * (-fipa-icf) cannot merge them into one symbol.
+ */
+static unsigned long frb_tracee_calls;
+static unsigned long frb_idle_calls;
+
+/*
+ * The function the relevant ops trace.  noinline keeps it a real call with
+ * its own patchable entry (-fpatchable-function-entry=2 on arm64, __fentry__
+ * on x86); it is only called under frb_mutex, so the plain read-modify-write
+ * does not race.
+ */
+static noinline void frb_tracee(void)
+{
+	WRITE_ONCE(frb_tracee_calls, frb_tracee_calls + 1);
+}
+
+/*
+ * The function the irrelevant ops trace.  It is never called: those ops only
+ * lengthen the ops list that ftrace_ops_list_func() walks for every traced
+ * call.  Taking its address (for the filter) keeps it emitted.
+ */
+static noinline void frb_idle(void)
+{
+	WRITE_ONCE(frb_idle_calls, frb_idle_calls + 1);
+}
+
+/*
+ * Callbacks: as trivial as a callback can be.  notrace so they cannot be
+ * traced themselves.  FTRACE_OPS_FL_RECURSION is deliberately not set: it
+ * would route single-ops call sites through ftrace_ops_assist_func, and the
+ * callbacks call nothing that could recurse.  this_cpu_inc() is safe even
+ * where ftrace does not disable preemption for us.
+ */
+static void notrace frb_attach_cb(unsigned long ip, unsigned long parent_ip,
+				  struct ftrace_ops *op,
+				  struct ftrace_regs *fregs)
+{
+	this_cpu_inc(frb_attach_hits);
+}
+
+static void notrace frb_run_cb(unsigned long ip, unsigned long parent_ip,
+			       struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	this_cpu_inc(frb_run_hits);
+}
+
+static u64 frb_sum(u64 __percpu *ctr)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(*per_cpu_ptr(ctr, cpu));
+	return sum;
+}
+
+static void frb_zero(u64 __percpu *ctr)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		per_cpu(*ctr, cpu) = 0;
+}
+
+/*
+ * Release an ops that was registered.  Once unregister_ftrace_function()
+ * returns, ftrace has synchronised with every CPU that could still be in the
+ * callback (it does so for all FTRACE_OPS_FL_DYNAMIC ops), so the memory may
+ * be freed.  If unregistering fails, ftrace is already dead (ftrace_disabled)
+ * or confused; then the ops must not be freed, and we leak it on purpose.
+ * Returns true if the ops may be freed.
+ */
+static bool frb_unregister(struct ftrace_ops *ops)
+{
+	int ret = unregister_ftrace_function(ops);
+
+	if (ret) {
+		pr_err("unregister_ftrace_function failed (%d), leaking ops\n",
+		       ret);
+		return false;
+	}
+	ftrace_free_filter(ops);
+	return true;
+}
+
+/* Split off the next whitespace-separated token of *s, or NULL at the end. */
+static char *frb_next_token(char **s)
+{
+	char *tok = skip_spaces(*s);
+	char *end = tok;
+
+	if (!*tok)
+		return NULL;
+	while (*end && !isspace(*end))
+		end++;
+	if (*end)
+		*end++ = '\0';
+	*s = end;
+	return tok;
+}
+
+/* Strict decimal: digits only, no sign, no base prefix. */
+static int frb_parse_u64(const char *s, u64 min, u64 max, u64 *val)
+{
+	const char *p;
+	int ret;
+
+	if (!*s)
+		return -EINVAL;
+	for (p = s; *p; p++)
+		if (!isdigit(*p))
+			return -EINVAL;
+	ret = kstrtou64(s, 10, val);
+	if (ret)
+		return -EINVAL;
+	if (*val < min || *val > max)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * A plain symbol name.  ftrace_set_filter() takes a glob ("*", "?", "[...]"),
+ * "!" negation, ":mod:" syntax and, for an all-digit string, an index into
+ * available_filter_functions; accepting only identifier characters (and the
+ * '.' of suffixes like ".isra.0") makes it match by exact name only.
+ */
+static bool frb_valid_symbol(const char *s)
+{
+	size_t len = strlen(s);
+	const char *p;
+
+	if (!len || len >= KSYM_NAME_LEN || isdigit(*s))
+		return false;
+	for (p = s; *p; p++)
+		if (!isalnum(*p) && *p != '_' && *p != '.')
+			return false;
+	return true;
+}
+
+/*
+ * Copy one command from user space into a NUL-terminated kernel buffer.
+ * One write() is one command; anything longer than FRB_CMD_MAX is invalid.
+ */
+static char *frb_get_cmd(const char __user *ubuf, size_t count)
+{
+	if (!count || count > FRB_CMD_MAX)
+		return ERR_PTR(-EINVAL);
+	return memdup_user_nul(ubuf, count);
+}
+
+/* ---- attach ---------------------------------------------------------- */
+
+static void frb_detach(void)
+{
+	lockdep_assert_held(&frb_mutex);
+
+	if (!frb_attach_ops)
+		return;
+	if (frb_unregister(frb_attach_ops))
+		kfree(frb_attach_ops);
+	frb_attach_ops = NULL;
+	frb_attach_func[0] = '\0';
+	frb_attach_regs = false;
+}
+
+static int frb_attach(char *func, bool save_regs)
+{
+	struct ftrace_ops *ops;
+	int ret;
+
+	lockdep_assert_held(&frb_mutex);
+
+	if (frb_attach_ops)
+		return -EBUSY;
+
+	ops = kzalloc(sizeof(*ops), GFP_KERNEL);
+	if (!ops)
+		return -ENOMEM;
+	ops->func = frb_attach_cb;
+	ops->flags = save_regs ? FTRACE_OPS_FL_SAVE_REGS : 0;
+
+	/*
+	 * The filter must be in place before registering: an ops with an
+	 * empty filter hash traces every function in the kernel.  -EINVAL
+	 * here means no record of available_filter_functions has that name.
+	 */
+	ret = ftrace_set_filter(ops, (unsigned char *)func, strlen(func), 1);
+	if (ret)
+		goto free_filter;
+
+	frb_zero(&frb_attach_hits);
+	/*
+	 * On a failure __register_ftrace_function() has not added the ops to
+	 * the ops list (a SAVE_REGS ops without a regs caller is refused with
+	 * -EINVAL before that), so it can be freed at once.
+	 */
+	ret = register_ftrace_function(ops);
+	if (ret)
+		goto free_filter;
+
+	strscpy(frb_attach_func, func, sizeof(frb_attach_func));
+	frb_attach_regs = save_regs;
+	frb_attach_ops = ops;
+	return 0;
+
+free_filter:
+	ftrace_free_filter(ops);
+	kfree(ops);
+	return ret;
+}
+
+static ssize_t frb_attach_write(struct file *file, const char __user *ubuf,
+				size_t count, loff_t *ppos)
+{
+	char *buf, *cur, *func, *regs, *extra;
+	bool save_regs;
+	int ret;
+
+	buf = frb_get_cmd(ubuf, count);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	cur = buf;
+	func = frb_next_token(&cur);
+	regs = frb_next_token(&cur);
+	extra = frb_next_token(&cur);
+
+	ret = -EINVAL;
+	if (!func || extra)
+		goto out_free;
+
+	if (!strcmp(func, "none")) {
+		if (regs)
+			goto out_free;
+		ret = mutex_lock_interruptible(&frb_mutex);
+		if (ret)
+			goto out_free;
+		frb_detach();
+		mutex_unlock(&frb_mutex);
+		goto out_free;
+	}
+
+	if (!regs || !frb_valid_symbol(func))
+		goto out_free;
+	if (!strcmp(regs, "1"))
+		save_regs = true;
+	else if (!strcmp(regs, "0"))
+		save_regs = false;
+	else
+		goto out_free;
+
+	ret = mutex_lock_interruptible(&frb_mutex);
+	if (ret)
+		goto out_free;
+	ret = frb_attach(func, save_regs);
+	mutex_unlock(&frb_mutex);
+
+out_free:
+	kfree(buf);
+	return ret ? ret : count;
+}
+
+static int frb_attach_show(struct seq_file *m, void *v)
+{
+	int ret = mutex_lock_interruptible(&frb_mutex);
+
+	if (ret)
+		return ret;
+	if (frb_attach_ops)
+		seq_printf(m, "function=%s save_regs=%d hits=%llu\n",
+			   frb_attach_func, frb_attach_regs,
+			   frb_sum(&frb_attach_hits));
+	else
+		seq_puts(m, "function=none\n");
+	mutex_unlock(&frb_mutex);
+	return 0;
+}
+
+static int frb_attach_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, frb_attach_show, NULL);
+}
+
+static const struct file_operations frb_attach_fops = {
+	.owner		= THIS_MODULE,
+	.open		= frb_attach_open,
+	.read		= seq_read,
+	.write		= frb_attach_write,
+	.llseek		= seq_lseek,
+	.release	= single_release,
+};
+
+/* ---- run ------------------------------------------------------------- */
+
+/*
+ * Register @n ops tracing @ip into @ops[0..n-1].  On failure every ops this
+ * call registered is unregistered again.  Returns 0 or the kernel's error;
+ * *@leaked is set if an ops could not be unregistered (see frb_unregister).
+ */
+static int frb_register_n(struct ftrace_ops *ops, unsigned int n,
+			  unsigned long ip, bool save_regs, bool *leaked)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ops[i].func = frb_run_cb;
+		ops[i].flags = save_regs ? FTRACE_OPS_FL_SAVE_REGS : 0;
+
+		/* By address: exact, whatever the symbol is called. */
+		ret = ftrace_set_filter_ip(&ops[i], ip, 0, 1);
+		if (!ret)
+			ret = register_ftrace_function(&ops[i]);
+		if (ret) {
+			ftrace_free_filter(&ops[i]);
+			goto unwind;
+		}
+	}
+	return 0;
+
+unwind:
+	while (i--)
+		if (!frb_unregister(&ops[i]))
+			*leaked = true;
+	return ret;
+}
+
+static void frb_unregister_n(struct ftrace_ops *ops, unsigned int n,
+			     bool *leaked)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (!frb_unregister(&ops[i]))
+			*leaked = true;
+}
+
+/*
+ * Call the tracee @calls times.  The loop runs in chunks of FRB_CHUNK calls;
+ * only the chunks are timed.  Between chunks we give the CPU away if needed
+ * (Debian's kernels use voluntary preemption, so a long loop could
+ * otherwise trigger soft-lockup warnings) and stop on a pending signal.
+ * Preemption stays enabled inside a chunk: on a preemptible kernel, or when
+ * an interrupt arrives, that time is included.
+ */
+static int frb_time_calls(u64 calls, u64 *total_ns)
+{
+	u64 done = 0, total = 0;
+
+	while (done < calls) {
+		u64 chunk = min(calls - done, FRB_CHUNK);
+		u64 i, t0;
+
+		t0 = ktime_get_ns();
+		for (i = 0; i < chunk; i++)
+			frb_tracee();
+		total += ktime_get_ns() - t0;
+		done += chunk;
+
+		if (signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	*total_ns = total;
+	return 0;
+}
+
+static int frb_run(u64 calls, bool save_regs, unsigned int relevant,
+		   unsigned int irrelevant)
+{
+	unsigned int nr = relevant + irrelevant;
+	struct frb_result res = {
+		.calls = calls, .save_regs = save_regs,
+		.relevant = relevant, .irrelevant = irrelevant,
+	};
+	struct ftrace_ops *ops = NULL;
+	unsigned long tracee_before;
+	bool leaked = false;
+	int ret;
+
+	lockdep_assert_held(&frb_mutex);
+
+	/*
+	 * An attached ops would sit in the same ops list and add one filter
+	 * test per traced call: refuse rather than measure it silently.
+	 */
+	if (frb_attach_ops)
+		return -EBUSY;
+
+	if (nr) {
+		ops = kcalloc(nr, sizeof(*ops), GFP_KERNEL);
+		if (!ops)
+			return -ENOMEM;
+	}
+
+	frb_zero(&frb_run_hits);
+
+	/*
+	 * Irrelevant ops first: add_ftrace_ops() inserts at the head of the
+	 * list, so the relevant ops end up ahead of them.  The list function
+	 * still tests every ops against the traced ip on each call.
+	 */
+	ret = frb_register_n(ops + relevant, irrelevant,
+			     (unsigned long)frb_idle, save_regs, &leaked);
+	if (ret)
+		goto out_free;
+	ret = frb_register_n(ops, relevant, (unsigned long)frb_tracee,
+			     save_regs, &leaked);
+	if (ret) {
+		frb_unregister_n(ops + relevant, irrelevant, &leaked);
+		goto out_free;
+	}
+
+	tracee_before = frb_tracee_calls;
+	ret = frb_time_calls(calls, &res.total_ns);
+
+	frb_unregister_n(ops, nr, &leaked);
+	if (ret)
+		goto out_free;
+
+	/*
+	 * Built-in check: every call reached the tracee, every relevant ops
+	 * saw every call, and no irrelevant ops fired.  On a mismatch the
+	 * result is still recorded so that it can be read, but the write
+	 * fails with -EIO.
+	 */
+	res.hits = frb_sum(&frb_run_hits);
+	frb_last = res;
+	if (frb_tracee_calls - tracee_before != calls ||
+	    res.hits != calls * relevant) {
+		pr_warn("check failed: calls=%llu tracee=%lu hits=%llu expected=%llu\n",
+			calls, frb_tracee_calls - tracee_before, res.hits,
+			calls * relevant);
+		ret = -EIO;
+	}
+
+out_free:
+	if (leaked)
+		WARN(1, KBUILD_MODNAME ": ops still registered, not freed\n");
+	else
+		kfree(ops);
+	return ret;
+}
+
+/* The keys of a "run" command, each required exactly once. */
+enum { FRB_CALLS, FRB_SAVE_REGS, FRB_RELEVANT, FRB_IRRELEVANT, FRB_NR_KEYS };
+
+static const struct {
+	const char *key;
+	u64 min, max;
+} frb_run_keys[FRB_NR_KEYS] = {
+	[FRB_CALLS]	 = { "calls",	   1, FRB_MAX_CALLS },
+	[FRB_SAVE_REGS]	 = { "save_regs",  0, 1 },
+	[FRB_RELEVANT]	 = { "relevant",   0, FRB_MAX_OPS },
+	[FRB_IRRELEVANT] = { "irrelevant", 0, FRB_MAX_OPS },
+};
+
+static ssize_t frb_run_write(struct file *file, const char __user *ubuf,
+			     size_t count, loff_t *ppos)
+{
+	u64 val[FRB_NR_KEYS];
+	unsigned int seen = 0;
+	char *buf, *cur, *tok;
+	int ret = -EINVAL;
+
+	buf = frb_get_cmd(ubuf, count);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	/* key=value tokens, in any order, no unknown or repeated keys. */
+	cur = buf;
+	while ((tok = frb_next_token(&cur))) {
+		char *v = strchr(tok, '=');
+		unsigned int k;
+
+		if (!v)
+			goto out_free;
+		*v++ = '\0';
+		for (k = 0; k < FRB_NR_KEYS; k++)
+			if (!strcmp(tok, frb_run_keys[k].key))
+				break;
+		if (k == FRB_NR_KEYS || (seen & BIT(k)))
+			goto out_free;
+		seen |= BIT(k);
+		if (frb_parse_u64(v, frb_run_keys[k].min, frb_run_keys[k].max,
+				  &val[k]))
+			goto out_free;
+	}
+	if (seen != BIT(FRB_NR_KEYS) - 1)
+		goto out_free;
+
+	ret = mutex_lock_interruptible(&frb_mutex);
+	if (ret)
+		goto out_free;
+	ret = frb_run(val[FRB_CALLS], val[FRB_SAVE_REGS], val[FRB_RELEVANT],
+		      val[FRB_IRRELEVANT]);
+	mutex_unlock(&frb_mutex);
+
+out_free:
+	kfree(buf);
+	return ret ? ret : count;
+}
+
+static int frb_run_show(struct seq_file *m, void *v)
+{
+	int ret = mutex_lock_interruptible(&frb_mutex);
+
+	if (ret)
+		return ret;
+	seq_printf(m, "calls=%llu save_regs=%d relevant=%u irrelevant=%u total_ns=%llu hits=%llu\n",
+		   frb_last.calls, frb_last.save_regs, frb_last.relevant,
+		   frb_last.irrelevant, frb_last.total_ns, frb_last.hits);
+	mutex_unlock(&frb_mutex);
+	return 0;
+}
+
+static int frb_run_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, frb_run_show, NULL);
+}
+
+static const struct file_operations frb_run_fops = {
+	.owner		= THIS_MODULE,
+	.open		= frb_run_open,
+	.read		= seq_read,
+	.write		= frb_run_write,
+	.llseek		= seq_lseek,
+	.release	= single_release,
+};
+
+/* ---- info ------------------------------------------------------------ */
+
+static int frb_info_show(struct seq_file *m, void *v)
+{
+	seq_printf(m, "kernel=%s regs_caller=%d args=%d call_ops=%d arch=%s version=%s\n",
+		   UTS_RELEASE,
+		   IS_ENABLED(CONFIG_DYNAMIC_FTRACE_WITH_REGS),
+		   IS_ENABLED(CONFIG_DYNAMIC_FTRACE_WITH_ARGS),
+		   IS_ENABLED(CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS),
+		   init_utsname()->machine, FRB_VERSION);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(frb_info);
+
+/* ---- module ---------------------------------------------------------- */
+
+static int __init frb_init(void)
+{
+	struct dentry *dir;
+
+	dir = debugfs_create_dir(KBUILD_MODNAME, NULL);
+	if (IS_ERR(dir))
+		return PTR_ERR(dir);	/* debugfs disabled or locked down */
+	frb_dir = dir;
+
+	debugfs_create_file("attach", 0600, dir, NULL, &frb_attach_fops);
+	debugfs_create_file("run", 0600, dir, NULL, &frb_run_fops);
+	debugfs_create_file("info", 0400, dir, NULL, &frb_info_fops);
+	return 0;
+}
+
+static void __exit frb_exit(void)
+{
+	/*
+	 * Remove the files first: debugfs_remove_recursive() waits for
+	 * handlers still running, and no new command can start afterwards.
+	 * Open files hold a module reference, so a run cannot be in progress
+	 * here anyway.  Then drop the attachment; runs never leave ops behind.
+	 */
+	debugfs_remove_recursive(frb_dir);
+
+	mutex_lock(&frb_mutex);
+	frb_detach();
+	mutex_unlock(&frb_mutex);
+}
+
+module_init(frb_init);
+module_exit(frb_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Per-call cost of ftrace callbacks with and without SAVE_REGS");
+MODULE_VERSION(FRB_VERSION);

@@ -102,10 +102,15 @@ def module_load(caps, facts):
 def kprobes_on_ftrace(facts):
     config = facts.get("kernel_config") or {}
     on = config.get("CONFIG_KPROBES_ON_FTRACE") == "y"
-    return answer(on, on, "CONFIG_KPROBES_ON_FTRACE=y: a kprobe at a function's entry uses ftrace "
-                          "with regs" if on else
-                  "no CONFIG_KPROBES_ON_FTRACE: a kprobe at a function's entry uses a breakpoint, "
-                  "not ftrace (never merged for arm64)")
+    if on:
+        return answer(True, True, "CONFIG_KPROBES_ON_FTRACE=y: a kprobe at a function's entry "
+                                  "registers an ftrace ops with SAVE_REGS")
+    why = "no CONFIG_KPROBES_ON_FTRACE: a kprobe at a function's entry uses a breakpoint, not ftrace"
+    if facts.get("arch") == "aarch64":
+        why += " (never merged for arm64)"
+    elif config.get("CONFIG_KPROBES") != "y":
+        why = "no CONFIG_KPROBES"
+    return answer(False, False, why)
 
 
 def bcc(caps):
@@ -139,15 +144,19 @@ def report(facts, caps, pre, root_via):
     mb = module_build(caps, facts)
     ml = module_load(caps, facts)
     tracers = pre.get("available_tracers") or []
-    fn_ok = "function" in tracers
-    mod_ok = bool(mb["ok"] and ml["ok"])
-    mod_why = "module builds and loads" if mod_ok else (mb["reason"] if not mb["ok"] else ml["reason"])
+    refused_full = "; ".join(pre.get("errors") or [])
+    # The full text goes on the tracefs line; the modes point to it.
+    refused = "tracefs refused (see the tracefs line)" if refused_full else ""
+    fn_ok = "function" in tracers and not refused
+    mod_ok = bool(mb["ok"] and ml["ok"]) and not refused
+    mod_why = ("module builds and loads" if mod_ok else refused if refused
+               else (mb["reason"] if not mb["ok"] else ml["reason"]))
     modes = {
-        "off": answer(True, None, "tracefs at " + str(pre.get("tracefs"))),
+        "off": answer(not refused, None, refused or "tracefs at " + str(pre.get("tracefs"))),
         "function": answer(fn_ok, None, "function tracer available" if fn_ok else
-                           "no function tracer in available_tracers (CONFIG_FUNCTION_TRACER)"),
+                           refused or "no function tracer in available_tracers (CONFIG_FUNCTION_TRACER)"),
         "function-all": answer(fn_ok, None, "function tracer available" if fn_ok else
-                               "no function tracer in available_tracers"),
+                               refused or "no function tracer in available_tracers"),
         "noregs": answer(mod_ok, None, mod_why),
         "regs": answer(mod_ok and regs_ok, None, regs_why if not regs_ok else mod_why),
     }
@@ -163,8 +172,9 @@ def report(facts, caps, pre, root_via):
         "kernel_release": answer(True, facts.get("kernel_release"), facts.get("kernel_version") or ""),
         "ftrace_era": e,
         "regs_caller": answer(regs_ok, regs_ok, regs_why),
-        "tracefs": answer(True, pre.get("tracefs"),
-                          "mounted by this check" if pre.get("mounted_by_us") else "mounted"),
+        "tracefs": answer(not refused, pre.get("tracefs"), refused_full or
+                          ("mounted for this check and unmounted again" if pre.get("mounted_by_us")
+                           else "mounted")),
         "root": answer(True, root_via, "login user is root" if root_via == "root" else "sudo -n works"),
         "lockdown": answer(facts.get("lockdown") in (None, "none"), facts.get("lockdown"),
                            "/sys/kernel/security/lockdown"),

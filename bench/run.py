@@ -92,7 +92,7 @@ def _kmod_cache_dir(facts):
     return CACHE / "kmod" / f"{facts.get('kernel_release')}-{key.hexdigest()[:12]}"
 
 
-def start_agent(target, client, ui, lab_state, force, modes, workload):
+def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=False):
     """Start the agent; return (facts, preflight, check report)."""
     from .check import report
 
@@ -103,7 +103,8 @@ def start_agent(target, client, ui, lab_state, force, modes, workload):
     if lab_state:
         from remote.lab import lab_facts
         facts["lab"] = lab_facts(lab_state)
-    pre = client.request("preflight", modes=modes, force=force, syscall=workload, timeout=120)
+    pre = client.request("preflight", modes=modes, force=force, syscall=workload,
+                         tolerant=tolerant, timeout=120)
     caps = client.request("check", timeout=120)
     root_via = "root" if not target.root_prefix() else "sudo"
     return facts, pre, report(facts, caps, pre, root_via)
@@ -280,10 +281,14 @@ def probe(target, *, ui, lab_state=None):
     """`bench check`: start the agent, look, change nothing, leave."""
     client = AgentClient(target, lease=60.0, on_event=ui.agent_event)
     try:
-        facts, pre, check = start_agent(target, client, ui, lab_state, True, [], "getppid")
+        facts, pre, check = start_agent(target, client, ui, lab_state, True, [], "getppid",
+                                        tolerant=True)
         if pre["busy"]:
             check["tracing_in_use"] = {"ok": False, "value": pre["busy"],
                                        "reason": "; ".join(pre["busy"])}
+        elif pre.get("errors"):
+            check["tracing_in_use"] = {"ok": None, "value": None,
+                                       "reason": "unknown: tracefs refused (see the tracefs line)"}
         else:
             check["tracing_in_use"] = {"ok": True, "value": [], "reason": "tracefs is free"}
         if lab_state:

@@ -230,24 +230,37 @@ class Agent:
             if any(m.startswith("function") for m in modes) and "function" not in tracers:
                 raise Fatal("the kernel offers no function tracer (available_tracers: %s); "
                             "it needs CONFIG_FUNCTION_TRACER" % " ".join(tracers), kind="unsupported")
-            busy = t.busy_reasons()
+            # tolerant (bench check): report what fails instead of failing.
+            tolerant = bool(req.get("tolerant"))
+            errors = []
+            busy, function = [], None
+            try:
+                busy = t.busy_reasons()
+            except tracefs_mod.TracefsError as e:
+                if not tolerant:
+                    raise
+                errors.append(str(e))
             if busy and not req.get("force"):
                 raise Fatal("tracing is already in use on this host: %s" % "; ".join(busy), kind="busy")
-            function = self.resolve_function(req.get("syscall", "getppid"))
+            try:
+                function = self.resolve_function(req.get("syscall", "getppid"))
+            except (Fatal, tracefs_mod.TracefsError) as e:
+                if not tolerant:
+                    raise
+                errors.append(str(e))
             return {"tracefs": t.root, "mounted_by_us": t.mounted_by_us,
                     "available_tracers": tracers, "busy": busy, "function": function,
-                    "lockdown": tracefs_mod.lockdown_state()}
+                    "lockdown": tracefs_mod.lockdown_state(), "errors": errors}
 
     def resolve_function(self, syscall):
         if not re.match(r"^[a-z0-9_]+$", syscall):
             raise Fatal("bad syscall name %r" % syscall, kind="usage")
         names = set()
         # 'available_filter_functions': 'sym' or 'sym [module]' per line
-        with open(self.tracefs.path("available_filter_functions")) as f:
-            for line in f:
-                name = line.split()[0] if line.strip() else ""
-                if name.endswith("sys_" + syscall):
-                    names.add(name)
+        for line in self.tracefs.read("available_filter_functions").splitlines():
+            name = line.split()[0] if line.strip() else ""
+            if name.endswith("sys_" + syscall):
+                names.add(name)
         prefix = SYSCALL_PREFIX.get(os.uname().machine)
         preferred = [n for n in names if prefix and n == prefix + syscall]
         if preferred:

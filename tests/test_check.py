@@ -1,0 +1,60 @@
+"""bench check's decisions on real kernel configs (tests/data) and probe results."""
+import pathlib
+
+from bench.check import report
+from test_kernel import parse_config
+
+DATA = pathlib.Path(__file__).parent / "data"
+CFG61 = parse_config((DATA / "config-6.1.0-56-cloud-arm64").read_text())
+
+
+def facts(config, arch="aarch64", **kw):
+    f = {"arch": arch, "kernel_release": "6.1.0-56-cloud-arm64", "kernel_version": "#1 SMP Debian",
+         "kernel_config": config, "kernel_config_source": "/boot/config-6.1.0-56-cloud-arm64",
+         "cpu_model": "Neoverse-N1 (Graviton2)", "cpu_implementer": "0x41", "cpu_part": "0xd0c",
+         "lockdown": "none", "governor": "performance", "smt_control": None, "cpus_isolated": ""}
+    f.update(kw)
+    return f
+
+
+def caps(syms=("ftrace_caller", "ftrace_regs_caller"), headers=True):
+    return {"kallsyms": list(syms),
+            "module_build": {"build_dir": "/lib/modules/6.1.0-56-cloud-arm64/build",
+                             "build_dir_ok": headers, "make": "/usr/bin/make",
+                             "compiler": {"path": "/usr/bin/gcc", "version": "gcc (Debian 12.2.0-14) 12.2.0"}},
+            "module_load": {"modules_supported": True, "sig_enforce": "N", "insmod": "/sbin/insmod",
+                            "modules_disabled": "0"},
+            "bcc": {"ok": False, "error": "ModuleNotFoundError: No module named 'bcc'"}}
+
+
+PRE = {"tracefs": "/sys/kernel/tracing", "available_tracers": ["function", "nop"], "errors": []}
+
+
+def test_bookworm_arm64_can_do_everything():
+    r = report(facts(CFG61), caps(), PRE, "root")
+    assert r["ftrace_era"]["value"] == "regs" and r["ftrace_era"]["ok"]
+    assert all(a["ok"] for a in r["modes"].values())
+    assert r["bcc"]["ok"] is False and "python3-bpfcc" in r["bcc"]["reason"]
+    assert r["kprobes_on_ftrace"]["ok"] is False and "arm64" in r["kprobes_on_ftrace"]["reason"]
+
+
+def test_args_era_skips_regs_but_not_noregs():
+    cfg = dict(CFG61, CONFIG_DYNAMIC_FTRACE_WITH_REGS="n", CONFIG_DYNAMIC_FTRACE_WITH_ARGS="y",
+               CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS="y")
+    r = report(facts(cfg), caps(syms=("ftrace_caller",)), PRE, "root")
+    assert r["ftrace_era"]["value"] == "call-ops"
+    assert r["modes"]["regs"]["ok"] is False and "no regs caller" in r["modes"]["regs"]["reason"]
+    assert r["modes"]["noregs"]["ok"] is True
+
+
+def test_config_contradicting_kallsyms_is_flagged():
+    r = report(facts(CFG61), caps(syms=("ftrace_caller",)), PRE, "root")
+    assert r["ftrace_era"]["ok"] is False and "contradicts" in r["ftrace_era"]["reason"]
+
+
+def test_no_headers_names_the_package_and_lockdown_refuses_loading():
+    r = report(facts(CFG61, lockdown="integrity"), caps(headers=False), PRE, "sudo")
+    assert "linux-headers-6.1.0-56-cloud-arm64" in r["module_build"]["reason"]
+    assert r["module_load"]["ok"] is False and "lockdown" in r["module_load"]["reason"]
+    assert r["methods"]["kernel"]["ok"] is False
+    assert r["root"]["value"] == "sudo"

@@ -50,6 +50,21 @@ def worker_means_ns(pyperf_json_path):
     return means, sum(len(r.values) for r in bench.get_runs())
 
 
+def kernel_means_ns(path):
+    """Per-call ns of each repetition of a kernel cell (total_ns / calls, as
+    the module reported them), and their count."""
+    import json
+
+    with open(path) as f:
+        runs = json.load(f)["runs"]
+    means = [r["total_ns"] / r["calls"] for r in runs]
+    return means, len(means)
+
+
+def cell_means_ns(path, method):
+    return worker_means_ns(path) if method == "pyperf" else kernel_means_ns(path)
+
+
 def t_interval(sample):
     """(mean, ci_low, ci_high) with Student's t; NaN bounds for n < 2."""
     a = np.asarray(sample, dtype=float)

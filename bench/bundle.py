@@ -1,14 +1,18 @@
 """The result bundle: a directory with bundle.json and the raw pyperf files.
 
     bundle.json          format, format_version, facts, plan, cells, results
-    pyperf/<cell>.json   each cell's pyperf file exactly as pyperf wrote it
+    pyperf/<cell>.json   each pyperf cell's file exactly as pyperf wrote it
+    kernel/<cell>.json   each kernel cell's runs as the module reported them
+                         (calls, total_ns, hits per repetition)
 
 bundle.json is rewritten (temp file + rename) after every completed cell, so
 an interrupted run leaves a valid bundle with complete=false.
 
 Format history:
-  1  (0.1.0) first version: facts, plan, cells (pyperf method), results rows
-             (per_call_ns, overhead_ns) with bootstrap CIs.
+  1  (0.1.0) first version: facts, check, plan (with skipped modes/methods),
+             cells (methods pyperf and kernel, tracefs proof per cell), result
+             rows (per_call_ns, overhead_ns, regs_gain_ns) with t intervals
+             over rounds, module build facts.
 """
 import datetime
 import json
@@ -92,6 +96,7 @@ class Bundle:
             raise OutputError(f"{dest} exists; results are never overwritten")
         tmp = dest.with_suffix(dest.suffix + ".tmp")
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
             os.replace(tmp, dest)
         except OSError as e:

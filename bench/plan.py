@@ -19,6 +19,11 @@ KERNEL_MODES = ("off", "noregs", "regs")
 MODULE_MODES = ("noregs", "regs")
 
 
+def workload_of(method, workload):
+    # The kernel method times the module's own tracee, not the syscall.
+    return "kmod-tracee" if method == "kernel" else workload
+
+
 def applies(mode, method):
     return method != "kernel" or mode in KERNEL_MODES
 
@@ -143,5 +148,5 @@ def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None
         for mode in order:
             for method in methods:
                 if applies(mode, method):
-                    cells.append(Cell(r, mode, workload, method))
+                    cells.append(Cell(r, mode, workload_of(method, workload), method))
     return Plan(profile, list(modes), workload, list(methods), seed, cells, list(skipped))

@@ -65,7 +65,7 @@ def summarize_bundle(bundle):
     for cell in bundle.data["cells"]:
         if cell.get("status") != "ok":
             continue
-        means, _ = stats.worker_means_ns(bundle.path / cell["file"])
+        means, _ = stats.cell_means_ns(bundle.path / cell["file"], cell["method"])
         by_mode = samples.setdefault((cell["workload"], cell["method"]), {})
         by_mode.setdefault(cell["mode"], {})[cell["round"]] = means
     rows = []
@@ -177,8 +177,7 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls):
                            **KERNEL_SETTINGS[cell.mode])
         rel = bundle.write_raw(f"kernel/{cell.id}.json",
                                json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
-        means = [r["total_ns"] / r["calls"] for r in k["runs"]]
-        n_values = len(means)
+        means, n_values = stats.kernel_means_ns(bundle.path / rel)
         record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls)
     record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
     return record

@@ -79,6 +79,8 @@ def results_table(bundle):
     title = f"{data['host']['name']}: kernel {facts.get('kernel_release')} ({facts.get('ftrace_variant')})"
     if lab:
         title += f", emulated (QEMU {lab['accel']}{' icount' if lab.get('icount') else ''})"
+        if lab.get("icount"):
+            title += ": 1 ns = 1 guest instruction"
     t = Table(title=title, caption="n = rounds; 95% CIs: Student t over rounds, overhead paired with "
                                    "off and regs gain with noregs by round")
     for col in ("mode", "workload", "method", "ns/call", "95% CI", "overhead ns", "95% CI", "n"):

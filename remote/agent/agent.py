@@ -273,7 +273,8 @@ class Agent:
     def op_check(self, req):
         """Raw capabilities (bench/check.py decides); changes nothing."""
         root = self.tracefs.root if self.tracefs else None
-        return capabilities.collect(root)
+        _, config = facts_mod.kernel_config()
+        return capabilities.collect(root, config.get("CONFIG_CC_VERSION_TEXT"))
 
     def op_kmod_prepare(self, req):
         if self.tracefs is None or self.tracefs.snapshot is None:

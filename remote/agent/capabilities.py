@@ -38,8 +38,17 @@ def _run(argv, timeout=30):
     return p.returncode, out
 
 
-def compiler():
-    for cc in ("gcc", "cc"):
+def compiler(config_cc=None):
+    """The C compiler kbuild will use.  Debian's headers name a versioned one
+    ('CC = $(CROSS_COMPILE)gcc-12' in .kernelvariables), so look for the
+    version the kernel was built with (CONFIG_CC_VERSION_TEXT) first."""
+    names = []
+    if config_cc and "gcc" in config_cc:
+        # '"gcc-12 (Debian 12.2.0-14) 12.2.0"' -> gcc-12
+        first = config_cc.strip('"').split()[0]
+        names.append(first)
+    names += ["gcc", "cc"]
+    for cc in names:
         path = shutil.which(cc)
         if path:
             rc, out = _run([path, "--version"])
@@ -47,13 +56,13 @@ def compiler():
     return None
 
 
-def module_build():
+def module_build(config_cc=None):
     release = platform.release()
     build = "/lib/modules/%s/build" % release
     return {
         "build_dir": build,
         "build_dir_ok": os.path.exists(os.path.join(build, "Makefile")),
-        "compiler": compiler(),
+        "compiler": compiler(config_cc),
         "make": shutil.which("make"),
     }
 
@@ -102,11 +111,11 @@ def tracefs_files(root):
     return {"present": present, "dyn_ftrace_total_info": total}
 
 
-def collect(tracefs_root):
+def collect(tracefs_root, config_cc=None):
     return {
         "kallsyms": kallsyms(),
         "tracefs": tracefs_files(tracefs_root) if tracefs_root else None,
-        "module_build": module_build(),
+        "module_build": module_build(config_cc),
         "module_load": module_load(),
         "bcc": bcc(),
     }

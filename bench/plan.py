@@ -117,21 +117,20 @@ class Plan:
 def restrict(modes, methods, check):
     """Keep what the host supports (a bench check report); say what is skipped and why."""
     skipped = []
-    keep_modes = []
-    for m in modes:
-        a = check["modes"][m]
-        if a["ok"]:
-            keep_modes.append(m)
-        else:
-            skipped.append({"mode": m, "method": None, "reason": a["reason"]})
-    keep_methods = []
-    for m in methods:
-        a = check["methods"][m]
-        if a["ok"]:
-            keep_methods.append(m)
-        else:
-            skipped.append({"mode": None, "method": m, "reason": a["reason"]})
-    return keep_modes, keep_methods, skipped
+
+    def keep(names, group):
+        kept = []
+        for name in names:
+            a = check[group][name]
+            if a["ok"]:
+                kept.append(name)
+            else:
+                skipped.append({"mode": name if group == "modes" else None,
+                                "method": name if group == "methods" else None,
+                                "reason": a["reason"]})
+        return kept
+
+    return keep(modes, "modes"), keep(methods, "methods"), skipped
 
 
 def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None, skipped=()):

@@ -94,8 +94,13 @@ class Agent:
                 self.controller_gone("stdout closed")
 
     def log(self, text):
-        sys.stderr.write("agent: %s\n" % text)
-        sys.stderr.flush()
+        # stderr goes to the SSH session, which may be gone: logging must
+        # never raise (a BrokenPipeError here once skipped a restore).
+        try:
+            sys.stderr.write("agent: %s\n" % text)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     # -- input ----------------------------------------------------------------
     def reader(self):
@@ -136,18 +141,22 @@ class Agent:
 
     # -- lifecycle ------------------------------------------------------------
     def shutdown(self, reason, exit_code=0):
+        """Restore, clean up and (exit_code != 0) exit; runs once, from any thread."""
+        problems = []
         with self.state_lock:
             if self.finished:
-                return
+                return problems
             self.finished = True
             self.stop_reason = reason
-            if exit_code:
-                self.log("restoring and exiting: " + reason)
-            self.kill_workload()
-            problems = self.restore()
-            self.remove_workdir()
-        if exit_code:
-            os._exit(exit_code)
+            try:
+                if exit_code:
+                    self.log("restoring and exiting: " + reason)
+                self.kill_workload()
+                problems = self.restore()
+                self.remove_workdir()
+            finally:
+                if exit_code:
+                    os._exit(exit_code)
         return problems
 
     def kill_workload(self):

@@ -162,3 +162,16 @@ def test_no_headers_names_the_package(lab, lab_target, tmp_path):
         assert f"linux-headers-{release}" in r.output
     finally:
         lab_target.run(["mv", build + ".hidden", build], timeout=60)
+
+
+def test_icount_regs_gain_is_the_nine_extra_stores(lab, regs_run):
+    """Known answer.  arch/arm64/kernel/entry-ftrace.S (6.1): with allregs=1
+    ftrace_regs_entry stores x10-x29 with 10 stp, with allregs=0 only x29 with
+    one str; everything else is shared.  Under icount one guest instruction is
+    one nanosecond, so the kernel method must find 10 - 1 = 9."""
+    if not lab.get("icount"):
+        pytest.skip("the lab is not in icount mode: timings are not instruction counts")
+    data = json.loads((regs_run["out"] / "bundle.json").read_text())
+    gain = next(r for r in data["results"] if r["metric"] == "regs_gain_ns" and r["method"] == "kernel")
+    assert abs(gain["value"] - 9.0) < 0.5, gain
+    assert gain["ci_high"] - gain["ci_low"] < 1.0, gain

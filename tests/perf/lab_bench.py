@@ -9,6 +9,7 @@ Figures: lab image build time (from the image manifest, or measured with
 """
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ def main():
     ap.add_argument("--kernel", default="debian-6.1")
     ns = ap.parse_args()
     kernel = lab.select(ns.kernel)
-    print(f"host: {platform.node()} {platform.machine()}, {shutil.os.cpu_count()} CPUs, "
+    print(f"host: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{lab.qemu_version()}")
     if lab.read_state() and lab.read_state()["alive"]:
         lab.down()

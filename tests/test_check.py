@@ -47,6 +47,16 @@ def test_args_era_skips_regs_but_not_noregs():
     assert r["modes"]["noregs"]["ok"] is True
 
 
+def test_real_6_12_config_skips_regs_with_the_reason():
+    cfg = parse_config((DATA / "config-6.12.117+deb12-cloud-arm64").read_text())
+    f = facts(cfg, kernel_release="6.12.117+deb12-cloud-arm64")
+    r = report(f, caps(syms=("ftrace_caller",)), PRE, "root")
+    assert r["ftrace_era"]["value"] == "direct-calls" and r["ftrace_era"]["ok"]
+    assert r["regs_caller"]["ok"] is False
+    assert "no regs caller" in r["modes"]["regs"]["reason"]
+    assert r["modes"]["noregs"]["ok"] and r["methods"]["kernel"]["ok"]
+
+
 def test_config_contradicting_kallsyms_is_flagged():
     r = report(facts(CFG61), caps(syms=("ftrace_caller",)), PRE, "root")
     assert r["ftrace_era"]["ok"] is False and "contradicts" in r["ftrace_era"]["reason"]

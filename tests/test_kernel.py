@@ -22,6 +22,14 @@ def test_debian_bookworm_cloud_arm64_is_regs_era():
     assert ftrace_variant(cfg, "aarch64") == "regs"
 
 
+def test_debian_6_12_cloud_arm64_has_no_regs_caller():
+    cfg = parse_config((DATA / "config-6.12.117+deb12-cloud-arm64").read_text())
+    assert cfg.get("CONFIG_DYNAMIC_FTRACE_WITH_REGS") in (None, "n")
+    assert cfg["CONFIG_DYNAMIC_FTRACE_WITH_ARGS"] == "y"
+    assert cfg["CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS"] == "y"
+    assert ftrace_variant(cfg, "aarch64") == "direct-calls"
+
+
 def test_arm64_eras_from_options():
     base = {"CONFIG_FUNCTION_TRACER": "y", "CONFIG_DYNAMIC_FTRACE": "y"}
     assert ftrace_variant(base, "aarch64") == "mcount"

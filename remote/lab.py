@@ -157,7 +157,15 @@ class Debian61(Kernel):
     headers_package = "linux-headers-cloud-arm64"
 
 
-KERNELS = {k.name: k for k in (Debian61,)}
+class Debian612(Kernel):
+    name = "debian-6.12"
+    description = ("Debian 12's arm64 cloud kernel 6.12 from bookworm-security, the kernel of "
+                   "Debian 13 (DYNAMIC_FTRACE_WITH_ARGS, CALL_OPS, DIRECT_CALLS: no regs caller)")
+    kernel_package = "linux-image-6.12-cloud-arm64"
+    headers_package = "linux-headers-6.12-cloud-arm64"
+
+
+KERNELS = {k.name: k for k in (Debian61, Debian612)}
 DEFAULT_KERNEL = "debian-6.1"
 
 

@@ -139,12 +139,13 @@ def prepare_module(client, bundle, facts, ui):
     bundle.save()
 
 
-def calibrate_kernel(client, min_time):
-    """Calls per in-kernel timing run: double until the slowest setting
-    (one SAVE_REGS ops) lasts min_time."""
+def calibrate_kernel(client, min_time, save_regs):
+    """Calls per in-kernel timing run: double until the slowest planned setting
+    (one ops, with SAVE_REGS when regs is planned: a kernel without a regs
+    caller refuses it) lasts min_time."""
     calls = 1000
     while True:
-        run = client.request("kmod_time", calls=calls, save_regs=True, relevant=1, reps=1,
+        run = client.request("kmod_time", calls=calls, save_regs=save_regs, relevant=1, reps=1,
                              timeout=600)["runs"][0]
         if run["total_ns"] >= min_time * 1e9 or calls >= 10**8:
             return calls
@@ -227,7 +228,8 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
         if plan.needs_module:
             prepare_module(client, bundle, facts, ui)
             if "kernel" in plan.methods:
-                kernel_calls = calibrate_kernel(client, plan.profile.min_time)
+                kernel_calls = calibrate_kernel(client, plan.profile.min_time,
+                                                save_regs="regs" in plan.modes)
                 bundle.data["plan"]["kernel_calls"] = kernel_calls
         for i, cell in enumerate(plan.cells, 1):
             ui.cell_start(i, len(plan.cells), cell)

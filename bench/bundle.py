@@ -152,8 +152,8 @@ class Bundle:
 
 
 def _json_default(o):
-    if isinstance(o, float) and o != o:
-        return None
+    # NaN never reaches here (json writes floats itself): bench/run.py stores
+    # missing intervals as None.
     if isinstance(o, pathlib.Path):
         return str(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")

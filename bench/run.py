@@ -300,7 +300,3 @@ def probe(target, *, ui, lab_state=None):
         return facts, check
     finally:
         client.close()
-
-
-def bundle_json(bundle):
-    return json.dumps(bundle.data, indent=1)

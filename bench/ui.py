@@ -93,7 +93,7 @@ def results_table(bundle):
                   f"[{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}]",
                   fmt_ns(o["value"]) if o else "(baseline)",
                   (f"[{fmt_ns(o['ci_low'])}, {fmt_ns(o['ci_high'])}]"
-                   + ("" if o["ci_low"] is not None and excludes_zero(o) else " ~0")) if o else "",
+                   + ("" if excludes_zero(o) else " ~0")) if o else "",
                   str(r["n"]))
     return t
 

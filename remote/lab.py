@@ -374,7 +374,9 @@ def _fingerprint(pub):
 
 # -- running -------------------------------------------------------------------
 
-RUN_DIR = CACHE / "lab" / "run"
+# One lab at a time per run directory.  FTRACE_REGS_BENCH_LAB_RUN moves it,
+# so that two work trees (or two users' test runs) can each have a lab.
+RUN_DIR = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_LAB_RUN", CACHE / "lab" / "run"))
 
 
 @dataclasses.dataclass

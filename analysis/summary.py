@@ -14,7 +14,7 @@ import pandas as pd
 from . import stats
 from .load import SETUP_KEYS, check_poolable, mode_key
 
-SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode", "metric", "value",
+SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode", "metric", "unit", "value",
                    "ci_low", "ci_high", "boot_low", "boot_high", "p_mw", "n", "n_workers"]
 
 # Which entry path a traced call takes, by ftrace variant and mode (domain
@@ -27,6 +27,12 @@ CALLER_PATHS = [
     ("call-ops", "noregs", "ftrace_caller (call-ops)"),
     ("direct-calls", "noregs", "ftrace_caller (call-ops, direct calls)"),
 ]
+
+
+def unit_of(setup):
+    """'instructions' under icount (1 ns of guest time = 1 instruction), else
+    'ns'.  Plots never put the two on one axis."""
+    return "instructions" if setup.get("icount") in (True,) else "ns"
 
 
 def caller_path(variant, mode):
@@ -42,7 +48,10 @@ def _groups(frame, group_by):
         return
     for key, g in frame.groupby(list(group_by), sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        yield " / ".join(str(k) for k in key), g
+        if list(group_by) == ["bundle"]:
+            yield str(key[0]), g
+        else:
+            yield ", ".join(f"{k}={v}" for k, v in zip(group_by, key)), g
 
 
 def _row(base, mode, metric, sample, mw=None, n_workers=0):
@@ -66,7 +75,8 @@ def summarize_cells(frame, group_by=("bundle",), baseline="off"):
         bundles = ", ".join(dict.fromkeys(g["bundle"]))
         first = g[g["occurrence"] == 0]
         for (workload, method), gm in first.groupby(["workload", "method"], sort=False):
-            base = {"group": label, "bundles": bundles, **setup, "workload": workload, "method": method}
+            base = {"group": label, "bundles": bundles, **setup, "workload": workload, "method": method,
+                    "unit": unit_of(setup)}
             fig, workers = {}, {}
             for mode in sorted(gm["mode"].unique(), key=mode_key):
                 gmm = gm[gm["mode"] == mode]

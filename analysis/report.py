@@ -66,17 +66,29 @@ def _scrub(o, names):
     return o
 
 
-def anonymize(bundles):
-    """Copies of the bundles with hostnames (replaced by host-1, host-2...),
-    addresses, MACs, UUIDs, serials and instance IDs removed from every
-    string and fact; the bundles on disk are not touched."""
+def host_names(bundles):
+    """[(name, placeholder)], longest first: every host name, SSH address and
+    recorded hostname of the bundles, each mapped to host-1, host-2..."""
     hosts = {}
     for b in bundles:
         for n in (b.data["host"].get("name"), b.data["host"].get("hostname"),
                   b.data.get("facts", {}).get("hostname")):
             if n and n not in _KEYWORD_HOSTS and n not in hosts:
                 hosts[n] = f"host-{len(hosts) + 1}"
-    names = sorted(hosts.items(), key=lambda kv: -len(kv[0]))
+    return sorted(hosts.items(), key=lambda kv: -len(kv[0]))
+
+
+def scrub(text, names):
+    """text without the given host names, addresses, MACs, UUIDs and instance IDs."""
+    return _scrub(text, names)
+
+
+def anonymize(bundles):
+    """Copies of the bundles with hostnames (replaced by host-1, host-2...),
+    addresses, MACs, UUIDs, serials and instance IDs removed from every
+    string and fact; the bundles on disk are not touched."""
+    names = host_names(bundles)
+    hosts = dict(names)
     out = []
     for b in bundles:
         data = copy.deepcopy(b.data)
@@ -154,12 +166,13 @@ def _lab_text(lab):
 def _kv(d):
     if not isinstance(d, dict):
         return "" if d is None else str(d)
-    return ", ".join(f"{k}={v}" for k, v in d.items())
+    return ", ".join(f"{k}={'none' if v in (None, '') else v}" for k, v in d.items())
 
 
 SYSTEM_FACTS = [
     ("host", lambda b, f, lab: b.data["host"].get("name")),
     ("hostname", lambda b, f, lab: f.get("hostname")),
+    ("address", lambda b, f, lab: b.data["host"].get("hostname") or "not recorded"),
     ("arch", lambda b, f, lab: f.get("arch")),
     ("CPU", lambda b, f, lab: f"{f.get('cpu_model')} (implementer {f.get('cpu_implementer')}, "
                               f"part {f.get('cpu_part')}, variant {f.get('cpu_variant')}, "
@@ -167,6 +180,7 @@ SYSTEM_FACTS = [
     ("CPUs", lambda b, f, lab: f"{f.get('cpu_count')} (online: {f.get('cpus_online')})"),
     ("instance type", lambda b, f, lab: f.get("instance_type")
      or ("none: the QEMU lab" if lab else "not recorded")),
+    ("instance ID", lambda b, f, lab: f.get("instance_id") or "not recorded"),
     ("memory", lambda b, f, lab: f"{f['memory_kb'] // 1024} MiB" if f.get("memory_kb") else None),
     ("OS", lambda b, f, lab: f.get("os_release")),
     ("kernel", lambda b, f, lab: f"{f.get('kernel_release')} {f.get('kernel_version')}"),
@@ -201,7 +215,7 @@ SYSTEM_FACTS = [
 def systems_table(bundles, labels, anonymous):
     rows = []
     for name, get in SYSTEM_FACTS:
-        if anonymous and name == "hostname":
+        if anonymous and name in ("hostname", "address", "instance ID"):
             continue
         rows.append([name] + [get(b, b.data.get("facts", {}), b.data.get("facts", {}).get("lab"))
                               for b in bundles])
@@ -444,6 +458,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     a key not grouped by)."""
     out_dir = pathlib.Path(out_dir)
     bundles = load_bundles(paths)
+    names = host_names(bundles) if anonymize_hosts else []
     if anonymize_hosts:
         bundles = anonymize(bundles)
     labels = bundle_labels(bundles, anonymize_hosts)
@@ -468,6 +483,8 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     checks, aa_table = checks_section(bundles, labels, aa_computed)
     repro, report_cmd = reproduce(bundles, labels, out_dir, report_args or
                                   [*(shlex.quote(str(p)) for p in paths), "--out", shlex.quote(str(out_dir))])
+    if anonymize_hosts:
+        report_cmd = scrub(report_cmd, names)
     emulated = [b.data.get("facts", {}).get("lab") for b in bundles]
     ctx = {
         "title": title or "ftrace per-call overhead: " + ", ".join(labels),

@@ -1,4 +1,5 @@
-"""Figures for reports and notebooks (matplotlib, Agg).
+"""Figures for reports and notebooks (matplotlib Figure objects, no pyplot:
+the caller's backend and global state are left alone).
 
 Each function takes frames from analysis.summary / analysis.load and returns
 a matplotlib Figure; save() writes it as SVG and PNG with nothing in the
@@ -12,14 +13,14 @@ own method); the report's tables add the bootstrap interval.
 import json
 import math
 
+import io
+
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from .load import mode_key  # noqa: E402
+from .load import mode_key
 
 RC = {
     "svg.hashsalt": "ftrace-regs-bench",  # stable ids inside the SVG
@@ -30,15 +31,15 @@ RC = {
     "grid.alpha": 0.3,
 }
 UNIT_TEXT = {"ns": "ns per call", "instructions": "guest instructions per call (icount, emulated)"}
-COLORS = plt.get_cmap("tab10").colors
+COLORS = matplotlib.colormaps["tab10"].colors
 
 
 def _figure(n_panels, ncols, panel_h, width=4.6):
     ncols = max(1, min(ncols, n_panels))
     nrows = max(1, math.ceil(n_panels / ncols))
-    with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, panel_h * nrows + 0.6),
-                                 squeeze=False)
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(width * ncols, panel_h * nrows + 0.6))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n_panels:]:
         ax.set_visible(False)
@@ -82,7 +83,7 @@ def overhead_figure(summary):
                   key=lambda k: (k[2], k[0] != "pyperf", k[0], mode_key(k[1])))
     colors = _group_colors(summary["group"])
     fig, axes = _figure(max(1, len(keys)), 3, 0.35 * max(2, summary["group"].nunique()) + 0.9)
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         _nothing(axes, keys, "no overhead figures (only off was measured)")
         for ax, (method, mode, unit) in zip(axes, keys):
             r = rows[(rows["method"] == method) & (rows["mode"] == mode) & (rows["unit"] == unit)]
@@ -101,7 +102,7 @@ def regs_gain_figure(summary):
     keys = _method_unit_keys(rows)
     colors = _group_colors(summary["group"])
     fig, axes = _figure(max(1, len(keys)), 2, 0.35 * max(2, rows["group"].nunique()) + 0.9, width=5.4)
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         _nothing(axes, keys, "no regs gain in these bundles\n(regs and noregs not both measured)")
         for ax, (method, unit) in zip(axes, keys):
             r = rows[(rows["method"] == method) & (rows["unit"] == unit)]
@@ -123,7 +124,7 @@ def variant_figure(variants):
     colors = _group_colors(variants["group"])
     n = max(1, len(variants) // max(1, len(keys)))
     fig, axes = _figure(max(1, len(keys)), 2, 0.4 * max(2, n) + 0.9, width=5.4)
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         _nothing(axes, keys, "no module modes (noregs/regs) in these bundles")
         for ax, (method, unit) in zip(axes, keys):
             r = variants[(variants["method"] == method) & (variants["unit"] == unit)]
@@ -164,7 +165,7 @@ def distribution_figure(bundle, label, unit="ns"):
     rounds = max([c["round"] for cells in panels.values() for c in cells] or [0]) + 1
     fig, axes = _figure(max(1, len(keys)), 4, 0.22 * rounds + 1.0, width=3.4)
     rng = np.random.default_rng(0)  # jitter only; fixed for identical files
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         for ax, (method, mode) in zip(axes, keys):
             for c in panels[(method, mode)]:
                 vals = raw_values_ns(bundle.path, c)
@@ -223,7 +224,7 @@ def histogram_figure(hists, label):
     """BPF histograms, summed over rounds per mode, as step plots."""
     kinds = sorted({h[2] for h in hists})
     fig, axes = _figure(len(kinds), 2, 2.6)
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         for ax, kind in zip(axes, kinds):
             per_mode = {}
             for _, mode, k, lows, counts in hists:
@@ -251,8 +252,15 @@ def save(fig, directory, name):
     same figure.  Returns the two paths."""
     directory.mkdir(parents=True, exist_ok=True)
     svg, png = directory / f"{name}.svg", directory / f"{name}.png"
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
         fig.savefig(png, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
     return svg, png
+
+
+def svg_bytes(fig):
+    """The figure as SVG bytes (for IPython.display.SVG in a notebook)."""
+    buf = io.BytesIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return buf.getvalue()

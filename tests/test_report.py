@@ -76,9 +76,10 @@ def test_figures_and_report_are_byte_identical_when_regenerated(tmp_path):
 
 
 def test_save_writes_no_date_or_software(tmp_path):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig = plt.figure()
+    fig = Figure()
+    fig.subplots().plot([1, 2], [3, 4])
     svg, png = plots.save(fig, tmp_path, "x")
     assert b"dc:date" not in svg.read_bytes() and b"Software" not in png.read_bytes()
 
@@ -168,3 +169,19 @@ def test_recorded_checks_of_unknown_shape_are_shown(tmp_path):
     text = md.read_text()
     assert "| diff_ns | 3.250 |" in text and "| pyperf/kernel | True |" in text
     assert "the A/A check recorded by bench run failed" in text
+
+
+def test_config_differences_between_kernels_are_a_confound(tmp_path):
+    def fallback(d):
+        d["facts"].update(kernel_release="6.1.0-56-fallback-arm64", ftrace_variant="mcount")
+        cfg = d["facts"]["kernel_config"]
+        del cfg["CONFIG_DYNAMIC_FTRACE_WITH_REGS"]
+        cfg["CONFIG_ARM64_PTR_AUTH_KERNEL"] = "n"
+    b = copy_bundle(ICOUNT, tmp_path / "fallback", fallback)
+    md, _ = build([str(ICOUNT), str(b)], tmp_path / "out")
+    confounds = md.read_text().split("## Confounds and caveats")[1]
+    assert "Kernel config differs between debian-6.1-icount-standard" in confounds
+    assert "CONFIG_ARM64_PTR_AUTH_KERNEL: y -> n" in confounds
+    assert "CONFIG_DYNAMIC_FTRACE_WITH_REGS: y -> unset" in confounds
+    variants = md.read_text().split("### Kernel-variant comparison")[1]
+    assert "| mcount (fallback) ftrace_caller | fallback |" in variants

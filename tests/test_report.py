@@ -185,3 +185,27 @@ def test_config_differences_between_kernels_are_a_confound(tmp_path):
     assert "CONFIG_DYNAMIC_FTRACE_WITH_REGS: y -> unset" in confounds
     variants = md.read_text().split("### Kernel-variant comparison")[1]
     assert "| mcount (fallback) ftrace_caller | fallback |" in variants
+
+
+def test_a_bpf_method_is_tabulated_and_its_histograms_plotted(tmp_path):
+    # The bpf method's cell format belongs to another branch: this checks
+    # the tolerant reading (a raw JSON with count/sum/mean and a log2
+    # histogram), not that format's details.
+    def bpf(d):
+        for c in [c for c in d["cells"] if c["method"] == "kernel"]:
+            n = dict(c, id=c["id"].replace("kernel", "bpf"), method="bpf", workload="getppid",
+                     file=c["file"].replace("kernel", "bpf"))
+            n.pop("worker_means_ns")
+            d["cells"].append(n)
+    b = copy_bundle(ICOUNT, tmp_path / "bpf", bpf)
+    (b / "bpf").mkdir()
+    for k in (b / "kernel").iterdir():
+        runs = json.loads(k.read_text())["runs"]
+        mean = sum(r["total_ns"] for r in runs) / sum(r["calls"] for r in runs)
+        raw = {"count": 1000, "sum": mean * 1000, "mean": mean,
+               "log2": {"64": 10, "128": 900, "256": 90}, "linear": [{"low": 150, "count": 1000}]}
+        (b / "bpf" / k.name.replace("kernel", "bpf")).write_text(json.dumps(raw))
+    md, html = build([str(b)], tmp_path / "out")
+    text = md.read_text()
+    assert "| bpf | getppid | regs | instructions | 9.009 |" in text
+    assert "figures/bpf-histograms-1.svg" in text and (tmp_path / "out/figures/bpf-histograms-1.png").exists()

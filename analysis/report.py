@@ -533,7 +533,8 @@ def _headline(summary):
     out = []
     for _, r in summary[summary["metric"] == "regs_gain_ns"].iterrows():
         w = r["ci_high"] - r["ci_low"]
-        sig = ("the CI excludes 0" if stats.excludes_zero(r) else "the CI includes 0: not resolved")
+        sig = ("no interval (fewer than two rounds)" if _nan(r["ci_low"]) else
+               "the CI excludes 0" if stats.excludes_zero(r) else "the CI includes 0: not resolved")
         out.append(f"{r['group']} ({r['kernel_release']}, {r['method']}): regs gain "
                    f"{fmt(r['value'], w)} {r['unit']} per call, 95% CI {fmt_ci(r['ci_low'], r['ci_high'])}, "
                    f"n = {r['n']} rounds; {sig}.")

@@ -57,8 +57,10 @@ def _groups(frame, group_by):
 def _row(base, mode, metric, sample, mw=None, n_workers=0):
     v, lo, hi = stats.t_interval(sample)
     _, blo, bhi = stats.bootstrap_interval(sample)
+    # Mann-Whitney on one value a side says nothing (p = 1 whatever the values).
+    p = mw["p"] if mw and min(mw["n_a"], mw["n_b"]) >= 2 else math.nan
     return {**base, "mode": mode, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi,
-            "boot_low": blo, "boot_high": bhi, "p_mw": mw["p"] if mw else math.nan,
+            "boot_low": blo, "boot_high": bhi, "p_mw": p,
             "n": len(sample), "n_workers": n_workers}
 
 

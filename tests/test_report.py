@@ -209,3 +209,15 @@ def test_a_bpf_method_is_tabulated_and_its_histograms_plotted(tmp_path):
     text = md.read_text()
     assert "| bpf | getppid | regs | instructions | 9.009 |" in text
     assert "figures/bpf-histograms-1.svg" in text and (tmp_path / "out/figures/bpf-histograms-1.png").exists()
+
+
+def test_an_interrupted_bundle_is_reported_as_incomplete(tmp_path):
+    def interrupted(d):
+        d["cells"] = d["cells"][:8]  # round 0 only
+        d.update(results=[], complete=False, status="interrupted")
+    b = copy_bundle(ICOUNT, tmp_path / "cut", interrupted)
+    md, _ = build([str(b)], tmp_path / "out")
+    text = md.read_text()
+    assert "no interval (fewer than two rounds)" in text
+    assert "the bundle is incomplete (status 'interrupted')" in text
+    assert "| n/a (n < 2) | n/a (n < 2) |  | 1 |" in text, "no CI and no Mann-Whitney p from one round"

@@ -406,7 +406,7 @@ def _run_command(b):
     return shlex.join(args)
 
 
-def reproduce(bundles, labels, out_dir, report_args):
+def reproduce(bundles, labels, report_args):
     items = []
     for b, label in zip(bundles, labels):
         lab = b.data.get("facts", {}).get("lab")
@@ -480,8 +480,14 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         raise OutputError(f"cannot write the report to {out_dir}: {e.strerror or e}",
                           hint="choose a writable --out")
     figs = figures(bundles, labels, summary, variants, out_dir)
+    # A figure of an earlier report in the same place (say, of a bundle no
+    # longer reported) would be left to mislead: figures/ is the report's own.
+    current = {f[k] for f in figs for k in ("svg", "png")}
+    for old in (out_dir / "figures").glob("*"):
+        if old.suffix in (".svg", ".png") and f"figures/{old.name}" not in current:
+            old.unlink()
     checks, aa_table = checks_section(bundles, labels, aa_computed)
-    repro, report_cmd = reproduce(bundles, labels, out_dir, report_args or
+    repro, report_cmd = reproduce(bundles, labels, report_args or
                                   [*(shlex.quote(str(p)) for p in paths), "--out", shlex.quote(str(out_dir))])
     if anonymize_hosts:
         report_cmd = scrub(report_cmd, names)

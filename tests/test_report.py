@@ -221,3 +221,11 @@ def test_an_interrupted_bundle_is_reported_as_incomplete(tmp_path):
     assert "no interval (fewer than two rounds)" in text
     assert "the bundle is incomplete (status 'interrupted')" in text
     assert "| n/a (n < 2) | n/a (n < 2) |  | 1 |" in text, "no CI and no Mann-Whitney p from one round"
+
+
+def test_regenerating_into_the_same_directory_drops_stale_figures(tmp_path):
+    build([str(ICOUNT), str(TCG)], tmp_path)
+    assert (tmp_path / "figures" / "distribution-2.svg").exists()
+    build([str(ICOUNT)], tmp_path)
+    assert not (tmp_path / "figures" / "distribution-2.svg").exists()
+    assert (tmp_path / "figures" / "distribution-1.svg").exists()

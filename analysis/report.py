@@ -495,7 +495,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     ctx = {
         "title": title or "ftrace per-call overhead: " + ", ".join(labels),
         "sections": SECTIONS,
-        "bundles": [{"label": l, "path": "" if anonymize_hosts else os.path.relpath(b.path, out_dir),
+        "bundles": [{"label": l, "path": "" if anonymize_hosts else os.path.relpath(b.path / "bundle.json", out_dir),
                      "created": b.data.get("created_utc"), "status": b.data.get("status"),
                      "kernel": b.data.get("facts", {}).get("kernel_release"),
                      "variant": b.data.get("facts", {}).get("ftrace_variant"),

@@ -131,7 +131,7 @@ def cell_values_ns(bundle, cell):
         return None
 
 
-CELL_COLUMNS = ["bundle", *SETUP_KEYS, "round", "occurrence", "order", "mode", "workload", "method",
+CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "round", "occurrence", "order", "mode", "workload", "method",
                 "cell", "figure_ns", "n_workers", "file"]
 
 
@@ -147,6 +147,8 @@ def cells_frame(bundles, labels=None):
         label = labels[i] if labels else str(b.path)
         order = {cid: k for k, cid in enumerate(b.data["plan"].get("order", []))}
         su = setup(b)
+        # A run is one boot's bench run: copies of a bundle share it.
+        run = f"{b.data.get('facts', {}).get('boot_id')}/{b.data.get('created_utc')}"
         seen = {}
         for k, cell in enumerate(b.data["cells"]):
             if cell.get("status") != "ok":
@@ -159,7 +161,7 @@ def cells_frame(bundles, labels=None):
             key = (cell["round"], cell["mode"], cell["workload"], cell["method"])
             occ = seen.get(key, 0)
             seen[key] = occ + 1
-            rows.append({"bundle": label, **su, "round": cell["round"], "occurrence": occ,
+            rows.append({"bundle": label, "run": run, **su, "round": cell["round"], "occurrence": occ,
                          "order": order.get(cell.get("id"), k), "mode": cell["mode"],
                          "workload": cell["workload"], "method": cell["method"],
                          "cell": cell.get("id"), "figure_ns": stats.cell_figure(values),
@@ -170,7 +172,9 @@ def cells_frame(bundles, labels=None):
 def check_poolable(frame, group_by):
     """Refuse to pool cells of different setups: within each group of
     `group_by`, every SETUP_KEYS column not grouped by must take one value.
-    The error names the first key that differs and the values it takes."""
+    The error names the first key that differs and the values it takes.
+    Two copies of one run (same boot, same start) are refused too: their
+    rounds are not new replications."""
     free = [k for k in SETUP_KEYS if k not in group_by]
     groups = frame.groupby(list(group_by), dropna=False, sort=False) if group_by else [((), frame)]
     for _, g in groups:
@@ -182,3 +186,8 @@ def check_poolable(frame, group_by):
                 raise BundleError(
                     f"cannot pool these bundles: {key} differs ({' vs '.join(values)}) between "
                     f"{bundles}", hint=f"group by it (--group-by {key}) or report them separately")
+        for run, bundles in g.groupby("run", sort=False)["bundle"]:
+            if bundles.nunique() > 1:
+                raise BundleError(f"cannot pool these bundles: {' and '.join(bundles.unique())} hold the "
+                                  f"same run (boot and start time {run}); pooling would count its rounds twice",
+                                  hint="give each run once")

@@ -139,12 +139,19 @@ def table(header, rows):
 # -- the sections ---------------------------------------------------------------
 
 def bundle_labels(bundles, anonymous=False):
-    """Short names: the bundle directory's name (scrubbed when anonymous);
-    where two clash, the parent's name too (or a number when anonymous)."""
+    """Short, unique names: the bundle directory's name (scrubbed when
+    anonymous); where two clash, the parent's name too (or a number when
+    anonymous), and a #n where even that clashes (one bundle given twice)."""
     labels = [getattr(b, "anonymous_label", b.path.name) for b in bundles]
     clash = [labels.count(label) > 1 for label in labels]
-    return [(f"bundle-{i + 1}" if anonymous else f"{b.path.parent.name}/{label}") if c else label
-            for i, (b, label, c) in enumerate(zip(bundles, labels, clash))]
+    labels = [(f"bundle-{i + 1}" if anonymous else f"{b.path.parent.name}/{label}") if c else label
+              for i, (b, label, c) in enumerate(zip(bundles, labels, clash))]
+    seen = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[i] = f"{label}#{seen[label]}"
+    return labels
 
 
 def _era(b):

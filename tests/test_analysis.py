@@ -64,7 +64,13 @@ def test_pooling_different_setups_is_refused_naming_the_key(tmp_path):
 
 
 def test_pooling_one_setup_doubles_the_replications(tmp_path):
-    again = copy_bundle(ICOUNT, tmp_path / "again")
+    copy = copy_bundle(ICOUNT, tmp_path / "copy")
+    frame, _ = cells_frame(load_bundles([ICOUNT, copy]), ["a", "b"])
+    with pytest.raises(BundleError, match="a and b hold the same run .* count its rounds twice"):
+        summarize_cells(frame, group_by=[])
+    summarize_cells(frame)  # each on its own: fine
+    # The same data as if from a second run (another boot): pooled, n doubles.
+    again = copy_bundle(ICOUNT, tmp_path / "again", lambda d: d["facts"].update(boot_id="another-boot"))
     frame, _ = cells_frame(load_bundles([ICOUNT, again]), ["a", "b"])
     s = summarize_cells(frame, group_by=[])
     row = s[(s["metric"] == "regs_gain_ns") & (s["method"] == "kernel")].iloc[0]

@@ -1,16 +1,79 @@
-"""Bundles into a tidy pandas DataFrame: one row per
-(host, kernel_release, mode, workload, method, metric)."""
+"""Bundles into tidy pandas DataFrames.
+
+load_frame: the results rows bench run computed, one row per
+(host, kernel_release, mode, workload, method, metric) (`bench export`).
+cells_frame: one row per measured cell, with the facts that say where it was
+measured (SETUP_KEYS): the input of pooling, plots and reports.
+
+Cells may only be pooled (treated as replications of one measurement) when
+they were measured on the same setup: same host, kernel, ftrace variant and
+lab settings.  check_poolable refuses anything else unless the differing
+keys are among the grouping keys, and its error names the key.
+"""
+import json
+
 import pandas as pd
 
 from bench.bundle import Bundle
+from bench.errors import BundleError
+
+from . import stats
 
 COLUMNS = ["host", "kernel_release", "ftrace_variant", "mode", "workload", "method", "metric",
            "value", "unit", "ci_low", "ci_high", "n"]
 EXTRA = ["accel", "icount", "bundle", "complete", "ci_method"]
 
+# What must be equal for cells to be replications of one measurement.
+SETUP_KEYS = ["host", "arch", "cpu_model", "cpu_count", "kernel_release", "kernel_version",
+              "ftrace_variant", "accel", "icount", "lab_smp", "lab_cpu_model", "qemu_version"]
+
+# Modes in the order the README lists them; unknown modes follow, sorted.
+MODE_ORDER = ["off", "function", "function-all", "noregs", "regs"]
+
+
+def mode_key(mode):
+    return (MODE_ORDER.index(mode), "") if mode in MODE_ORDER else (len(MODE_ORDER), mode)
+
 
 def load_bundles(paths):
-    return [Bundle.load(p) for p in paths]
+    return [validate(Bundle.load(p)) for p in paths]
+
+
+def validate(bundle):
+    """Refuse a bundle that bench run did not finish writing: a missing
+    section or a cell whose raw file is gone (a truncated copy)."""
+    d = bundle.data
+    for key in ("host", "facts", "plan", "cells"):
+        if not isinstance(d.get(key), (dict, list)):
+            raise BundleError(f"{bundle.path}: bundle.json has no {key!r} section: truncated or not "
+                              "written by bench run", hint="copy the whole bundle directory again")
+    for cell in d["cells"]:
+        f = cell.get("file")
+        if cell.get("status") == "ok" and f and not (bundle.path / f).is_file():
+            raise BundleError(f"{bundle.path}: cell {cell.get('id')!r} names {f}, which is missing: "
+                              "the bundle is truncated", hint="copy the whole bundle directory again")
+    return bundle
+
+
+def setup(bundle):
+    """The setup keys of a bundle (None where a fact was not recorded)."""
+    d = bundle.data
+    facts = d.get("facts", {})
+    lab = facts.get("lab") or {}
+    return {
+        "host": d["host"].get("name"),
+        "arch": facts.get("arch"),
+        "cpu_model": facts.get("cpu_model"),
+        "cpu_count": facts.get("cpu_count"),
+        "kernel_release": facts.get("kernel_release"),
+        "kernel_version": facts.get("kernel_version"),
+        "ftrace_variant": facts.get("ftrace_variant"),
+        "accel": lab.get("accel"),
+        "icount": lab.get("icount"),
+        "lab_smp": lab.get("smp"),
+        "lab_cpu_model": lab.get("cpu_model"),
+        "qemu_version": lab.get("qemu_version"),
+    }
 
 
 def bundle_rows(bundle):
@@ -46,3 +109,85 @@ def load_frame(paths, extra=False):
         rows.extend(bundle_rows(b))
     cols = COLUMNS + (EXTRA if extra else [])
     return pd.DataFrame(rows, columns=COLUMNS + EXTRA)[cols]
+
+
+def cell_values_ns(bundle, cell):
+    """The per-worker (pyperf) or per-run (kernel) means of a cell in ns.
+
+    bench run keeps them in the cell (worker_means_ns); older or foreign
+    cells are read from their raw file.  A method this module does not know
+    is still read when its raw JSON has a 'mean' (ns per call); otherwise
+    None, and the cell is left out of the figures with a note."""
+    if cell.get("worker_means_ns"):
+        return [float(v) for v in cell["worker_means_ns"]]
+    path = bundle.path / cell["file"]
+    if cell.get("method") in ("pyperf", "kernel"):
+        return stats.cell_means_ns(path, cell["method"])[0]
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        return [float(raw["mean"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "round", "occurrence", "order", "mode", "workload", "method",
+                "cell", "figure_ns", "n_workers", "file"]
+
+
+def cells_frame(bundles, labels=None):
+    """One row per ok cell: its setup, round, mode, method and figure (the
+    mean of its worker/run means, stats.cell_figure).  `occurrence` counts
+    earlier cells of the same (mode, workload, method) in the same round:
+    1 marks a repeat, which the A/A check compares with the first.
+
+    Returns (frame, notes): notes say which cells had no figure."""
+    rows, notes = [], []
+    for i, b in enumerate(bundles):
+        label = labels[i] if labels else str(b.path)
+        order = {cid: k for k, cid in enumerate(b.data["plan"].get("order", []))}
+        su = setup(b)
+        # A run is one boot's bench run: copies of a bundle share it.
+        run = f"{b.data.get('facts', {}).get('boot_id')}/{b.data.get('created_utc')}"
+        seen = {}
+        for k, cell in enumerate(b.data["cells"]):
+            if cell.get("status") != "ok":
+                continue
+            values = cell_values_ns(b, cell)
+            if not values:
+                notes.append(f"{label}: cell {cell.get('id')} (method {cell.get('method')}) has no "
+                             "per-call figure this version can read; it is left out of the figures")
+                continue
+            key = (cell["round"], cell["mode"], cell["workload"], cell["method"])
+            occ = seen.get(key, 0)
+            seen[key] = occ + 1
+            rows.append({"bundle": label, "run": run, **su, "round": cell["round"], "occurrence": occ,
+                         "order": order.get(cell.get("id"), k), "mode": cell["mode"],
+                         "workload": cell["workload"], "method": cell["method"],
+                         "cell": cell.get("id"), "figure_ns": stats.cell_figure(values),
+                         "n_workers": len(values), "file": cell.get("file")})
+    return pd.DataFrame(rows, columns=CELL_COLUMNS), notes
+
+
+def check_poolable(frame, group_by):
+    """Refuse to pool cells of different setups: within each group of
+    `group_by`, every SETUP_KEYS column not grouped by must take one value.
+    The error names the first key that differs and the values it takes.
+    Two copies of one run (same boot, same start) are refused too: their
+    rounds are not new replications."""
+    free = [k for k in SETUP_KEYS if k not in group_by]
+    groups = frame.groupby(list(group_by), dropna=False, sort=False) if group_by else [((), frame)]
+    for _, g in groups:
+        for key in free:
+            col = g[key].astype(object)
+            values = sorted({repr(v) for v in col.where(col.notna(), None).tolist()})
+            if len(values) > 1:
+                bundles = ", ".join(sorted(g["bundle"].unique()))
+                raise BundleError(
+                    f"cannot pool these bundles: {key} differs ({' vs '.join(values)}) between "
+                    f"{bundles}", hint=f"group by it (--group-by {key}) or report them separately")
+        for run, bundles in g.groupby("run", sort=False)["bundle"]:
+            if bundles.nunique() > 1:
+                raise BundleError(f"cannot pool these bundles: {' and '.join(bundles.unique())} hold the "
+                                  f"same run (boot and start time {run}); pooling would count its rounds twice",
+                                  hint="give each run once")

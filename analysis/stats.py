@@ -124,3 +124,60 @@ def excludes_zero(row):
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return False
     return lo > 0 or hi < 0
+
+
+# -- additions for analysis and reports ----------------------------------------
+#
+# A second interval next to Student's t: the percentile bootstrap makes no
+# normality assumption, but with 5 rounds it is too narrow (it cannot reach
+# beyond the sample's range), so reports show both and say so.  Differences
+# between two sets of cell figures are tested with Mann-Whitney U, which
+# neither assumes normality nor equal sizes (pyperf's compare_to uses
+# Student's t, wrong for samples of unequal size and unequal spread).
+
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 20261126
+
+BOOTSTRAP_TEXT = (f"{int(CONFIDENCE * 100)}% percentile bootstrap of the mean over the same per-round "
+                  f"figures ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})")
+MWU_TEXT = "two-sided Mann-Whitney U on the per-round cell figures of the two modes (exact for small n)"
+
+
+def bootstrap_interval(sample, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED):
+    """(mean, ci_low, ci_high): percentile bootstrap of the mean, seeded so
+    that a report regenerated from the same bundle says the same; NaN bounds
+    for n < 2.  A constant sample gives a zero-width interval."""
+    a = np.asarray(sample, dtype=float)
+    n = len(a)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(a.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    if np.all(a == a[0]):
+        return mean, mean, mean
+    res = stats.bootstrap((a,), np.mean, n_resamples=resamples, confidence_level=CONFIDENCE,
+                          method="percentile", random_state=np.random.default_rng(seed))
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def mann_whitney(a, b):
+    """{'u', 'p', 'n_a', 'n_b'}: two-sided Mann-Whitney U of a against b;
+    p is NaN when either side is empty."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return {"u": math.nan, "p": math.nan, "n_a": len(a), "n_b": len(b)}
+    res = stats.mannwhitneyu(a, b, alternative="two-sided")
+    return {"u": float(res.statistic), "p": float(res.pvalue), "n_a": len(a), "n_b": len(b)}
+
+
+def aa_check(first, second):
+    """The A/A check: two measurements of the same mode, paired by round,
+    must show no difference.  Returns the paired difference's mean and t CI,
+    Mann-Whitney's p, n, and ok (the CI includes 0; None below two pairs)."""
+    diffs = [x - y for x, y in zip(first, second)]
+    v, lo, hi = t_interval(diffs)
+    mw = mann_whitney(first, second)
+    row = {"value": v, "ci_low": lo, "ci_high": hi, "n": len(diffs), "p": mw["p"]}
+    row["ok"] = None if len(diffs) < 2 else not excludes_zero(row)
+    return row

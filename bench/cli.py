@@ -236,6 +236,44 @@ def export(bundles, fmt, extra):
         click.echo(df.to_json(orient="records", indent=1))
 
 
+# -- report ----------------------------------------------------------------------
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for report.md, report.html (self-contained) and figures/; files of an "
+                   "earlier report there are replaced.")
+@click.option("--anonymize", is_flag=True,
+              help="Remove hostnames, addresses, serials and instance IDs from the report.")
+@click.option("--pool", is_flag=True,
+              help="Pool the bundles (their rounds become replications of one measurement) instead "
+                   "of reporting each on its own; refused when host, kernel, variant or lab settings "
+                   "differ, unless grouped by them with --group-by.")
+@click.option("--group-by", default="", metavar="KEYS",
+              help="With --pool: comma-separated setup keys to pool within (e.g. kernel_release,icount).")
+@click.option("--title", default=None, help="Report title (default: names the bundles).")
+def report(bundles, out_dir, anonymize, pool, group_by, title):
+    """Write a report of BUNDLES: report.md and a self-contained report.html with the
+    system table, method, results with CIs, plots, confounds and the commands to reproduce."""
+    from analysis.load import SETUP_KEYS
+    from analysis.report import build
+
+    from .errors import UsageError
+
+    keys = [k for k in group_by.split(",") if k]
+    for k in keys:
+        if k not in SETUP_KEYS + ["bundle"]:
+            raise UsageError(f"unknown --group-by key {k!r}", hint="choose from: " + ", ".join(SETUP_KEYS))
+    if keys and not pool:
+        raise UsageError("--group-by needs --pool", hint="add --pool, or drop --group-by")
+    args = [shlex.quote(b) for b in bundles] + ["--out", shlex.quote(out_dir)]
+    args += (["--anonymize"] if anonymize else []) + (["--pool"] if pool else [])
+    args += ["--group-by", ",".join(keys)] if keys else []
+    md, html = build(bundles, out_dir, anonymize_hosts=anonymize, group_by=keys if pool else ["bundle"],
+                     title=title, report_args=args)
+    click.echo(f"report: {md}\nreport: {html}")
+
+
 # -- lab -------------------------------------------------------------------------
 
 @cli.group()

@@ -1,0 +1,554 @@
+"""Bundles -> report.md + a self-contained report.html (+ figures/*.svg, *.png).
+
+A report must stand on its own: where it ran (a system table per bundle),
+how it was measured (modes, workload, methods, sample sizes, how the CIs
+were computed), the figures with their intervals, what could mislead
+(emulation, config differences between kernel variants, A/A failures,
+incomplete bundles) and the commands that reproduce it.
+
+Everything is derived from the bundles alone, with no clock and no random
+state, so regenerating a report from the same bundles gives the same bytes.
+`anonymize=True` drops hostnames, addresses, serials and instance IDs
+before anything is rendered.
+"""
+import base64
+import copy
+import math
+import os
+import pathlib
+import re
+import shlex
+
+import jinja2
+
+from bench.bundle import Bundle
+from bench.errors import OutputError
+
+from . import plots, stats
+from .load import cells_frame, load_bundles, mode_key
+from .summary import aa_from_cells, summarize_cells, variant_table
+
+TEMPLATES = pathlib.Path(__file__).parent / "templates"
+
+# Section titles: the structure tests check these, readers navigate by them.
+SECTIONS = ["Summary", "Systems", "Method", "Results", "Figures", "Checks", "Confounds and caveats",
+            "Reproduce"]
+
+
+# -- anonymization --------------------------------------------------------------
+
+_PATTERNS = [
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "<address>"),
+    (re.compile(r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"), "<mac>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+     "<uuid>"),
+    (re.compile(r"\bi-[0-9a-f]{8,17}\b"), "<instance-id>"),
+    (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b"), "<address>"),
+]
+_SECRET_KEYS = re.compile(r"serial|instance_id|instance-id|uuid|boot_id|mac_address|hw_addr|ip_addr",
+                          re.I)
+# Host names that are the tool's own keywords identify nobody.
+_KEYWORD_HOSTS = {"lab", "local"}
+
+
+def _scrub(o, names):
+    if isinstance(o, str):
+        for name, repl in names:
+            o = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", repl, o)
+        for pat, repl in _PATTERNS:
+            o = pat.sub(repl, o)
+        return o
+    if isinstance(o, dict):
+        return {k: ("<removed>" if _SECRET_KEYS.search(str(k)) and v not in (None, "") else _scrub(v, names))
+                for k, v in o.items()}
+    if isinstance(o, list):
+        return [_scrub(v, names) for v in o]
+    return o
+
+
+def host_names(bundles):
+    """[(name, placeholder)], longest first: every host name, SSH address and
+    recorded hostname of the bundles, each mapped to host-1, host-2..."""
+    hosts = {}
+    for b in bundles:
+        for n in (b.data["host"].get("name"), b.data["host"].get("hostname"),
+                  b.data.get("facts", {}).get("hostname")):
+            if n and n not in _KEYWORD_HOSTS and n not in hosts:
+                hosts[n] = f"host-{len(hosts) + 1}"
+    return sorted(hosts.items(), key=lambda kv: -len(kv[0]))
+
+
+def scrub(text, names):
+    """text without the given host names, addresses, MACs, UUIDs and instance IDs."""
+    return _scrub(text, names)
+
+
+def anonymize(bundles):
+    """Copies of the bundles with hostnames (replaced by host-1, host-2...),
+    addresses, MACs, UUIDs, serials and instance IDs removed from every
+    string and fact; the bundles on disk are not touched."""
+    names = host_names(bundles)
+    hosts = dict(names)
+    out = []
+    for b in bundles:
+        data = copy.deepcopy(b.data)
+        host = data["host"]
+        data["host"] = {"kind": host.get("kind"), "name": hosts.get(host.get("name"), host.get("name"))}
+        facts = data.get("facts", {})
+        if facts.get("hostname"):
+            facts["hostname"] = data["host"]["name"]
+        data = _scrub(data, names)
+        a = Bundle(b.path, data)
+        a.anonymous_label = _scrub(b.path.name, names)
+        out.append(a)
+    return out
+
+
+# -- formatting -----------------------------------------------------------------
+
+def _nan(v):
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def fmt(v, width=None):
+    """A figure with as many decimals as its interval's width deserves."""
+    if _nan(v):
+        return "n/a"
+    if width is None or _nan(width) or width <= 0:
+        digits = 1 if abs(v) >= 100 else 3
+    else:
+        digits = min(3, max(0, 1 - math.floor(math.log10(width))))
+    return f"{v:,.{digits}f}"
+
+
+def fmt_ci(lo, hi):
+    if _nan(lo) or _nan(hi):
+        return "n/a (n < 2)"
+    w = hi - lo
+    return f"[{fmt(lo, w)}, {fmt(hi, w)}]"
+
+
+def fmt_p(p):
+    return "" if _nan(p) else (f"{p:.4f}" if p >= 0.0001 else f"{p:.1e}")
+
+
+def table(header, rows):
+    return {"header": header, "rows": [[("" if c is None else str(c)) for c in r] for r in rows]}
+
+
+# -- the sections ---------------------------------------------------------------
+
+def bundle_labels(bundles, anonymous=False):
+    """Short, unique names: the bundle directory's name (scrubbed when
+    anonymous); where two clash, the parent's name too (or a number when
+    anonymous), and a #n where even that clashes (one bundle given twice)."""
+    labels = [getattr(b, "anonymous_label", b.path.name) for b in bundles]
+    clash = [labels.count(label) > 1 for label in labels]
+    labels = [(f"bundle-{i + 1}" if anonymous else f"{b.path.parent.name}/{label}") if c else label
+              for i, (b, label, c) in enumerate(zip(bundles, labels, clash))]
+    seen = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[i] = f"{label}#{seen[label]}"
+    return labels
+
+
+def _era(b):
+    era = (b.data.get("check") or {}).get("ftrace_era") or {}
+    return f"{era.get('value')} ({era.get('reason')})" if era else "not recorded"
+
+
+def _lab_text(lab):
+    if not lab:
+        return "no (a real machine)"
+    if lab.get("icount"):
+        return (f"QEMU {lab.get('accel')} with -icount shift=0: 1 ns of guest time = 1 executed "
+                "instruction (emulated; instruction counts, not time)")
+    if lab.get("accel") == "kvm":
+        return "QEMU KVM (hardware virtualisation: real CPU, virtual machine)"
+    return f"QEMU {lab.get('accel')} (emulated: wall-clock time of an emulator, not of arm64 hardware)"
+
+
+def _kv(d):
+    if not isinstance(d, dict):
+        return "" if d is None else str(d)
+    return ", ".join(f"{k}={'none' if v in (None, '') else v}" for k, v in d.items())
+
+
+SYSTEM_FACTS = [
+    ("host", lambda b, f, lab: b.data["host"].get("name")),
+    ("hostname", lambda b, f, lab: f.get("hostname")),
+    ("address", lambda b, f, lab: b.data["host"].get("hostname") or "not recorded"),
+    ("arch", lambda b, f, lab: f.get("arch")),
+    ("CPU", lambda b, f, lab: f"{f.get('cpu_model')} (implementer {f.get('cpu_implementer')}, "
+                              f"part {f.get('cpu_part')}, variant {f.get('cpu_variant')}, "
+                              f"revision {f.get('cpu_revision')})"),
+    ("CPUs", lambda b, f, lab: f"{f.get('cpu_count')} (online: {f.get('cpus_online')})"),
+    ("instance type", lambda b, f, lab: f.get("instance_type")
+     or ("none: the QEMU lab" if lab else "not recorded")),
+    ("instance ID", lambda b, f, lab: f.get("instance_id") or "not recorded"),
+    ("memory", lambda b, f, lab: f"{f['memory_kb'] // 1024} MiB" if f.get("memory_kb") else None),
+    ("OS", lambda b, f, lab: f.get("os_release")),
+    ("kernel", lambda b, f, lab: f"{f.get('kernel_release')} {f.get('kernel_version')}"),
+    ("kernel config", lambda b, f, lab: f.get("kernel_config_source")),
+    ("ftrace era (bench check)", lambda b, f, lab: _era(b)),
+    ("ftrace variant", lambda b, f, lab: f.get("ftrace_variant")),
+    ("emulated", lambda b, f, lab: _lab_text(lab)),
+    ("lab", lambda b, f, lab: (f"kernel {lab.get('kernel')}, -cpu {lab.get('cpu_model')}, "
+                               f"{lab.get('smp')} vCPU, {lab.get('memory_mb')} MiB") if lab else "no"),
+    ("accel / icount", lambda b, f, lab: f"{lab.get('accel')} / {'yes' if lab.get('icount') else 'no'}"
+     if lab else "n/a"),
+    ("QEMU", lambda b, f, lab: lab.get("qemu_version") if lab else "n/a"),
+    ("governor", lambda b, f, lab: f.get("governor") or "none (no cpufreq)"),
+    ("SMT", lambda b, f, lab: f.get("smt_control")),
+    ("isolated CPUs", lambda b, f, lab: f.get("cpus_isolated") or "none"),
+    ("tuning", lambda b, f, lab: _kv(f.get("tuning")) or _kv(((b.data.get("check") or {}).get("tuning")
+                                                              or {}).get("value"))),
+    ("noise", lambda b, f, lab: _kv(f.get("noise")) or "not recorded"),
+    ("cmdline", lambda b, f, lab: f.get("cmdline")),
+    ("clocksource", lambda b, f, lab: f.get("clocksource")),
+    ("timer", lambda b, f, lab: f"{f['timer_frequency_hz'] / 1e6:g} MHz" if f.get("timer_frequency_hz")
+     else None),
+    ("lockdown", lambda b, f, lab: f.get("lockdown")),
+    ("python / pyperf (target)", lambda b, f, lab: f"{f.get('python_version')} / {f.get('pyperf_version')}"),
+    ("bench", lambda b, f, lab: f"{(b.data.get('tool') or {}).get('version')}, bundle format "
+                                f"v{b.data.get('format_version')}"),
+    ("run", lambda b, f, lab: f"{b.data.get('created_utc')} to {b.data.get('finished_utc')}, "
+                              f"{b.data.get('status')}"),
+]
+
+
+def systems_table(bundles, labels, anonymous):
+    rows = []
+    for name, get in SYSTEM_FACTS:
+        if anonymous and name in ("hostname", "address", "instance ID"):
+            continue
+        rows.append([name] + [get(b, b.data.get("facts", {}), b.data.get("facts", {}).get("lab"))
+                              for b in bundles])
+    return table(["fact"] + labels, rows)
+
+
+def method_table(bundles, labels):
+    rows = []
+    for b, label in zip(bundles, labels):
+        plan = b.data.get("plan", {})
+        p = plan.get("profile", {})
+        skipped = "; ".join(f"{s.get('name', s.get('mode', s.get('method')))}: {s.get('reason')}"
+                            if isinstance(s, dict) else str(s) for s in plan.get("skipped", [])) or "none"
+        rows.append([label, ", ".join(plan.get("modes", [])), ", ".join(plan.get("methods", [])),
+                     plan.get("workload"),
+                     f"{p.get('name')}: {plan.get('rounds')} rounds x {p.get('processes')} workers x "
+                     f"{p.get('values')} values (warmups {p.get('warmups')}, min time {p.get('min_time')} s)",
+                     f"{plan.get('kernel_calls'):,} calls per run" if plan.get("kernel_calls") else "",
+                     plan.get("seed"), skipped])
+    return table(["bundle", "modes", "methods", "workload", "pyperf effort", "kernel method", "seed",
+                  "skipped"], rows)
+
+
+def _result_row(r, with_p=True):
+    w = r["ci_high"] - r["ci_low"] if not (_nan(r["ci_high"]) or _nan(r["ci_low"])) else None
+    row = [r["group"], r["method"], r["workload"], r["mode"], r["unit"], fmt(r["value"], w),
+           fmt_ci(r["ci_low"], r["ci_high"]), fmt_ci(r["boot_low"], r["boot_high"])]
+    if with_p:
+        row.append(fmt_p(r["p_mw"]))
+    return row + [r["n"], r["n_workers"]]
+
+
+def results_tables(summary):
+    def rows(metric):
+        s = summary[summary["metric"] == metric]
+        return sorted((r for _, r in s.iterrows()),
+                      key=lambda r: (r["method"] != "pyperf", r["method"], r["group"], mode_key(r["mode"])))
+    head = ["group", "method", "workload", "mode", "unit", "mean", "95% CI (t)", "95% CI (bootstrap)"]
+    tail = ["n rounds", "n workers/runs"]
+    return {
+        "gain": table(head + ["p (Mann-Whitney, regs vs noregs)"] + tail,
+                      [_result_row(r) for r in rows("regs_gain_ns")]),
+        "overhead": table(head + ["p (Mann-Whitney, mode vs off)"] + tail,
+                          [_result_row(r) for r in rows("overhead_ns")]),
+        "per_call": table(head + tail, [_result_row(r, with_p=False) for r in rows("per_call_ns")]),
+    }
+
+
+def variants_tab(variants):
+    return table(["caller path", "group", "method", "unit", "overhead over off", "95% CI (t)", "n rounds"],
+                 [[r["path"], r["group"], r["method"], r["unit"],
+                   fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]), r["n"]]
+                  for _, r in variants.iterrows()])
+
+
+def _generic(obj):
+    """A recorded check of a shape this version does not know, as a table."""
+    if isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        keys = list(dict.fromkeys(k for x in obj for k in x))
+        return table(keys, [[_cell(x.get(k)) for k in keys] for x in obj])
+    if isinstance(obj, dict):
+        return table(["key", "value"], [[k, _cell(v)] for k, v in obj.items()])
+    return table(["value"], [[_cell(obj)]])
+
+
+def _cell(v):
+    if isinstance(v, float):
+        return fmt(v)
+    if isinstance(v, (dict, list)):
+        return _kv(v) if isinstance(v, dict) else ", ".join(map(_cell, v))
+    return v
+
+
+def checks_section(bundles, labels, aa_computed):
+    """A/A and method agreement: what the bundles recorded (bench run's own
+    checks, shape not assumed), and the A/A computed here from repeated cells."""
+    out = []
+    for b, label in zip(bundles, labels):
+        checks = b.data.get("checks") or {}
+        aa = checks.get("aa")
+        out.append({"bundle": label, "name": "A/A check (recorded by bench run)",
+                    "text": None if aa is not None else "no A/A check recorded",
+                    "table": _generic(aa) if aa is not None else None})
+        ma = checks.get("method_agreement")
+        out.append({"bundle": label, "name": "method agreement (recorded by bench run)",
+                    "text": None if ma is not None else "no method agreement check recorded",
+                    "table": _generic(ma) if ma is not None else None})
+    computed = None
+    if len(aa_computed):
+        computed = table(["group", "method", "workload", "mode", "second - first", "95% CI (t)", "p (MW)",
+                          "n rounds", "verdict"],
+                         [[r["group"], r["method"], r["workload"], r["mode"],
+                           fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]),
+                           fmt_p(r["p"]), r["n"],
+                           {True: "pass (CI includes 0)", False: "FAIL (CI excludes 0)",
+                            None: "n/a (n < 2)"}[r["ok"]]] for _, r in aa_computed.iterrows()])
+    return out, computed
+
+
+def _config_diff(bundles, labels):
+    """Kernel config lines (the ftrace-related ones bundles record) that
+    differ between bundles of different kernels or variants."""
+    notes = []
+    seen = {}
+    for b, label in zip(bundles, labels):
+        f = b.data.get("facts", {})
+        key = (f.get("kernel_release"), f.get("kernel_version"), f.get("ftrace_variant"))
+        seen.setdefault(key, (label, f.get("kernel_config") or {}))
+    items = list(seen.items())
+    for (k1, (l1, c1)), (k2, (l2, c2)) in zip(items, items[1:]):
+        diff = sorted(k for k in set(c1) | set(c2) if c1.get(k) != c2.get(k))
+        shown = ", ".join(f"{k}: {c1.get(k, 'unset')} -> {c2.get(k, 'unset')}" for k in diff[:40])
+        more = f" and {len(diff) - 40} more" if len(diff) > 40 else ""
+        notes.append(f"Kernel config differs between {l1} ({k1[0]}, {k1[2]}) and {l2} ({k2[0]}, {k2[2]}) "
+                     f"in {len(diff)} of the recorded ftrace-related lines: {shown}{more}.  Bundles record "
+                     "only those lines; other differences (e.g. ARM64_PTR_AUTH_KERNEL in a fallback build) "
+                     "can also move the figures: compare the full .config files.")
+    return notes
+
+
+def confounds(bundles, labels, summary, aa_computed, cell_notes, pooled):
+    notes = []
+    for b, label in zip(bundles, labels):
+        lab = b.data.get("facts", {}).get("lab")
+        if lab and lab.get("icount"):
+            notes.append(f"{label}: emulated under QEMU TCG with -icount shift=0: a 'ns' figure is a count "
+                         "of guest instructions, repeatable and independent of host load, not a time and "
+                         "not a cycle count on any arm64 CPU.")
+        elif lab and lab.get("accel") == "tcg":
+            notes.append(f"{label}: emulated under QEMU TCG: wall-clock time of an emulator on the host, "
+                         "noisy under load; it says nothing about what arm64 hardware costs.")
+        elif lab:
+            notes.append(f"{label}: a virtual machine (QEMU {lab.get('accel')}): hardware timings through a "
+                         "hypervisor.")
+        if not b.data.get("complete"):
+            notes.append(f"{label}: the bundle is incomplete (status {b.data.get('status')!r}): figures "
+                         "cover only the cells that completed.")
+        bad = [c.get("id") for c in b.data.get("cells", []) if c.get("status") != "ok"]
+        if bad:
+            notes.append(f"{label}: {len(bad)} cell(s) failed and are left out: {', '.join(map(str, bad))}.")
+        for n in b.data.get("notes", []):
+            notes.append(f"{label}: {n}")
+    notes += _config_diff(bundles, labels)
+    if len(aa_computed):
+        for _, r in aa_computed[aa_computed["ok"] == False].iterrows():  # noqa: E712
+            notes.append(f"A/A check FAILED for {r['group']} {r['method']} {r['mode']}: two cells of the same "
+                         f"mode differ by {fmt(r['value'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]; "
+                         "differences of that size between modes are not trustworthy there.")
+    for b, label in zip(bundles, labels):
+        aa = (b.data.get("checks") or {}).get("aa")
+        if isinstance(aa, dict) and aa.get("ok") is False:
+            notes.append(f"{label}: the A/A check recorded by bench run failed: {_kv(aa)}")
+    small = summary[(summary["n"] < 2)]
+    if len(small):
+        notes.append("Figures from fewer than two rounds have no interval (n/a).")
+    if (summary["n"] <= 5).any():
+        notes.append("With 5 rounds or fewer the bootstrap interval cannot reach beyond the observed "
+                     "range and is too narrow; the Student-t interval is the one to quote.")
+    if pooled:
+        notes.append(pooled)
+    notes += cell_notes
+    return notes
+
+
+def _lab_up(lab):
+    args = ["bench", "lab", "up", "--kernel", lab.get("kernel") or "debian-6.1"]
+    if lab.get("icount"):
+        args.append("--icount")
+    elif lab.get("accel"):
+        args += ["--accel", lab["accel"]]
+    if lab.get("smp") and lab.get("smp") != (2 if lab.get("accel") == "kvm" else 1):
+        args += ["--smp", str(lab["smp"])]
+    if lab.get("memory_mb") and lab.get("memory_mb") != 2048:
+        args += ["--memory", str(lab["memory_mb"])]
+    return shlex.join(args)
+
+
+def _run_command(b):
+    """The recorded command, or one rebuilt from the plan when none was."""
+    if b.data.get("command"):
+        return b.data["command"]
+    plan = b.data.get("plan", {})
+    args = ["bench", "run", "--host", b.data["host"].get("name") or "HOST",
+            "--profile", (plan.get("profile") or {}).get("name", "standard"),
+            "--modes", ",".join(plan.get("modes", [])), "--methods", ",".join(plan.get("methods", []))]
+    if plan.get("seed") is not None:
+        args += ["--seed", str(plan["seed"])]
+    return shlex.join(args)
+
+
+def reproduce(bundles, labels, report_args):
+    items = []
+    for b, label in zip(bundles, labels):
+        lab = b.data.get("facts", {}).get("lab")
+        cmds = ([_lab_up(lab)] if lab else []) + [_run_command(b)]
+        items.append({"bundle": label, "commands": cmds})
+    return items, "bench report " + " ".join(report_args)
+
+
+# -- figures ---------------------------------------------------------------------
+
+def figures(bundles, labels, summary, variants, out_dir):
+    figs = []
+    fig_dir = out_dir / "figures"
+
+    def add(name, title, caption, fig):
+        svg, png = plots.save(fig, fig_dir, name)
+        figs.append({"name": name, "title": title, "caption": caption,
+                     "svg": f"figures/{svg.name}", "png": f"figures/{png.name}",
+                     "data_uri": "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode()})
+
+    add("overhead", "Overhead per call by mode",
+        "Mean over rounds of (mode - off in the same round), one panel per method and mode, with the 95% "
+        "Student-t CI over rounds (n in the results table).", plots.overhead_figure(summary))
+    add("regs-gain", "Regs gain per kernel and host",
+        "Mean over rounds of (regs - noregs in the same round), with the 95% Student-t CI; instruction "
+        "counts (icount) and nanoseconds are drawn on separate panels.", plots.regs_gain_figure(summary))
+    add("variants", "Kernel-variant comparison",
+        "Overhead over off of the suite module's ftrace_ops, by the entry path it takes: mcount fallback, "
+        "ftrace_caller and ftrace_regs_caller of the regs era, the args/call-ops ftrace_caller.  Paths not "
+        "measured in these bundles are absent.", plots.variant_figure(variants))
+    for i, (b, label) in enumerate(zip(bundles, labels)):
+        add(f"distribution-{i + 1}", f"Distributions: {label}",
+            "Every raw value (pyperf: one value = mean per call over a calibrated loop; kernel: one module "
+            "run = total ns / calls), one row per round.", plots.distribution_figure(b, label))
+        hists = plots.bpf_histograms(b)
+        if hists:
+            add(f"bpf-histograms-{i + 1}", f"BPF histograms: {label}",
+                "The bpf method's in-kernel histograms, summed over rounds per mode.",
+                plots.histogram_figure(hists, label))
+    return figs
+
+
+# -- entry point -------------------------------------------------------------------
+
+def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=None, report_args=None):
+    """Write out_dir/report.md, out_dir/report.html and out_dir/figures/.
+    Returns the two report paths.  group_by=("bundle",) reports each bundle
+    on its own; other keys pool bundles (refused when their setup differs in
+    a key not grouped by)."""
+    out_dir = pathlib.Path(out_dir)
+    bundles = load_bundles(paths)
+    names = host_names(bundles) if anonymize_hosts else []
+    if anonymize_hosts:
+        bundles = anonymize(bundles)
+    labels = bundle_labels(bundles, anonymize_hosts)
+    frame, cell_notes = cells_frame(bundles, labels)
+    summary = summarize_cells(frame, group_by)
+    variants = variant_table(summary)
+    aa_computed = aa_from_cells(frame, group_by)
+    pooled = None
+    if list(group_by) != ["bundle"]:
+        pooled = ("Bundles are pooled by " + (", ".join(group_by) or "nothing (all in one group)")
+                  + ": a replication is a (bundle, round) pair; setups were checked to be identical "
+                  "within each group.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write the report to {out_dir}: {e.strerror or e}",
+                          hint="choose a writable --out")
+    figs = figures(bundles, labels, summary, variants, out_dir)
+    # A figure of an earlier report in the same place (say, of a bundle no
+    # longer reported) would be left to mislead: figures/ is the report's own.
+    current = {f[k] for f in figs for k in ("svg", "png")}
+    for old in (out_dir / "figures").glob("*"):
+        if old.suffix in (".svg", ".png") and f"figures/{old.name}" not in current:
+            old.unlink()
+    checks, aa_table = checks_section(bundles, labels, aa_computed)
+    repro, report_cmd = reproduce(bundles, labels, report_args or
+                                  [*(shlex.quote(str(p)) for p in paths), "--out", shlex.quote(str(out_dir))])
+    if anonymize_hosts:
+        report_cmd = scrub(report_cmd, names)
+    emulated = [b.data.get("facts", {}).get("lab") for b in bundles]
+    ctx = {
+        "title": title or "ftrace per-call overhead: " + ", ".join(labels),
+        "sections": SECTIONS,
+        "bundles": [{"label": l, "path": "" if anonymize_hosts else os.path.relpath(b.path / "bundle.json", out_dir),
+                     "created": b.data.get("created_utc"), "status": b.data.get("status"),
+                     "kernel": b.data.get("facts", {}).get("kernel_release"),
+                     "variant": b.data.get("facts", {}).get("ftrace_variant"),
+                     "emulation": _lab_text(b.data.get("facts", {}).get("lab"))}
+                    for b, l in zip(bundles, labels)],
+        "all_emulated": all(emulated),
+        "any_emulated": any(emulated),
+        "any_icount": any(lab and lab.get("icount") for lab in emulated),
+        "headline": _headline(summary),
+        "systems": systems_table(bundles, labels, anonymize_hosts),
+        "method": method_table(bundles, labels),
+        "ci_texts": sorted({t for t in (b.data.get("stats_method") for b in bundles) if t})
+                    + [stats.GAIN_TEXT, stats.BOOTSTRAP_TEXT, stats.MWU_TEXT],
+        "grouping": pooled or "Each bundle is reported on its own (no pooling across bundles).",
+        "results": results_tables(summary),
+        "variants": variants_tab(variants),
+        "figures": figs,
+        "checks": checks,
+        "aa_table": aa_table,
+        "confounds": confounds(bundles, labels, summary, aa_computed, cell_notes, pooled),
+        "reproduce": repro,
+        "report_command": report_cmd,
+        "anonymized": anonymize_hosts,
+    }
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True,
+                             autoescape=jinja2.select_autoescape(["html.j2"]), trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["mdcell"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+    md, html = out_dir / "report.md", out_dir / "report.html"
+    try:
+        md.write_text(env.get_template("report.md.j2").render(**ctx))
+        html.write_text(env.get_template("report.html.j2").render(**ctx))
+    except OSError as e:
+        raise OutputError(f"cannot write the report to {out_dir}: {e.strerror or e}",
+                          hint="choose a writable --out")
+    return md, html
+
+
+def _headline(summary):
+    """One sentence per regs gain: the figure a reader will quote."""
+    out = []
+    for _, r in summary[summary["metric"] == "regs_gain_ns"].iterrows():
+        w = r["ci_high"] - r["ci_low"]
+        sig = ("no interval (fewer than two rounds)" if _nan(r["ci_low"]) else
+               "the CI excludes 0" if stats.excludes_zero(r) else "the CI includes 0: not resolved")
+        out.append(f"{r['group']} ({r['kernel_release']}, {r['method']}): regs gain "
+                   f"{fmt(r['value'], w)} {r['unit']} per call, 95% CI {fmt_ci(r['ci_low'], r['ci_high'])}, "
+                   f"n = {r['n']} rounds; {sig}.")
+    return out

@@ -1,0 +1,131 @@
+"""Figures with confidence intervals from a cells frame (load.cells_frame),
+group by group.
+
+The formulas are stats.summarize's (the round is the replication unit;
+overheads and the regs gain are paired by round), applied to a frame so that
+bundles of one setup can be pooled: a replication is then a (bundle, round)
+pair.  Every row carries both intervals (Student's t, as bench run stores
+it, and the percentile bootstrap) and, for differences, Mann-Whitney's p.
+"""
+import math
+
+import pandas as pd
+
+from . import stats
+from .load import SETUP_KEYS, check_poolable, mode_key
+
+SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode", "metric", "unit", "value",
+                   "ci_low", "ci_high", "boot_low", "boot_high", "p_mw", "n", "n_workers"]
+
+# Which entry path a traced call takes, by ftrace variant and mode (domain
+# notes §1): what the kernel-variant comparison puts side by side.
+CALLER_PATHS = [
+    ("mcount", "noregs", "mcount (fallback) ftrace_caller"),
+    ("regs", "noregs", "ftrace_caller (regs era)"),
+    ("regs", "regs", "ftrace_regs_caller (regs era)"),
+    ("args", "noregs", "ftrace_caller (args)"),
+    ("call-ops", "noregs", "ftrace_caller (call-ops)"),
+    ("direct-calls", "noregs", "ftrace_caller (call-ops, direct calls)"),
+]
+
+
+def unit_of(setup):
+    """'instructions' under icount (1 ns of guest time = 1 instruction), else
+    'ns'.  Plots never put the two on one axis."""
+    return "instructions" if setup.get("icount") in (True,) else "ns"
+
+
+def caller_path(variant, mode):
+    for v, m, name in CALLER_PATHS:
+        if v == variant and m == mode:
+            return name
+    return None
+
+
+def _groups(frame, group_by):
+    if not group_by:
+        yield "all bundles", frame
+        return
+    for key, g in frame.groupby(list(group_by), sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        if list(group_by) == ["bundle"]:
+            yield str(key[0]), g
+        else:
+            yield ", ".join(f"{k}={v}" for k, v in zip(group_by, key)), g
+
+
+def _row(base, mode, metric, sample, mw=None, n_workers=0):
+    v, lo, hi = stats.t_interval(sample)
+    _, blo, bhi = stats.bootstrap_interval(sample)
+    # Mann-Whitney on one value a side says nothing (p = 1 whatever the values).
+    p = mw["p"] if mw and min(mw["n_a"], mw["n_b"]) >= 2 else math.nan
+    return {**base, "mode": mode, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi,
+            "boot_low": blo, "boot_high": bhi, "p_mw": p,
+            "n": len(sample), "n_workers": n_workers}
+
+
+def summarize_cells(frame, group_by=("bundle",), baseline="off"):
+    """Rows per (group, workload, method, mode, metric): per_call_ns,
+    overhead_ns (mode - baseline, paired by replication) and regs_gain_ns
+    (regs - noregs, paired).  Refuses (BundleError naming the key) to pool
+    cells whose setup differs within a group."""
+    group_by = list(group_by)
+    check_poolable(frame, group_by)
+    rows = []
+    for label, g in _groups(frame, group_by):
+        setup = {k: g[k].iloc[0] for k in SETUP_KEYS}
+        bundles = ", ".join(dict.fromkeys(g["bundle"]))
+        first = g[g["occurrence"] == 0]
+        for (workload, method), gm in first.groupby(["workload", "method"], sort=False):
+            base = {"group": label, "bundles": bundles, **setup, "workload": workload, "method": method,
+                    "unit": unit_of(setup)}
+            fig, workers = {}, {}
+            for mode in sorted(gm["mode"].unique(), key=mode_key):
+                gmm = gm[gm["mode"] == mode]
+                fig[mode] = dict(zip(zip(gmm["bundle"], gmm["round"]), gmm["figure_ns"]))
+                workers[mode] = int(gmm["n_workers"].sum())
+            for mode, by in fig.items():
+                rows.append(_row(base, mode, "per_call_ns", list(by.values()), n_workers=workers[mode]))
+            if baseline in fig:
+                off = fig[baseline]
+                for mode, by in fig.items():
+                    if mode == baseline:
+                        continue
+                    diffs = [by[r] - off[r] for r in by if r in off]
+                    mw = stats.mann_whitney(list(by.values()), list(off.values()))
+                    rows.append(_row(base, mode, "overhead_ns", diffs, mw, workers[mode]))
+            if "regs" in fig and "noregs" in fig:
+                regs, noregs = fig["regs"], fig["noregs"]
+                diffs = [regs[r] - noregs[r] for r in regs if r in noregs]
+                mw = stats.mann_whitney(list(regs.values()), list(noregs.values()))
+                rows.append(_row(base, "regs", "regs_gain_ns", diffs, mw, workers["regs"]))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def aa_from_cells(frame, group_by=("bundle",)):
+    """The A/A check wherever a mode was measured twice in a round (the
+    second cell against the first, paired by round).  Empty when the plan
+    measured every mode once per round."""
+    rows = []
+    for label, g in _groups(frame, list(group_by)):
+        repeats = g[g["occurrence"] == 1]
+        for (workload, method, mode), rep in repeats.groupby(["workload", "method", "mode"], sort=False):
+            firsts = g[(g["occurrence"] == 0) & (g["workload"] == workload) & (g["method"] == method)
+                       & (g["mode"] == mode)]
+            a = dict(zip(zip(firsts["bundle"], firsts["round"]), firsts["figure_ns"]))
+            b = dict(zip(zip(rep["bundle"], rep["round"]), rep["figure_ns"]))
+            keys = [k for k in b if k in a]
+            res = stats.aa_check([a[k] for k in keys], [b[k] for k in keys])
+            rows.append({"group": label, "workload": workload, "method": method, "mode": mode, **res})
+    return pd.DataFrame(rows, columns=["group", "workload", "method", "mode", "value", "ci_low",
+                                       "ci_high", "n", "p", "ok"])
+
+
+def variant_table(summary):
+    """Overhead rows of the module's modes, labelled by the caller path they
+    take (CALLER_PATHS); rows of unknown variants are left out."""
+    rows = summary[summary["metric"] == "overhead_ns"].copy()
+    rows["path"] = [caller_path(v, m) for v, m in zip(rows["ftrace_variant"], rows["mode"])]
+    order = {name: i for i, (_, _, name) in enumerate(CALLER_PATHS)}
+    rows = rows[rows["path"].notna()]
+    return rows.assign(_o=rows["path"].map(order)).sort_values(["method", "_o", "group"]).drop(columns="_o")

@@ -1,0 +1,20 @@
+"""Copies of the committed real bundles (results/lab/...) to alter for
+bad-input and pooling tests; the originals are never touched."""
+import json
+import pathlib
+import shutil
+
+RESULTS = pathlib.Path(__file__).parent.parent / "results"
+ICOUNT = RESULTS / "lab" / "debian-6.1-icount-standard"
+TCG = RESULTS / "lab" / "debian-6.1-tcg-quick"
+
+
+def copy_bundle(src, dest, edit=None):
+    """Copy bundle src to dest (without its report/); edit(data) may change bundle.json."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("report"))
+    if edit:
+        f = dest / "bundle.json"
+        data = json.loads(f.read_text())
+        edit(data)
+        f.write_text(json.dumps(data, indent=1))
+    return dest

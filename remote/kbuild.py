@@ -31,6 +31,7 @@ import os
 import pathlib
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -283,7 +284,9 @@ def build(variant="regs", source_name="debian-6.1", fragment=None, jobs=None, pr
     root = CACHE / "kernels"
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / f"build-{variant}.log"
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:  # appended: a concurrent caller may be building
+        log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} bench kernel build "
+                  f"--variant {variant} --source {source_name} --config {fragment}\n")
         version, src = fetch_source(source, log, progress)
         kdir = kernel_dir(variant, source, version, fragment_text, compiler)
         if (kdir / "manifest.json").exists():
@@ -312,8 +315,13 @@ def _tree_copy(src, dest, variant):
     apply_variant(dest, variant)
 
 
+def _children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _build(kdir, variant, source, version, src, fragment, fragment_text, compiler, jobs, log, progress):
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), _children_cpu()
     kdir.mkdir(parents=True)
     tree, out = kdir / "source", kdir / "build"
     _tree_copy(src, tree, variant)
@@ -366,6 +374,9 @@ def _build(kdir, variant, source, version, src, fragment, fragment_text, compile
         "config_comparison": comparison,
         "image_bytes": (kdir / "Image").stat().st_size,
         "build_seconds": build_seconds,
+        # CPU time of make and the compilers: what the build costs on a host
+        # shared with other work, where wall time depends on the neighbours.
+        "build_cpu_seconds": round(_children_cpu() - cpu0, 1),
         "jobs": jobs,
         "host": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

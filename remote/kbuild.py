@@ -352,7 +352,7 @@ def _build(kdir, variant, source, version, src, fragment, fragment_text, compile
         progress("confounds: the variants differ beyond the ftrace mechanism in "
                  + ", ".join(f"{k} ({v['regs']} vs {v['fallback']})"
                              for k, v in comparison["confounds"].items()))
-    progress(f"building {variant} with make -j{jobs} Image modules (about 10 min on 2 cores)")
+    progress(f"building {variant} with make -j{jobs} Image modules (about 12 CPU-minutes)")
     _make(tree, out, log, "Image", "modules", variant=variant, jobs=jobs)
     modroot = kdir / "modroot"
     _make(tree, out, log, "modules_install", variant=variant, extra=[f"INSTALL_MOD_PATH={modroot}"])

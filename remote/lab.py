@@ -190,7 +190,7 @@ def _kernel_build_dir(kernel):
     if kdir is None:
         raise LabError(f"the {kernel.name} kernel is not built yet",
                        hint=f"run 'bench kernel build --variant {kernel.variant}' "
-                            "(about 15 min on 2 cores, once)")
+                            "(about 12 CPU-minutes, once)")
     return kdir
 
 

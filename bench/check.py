@@ -60,9 +60,15 @@ def has_regs_caller(facts, era_answer):
     return False, f"{arch}: no DYNAMIC_FTRACE_WITH_REGS in the kernel config"
 
 
-def module_build(caps, facts):
+def module_build(caps, facts, prebuilt=None):
+    """prebuilt: a .ko the controller keeps for exactly this kernel build
+    (the lab's own kernels get theirs cross-built with the kernel), shipped
+    instead of building on the target."""
     mb = caps.get("module_build") or {}
     release = facts.get("kernel_release")
+    if not mb.get("build_dir_ok") and prebuilt:
+        return answer(True, str(prebuilt), f"no kernel headers at {mb.get('build_dir')}, but the "
+                                           f"module built for exactly this kernel is cached: {prebuilt}")
     if not mb.get("build_dir_ok"):
         pkg = (f"linux-headers-{release}" if release else "the kernel headers package")
         return answer(False, None, f"no kernel headers at {mb.get('build_dir')}: install {pkg} "
@@ -137,11 +143,11 @@ def tuning(facts):
                   "; ".join(notes) if notes else "performance governor, SMT off, isolated CPUs")
 
 
-def report(facts, caps, pre, root_via):
+def report(facts, caps, pre, root_via, prebuilt=None):
     """The full check: stable keys, each an answer."""
     e = era(facts, caps)
     regs_ok, regs_why = has_regs_caller(facts, e)
-    mb = module_build(caps, facts)
+    mb = module_build(caps, facts, prebuilt)
     ml = module_load(caps, facts)
     tracers = pre.get("available_tracers") or []
     refused_full = "; ".join(pre.get("errors") or [])

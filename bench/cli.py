@@ -272,6 +272,63 @@ def report(bundles, out_dir, anonymize, pool, group_by, title):
     md, html = build(bundles, out_dir, anonymize_hosts=anonymize, group_by=keys if pool else ["bundle"],
                      title=title, report_args=args)
     click.echo(f"report: {md}\nreport: {html}")
+# -- compare ---------------------------------------------------------------------
+
+@cli.command()
+@click.argument("bundle_a", type=click.Path())
+@click.argument("bundle_b", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(bundle_a, bundle_b, as_json):
+    """Compare two bundles cell by cell: both figures with CIs, the difference
+    B - A with a Welch CI over rounds, and whether it is significant."""
+    from analysis.compare import compare as do_compare
+
+    from .ui import print_compare
+
+    result = do_compare(bundle_a, bundle_b)
+    if as_json:
+        click.echo(json.dumps(result, indent=1, default=str))
+    else:
+        print_compare(result)
+
+
+# -- kernel ----------------------------------------------------------------------
+
+@cli.group()
+def kernel():
+    """The lab's own arm64 kernels, built from Debian's source (regs and fallback)."""
+
+
+@kernel.command("build")
+@click.option("--variant", type=click.Choice(["regs", "fallback"]), required=True,
+              help="regs: DYNAMIC_FTRACE_WITH_REGS as Debian ships it; fallback: the same tree "
+                   "without it (mcount-style DYNAMIC_FTRACE).")
+@click.option("--source", type=click.Choice(["debian-6.1"]), default="debian-6.1", show_default=True,
+              help="Kernel source: Debian's linux-source package.")
+@click.option("--config", "fragment", type=click.Path(dir_okay=False), default=None,
+              help="Config fragment applied on top of allnoconfig (default: "
+                   "remote/kconfig/lab-6.1.fragment, shared by both variants).")
+@click.option("--jobs", type=click.IntRange(1, 256), default=None,
+              help="make -j (default: the number of CPUs).")
+def kernel_build(variant, source, fragment, jobs):
+    """Build (once, cached) an arm64 kernel variant, its module build tree and
+    the suite's module for it; print where it is and how the variants' configs differ."""
+    from remote import kbuild
+
+    kdir = kbuild.build(variant, source, fragment, jobs=jobs,
+                        progress=lambda t: click.echo(f"> {t}", err=True))
+    m = kbuild.load_manifest(kdir)
+    kbuild.build_module(kdir, progress=lambda t: click.echo(f"> {t}", err=True))
+    confounds = m["config_comparison"]["confounds"]
+    click.echo(f"kernel {variant}: {m['kernel_release']} in {kdir}")
+    click.echo(f"  Image {m['image_bytes'] / 2**20:.1f} MiB, built in {m['build_seconds']:.0f} s "
+               f"(-j{m['jobs']}, {m['host']})")
+    click.echo("  ftrace: " + ", ".join(f"{k}={v}" for k, v in m["ftrace"].items()))
+    click.echo(f"  configs of both variants and their diff: {kdir}/config.regs, config.fallback, "
+               "config.diff")
+    click.echo("  confounds (differences beyond the ftrace mechanism): "
+               + (", ".join(f"{k} {v['regs']} vs {v['fallback']}" for k, v in confounds.items())
+                  if confounds else "none"))
 
 
 # -- lab -------------------------------------------------------------------------
@@ -282,7 +339,9 @@ def lab():
 
 
 @lab.command("up")
-@click.option("--kernel", default="debian-6.1", show_default=True, help="Lab kernel to boot.")
+@click.option("--kernel", default="debian-6.1", show_default=True,
+              help="Lab kernel to boot: debian-6.1, debian-6.12, regs-6.1 or fallback-6.1 (the last "
+                   "two need 'bench kernel build' first).")
 @click.option("--accel", type=click.Choice(["auto", "tcg", "kvm"]), default="auto", show_default=True,
               help="QEMU accelerator: KVM on an aarch64 host with /dev/kvm, TCG elsewhere.")
 @click.option("--smp", type=click.IntRange(1, 64), default=None,

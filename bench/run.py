@@ -107,7 +107,13 @@ def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=
                          tolerant=tolerant, timeout=120)
     caps = client.request("check", timeout=120)
     root_via = "root" if not target.root_prefix() else "sudo"
-    return facts, pre, report(facts, caps, pre, root_via)
+    # A module cross-built on the controller against the kernel's own build
+    # tree (the lab's own kernels: remote/kbuild.py) stands in for headers on
+    # the target; one that a target built is only a shortcut, not a substitute.
+    cache = _kmod_cache_dir(facts)
+    cross = (cache / "cross-built.json").exists() and (cache / "ftrace_regs_bench.ko").exists()
+    return facts, pre, report(facts, caps, pre, root_via,
+                              prebuilt=cache / "ftrace_regs_bench.ko" if cross else None)
 
 
 def prepare_module(client, bundle, facts, ui):

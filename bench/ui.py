@@ -144,3 +144,33 @@ def print_check(host, report, file=None):
         for name, a in report[group].items():
             t.add_row(f"{group[:-1]} {name}", mark(a["ok"]), "", a["reason"])
     c.print(t)
+
+
+def print_compare(result, file=None):
+    """`bench compare`: one row per shared cell, B - A with its Welch CI."""
+    c = Console(file=file or sys.stdout, highlight=False, width=160)
+    a, b = result["a"], result["b"]
+
+    def side(x):
+        where = (f"emulated, QEMU {x['accel']}{' icount' if x['icount'] else ''}"
+                 if x["emulated"] else (x["accel"] or "hardware"))
+        return f"{x['kernel']} ({x['ftrace_variant']}, {where})"
+
+    unit = result["unit"]
+    title = f"A = {side(a)}\nB = {side(b)}"
+    if unit == "instructions":
+        title += "\nicount: figures are guest instruction counts (1 ns = 1 instruction)"
+    t = Table(title=title, caption=result["method"])
+    for col in ("method", "mode", "metric", "A", "95% CI", "B", "95% CI", "B - A", "95% CI",
+                "significant"):
+        t.add_column(col, justify="left" if col in ("method", "mode", "metric") else "right")
+    for r in result["rows"]:
+        t.add_row(r["method"], r["mode"], r["metric"].replace("_ns", ""),
+                  fmt_ns(r["a"]), f"[{fmt_ns(r['a_ci'][0])}, {fmt_ns(r['a_ci'][1])}]",
+                  fmt_ns(r["b"]), f"[{fmt_ns(r['b_ci'][0])}, {fmt_ns(r['b_ci'][1])}]",
+                  fmt_ns(r["diff"]), f"[{fmt_ns(r['diff_ci'][0])}, {fmt_ns(r['diff_ci'][1])}]",
+                  "yes" if r["significant"] else "no")
+    c.print(t)
+    c.print(f"unit: {unit} per call; n = rounds (A {a['path']}, B {b['path']})")
+    for o in result["only_in_one"]:
+        c.print(f"only in {o['in']}: {o['method']} {o['mode']} {o['metric']}")

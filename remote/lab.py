@@ -165,7 +165,50 @@ class Debian612(Kernel):
     headers_package = "linux-headers-6.12-cloud-arm64"
 
 
-KERNELS = {k.name: k for k in (Debian61, Debian612)}
+class Built61(Kernel):
+    """The lab's own 6.1 kernels (remote/kbuild.py): one source and config,
+    two ftrace mechanisms.  User space is debian-6.1's image, used as it is
+    (each boot writes to a snapshot): the image dir holds links to that
+    root filesystem and to the built Image, no initrd (the root device's
+    drivers are built in).  The guest has no /lib/modules/REL: the suite's
+    module is cross-built on the controller, bcc reads the kernel's headers
+    from /sys/kernel/kheaders.tar.xz (CONFIG_IKHEADERS)."""
+
+    variant = None
+    userspace = Debian61
+
+    @classmethod
+    def recipe(cls):
+        return {"kernel": cls.name, "variant": cls.variant, "userspace": cls.userspace.recipe(),
+                "kernel_build": _kernel_build_dir(cls).name, "recipe_version": 1}
+
+
+def _kernel_build_dir(kernel):
+    from . import kbuild
+
+    kdir = kbuild.find_built(kernel.variant)
+    if kdir is None:
+        raise LabError(f"the {kernel.name} kernel is not built yet",
+                       hint=f"run 'bench kernel build --variant {kernel.variant}' "
+                            "(about 12 CPU-minutes, once)")
+    return kdir
+
+
+class Regs61(Built61):
+    name = "regs-6.1"
+    description = ("6.1 built here from Debian's linux-source-6.1 with the lab's config: "
+                   "DYNAMIC_FTRACE_WITH_REGS (ftrace_caller and ftrace_regs_caller)")
+    variant = "regs"
+
+
+class Fallback61(Built61):
+    name = "fallback-6.1"
+    description = ("the same source and config as regs-6.1, built without "
+                   "DYNAMIC_FTRACE_WITH_REGS: mcount-style DYNAMIC_FTRACE (-pg), no regs caller")
+    variant = "fallback"
+
+
+KERNELS = {k.name: k for k in (Debian61, Debian612, Regs61, Fallback61)}
 DEFAULT_KERNEL = "debian-6.1"
 
 
@@ -257,8 +300,52 @@ def build_base(kernel, work, log, progress):
     return base
 
 
+def build_built61(kernel, progress=print):
+    """The image dir of a lab-built kernel: links to its Image and to the
+    debian-6.1 root filesystem, the same keys; the suite's module is
+    cross-built for it.  Seconds, once the kernel and debian-6.1 exist."""
+    from . import kbuild
+
+    kdir = _kernel_build_dir(kernel)
+    base = build(kernel.userspace, progress=progress)
+    kbuild.build_module(kdir, progress=progress)
+    dest = kernel.image_dir()
+    if (dest / "manifest.json").exists():
+        return dest
+    km = kbuild.load_manifest(kdir)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"build-{kernel.name}.", dir=dest.parent))
+    try:
+        (work / "vmlinuz").symlink_to(kdir / "Image")
+        (work / "rootfs.ext4").symlink_to(base / "rootfs.ext4")
+        for name in ("id_ed25519", "id_ed25519.pub", "ssh_host_ed25519_key.pub"):
+            shutil.copy(base / name, work / name)
+        shutil.copy(kdir / "config", work / "config")
+        base_manifest = json.loads((base / "manifest.json").read_text())
+        manifest = {
+            "kernel": kernel.name,
+            "kernel_release": km["kernel_release"],
+            "kernel_build": str(kdir),
+            "variant": kernel.variant,
+            "recipe": kernel.recipe(),
+            "userspace": str(base),
+            "packages": base_manifest.get("packages"),
+            "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host_key_fingerprint": base_manifest.get("host_key_fingerprint"),
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        work.rename(dest)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return dest
+
+
 def build(kernel, progress=print):
     """Build the image for `kernel` unless cached.  Returns the image dir."""
+    if issubclass(kernel, Built61):
+        return build_built61(kernel, progress)
     dest = kernel.image_dir()
     if (dest / "manifest.json").exists():
         return dest
@@ -420,7 +507,9 @@ def qemu_argv(image, run_dir, port, cfg, accel):
         "-serial", f"file:{run_dir / 'console.log'}",
         "-qmp", f"unix:{run_dir / 'qmp.sock'},server=on,wait=off",
         "-pidfile", str(run_dir / "qemu.pid"),
-        "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+        "-kernel", str(image / "vmlinuz"),
+        # The lab's own kernels have their root device's drivers built in.
+        *(["-initrd", str(image / "initrd.img")] if (image / "initrd.img").exists() else []),
         "-append", "root=/dev/vda ro console=ttyAMA0 net.ifnames=0 panic=-1",
         "-drive", f"file={image / 'rootfs.ext4'},if=none,format=raw,id=hd0,snapshot=on",
         "-device", "virtio-blk-pci,drive=hd0",

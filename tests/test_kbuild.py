@@ -1,0 +1,69 @@
+"""The kernel variants' recipe on real captured data: the fallback's tree
+edit on an excerpt of 6.1's arch/arm64/Kconfig, and the comparison of the
+two .config files a real build generated (tests/data/README.md)."""
+import pathlib
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import EXIT_CODES, cli
+from remote import kbuild
+from remote.errors import LabError
+
+DATA = pathlib.Path(__file__).parent / "data"
+REGS = (DATA / "config-6.1.192-lab-regs").read_text()
+FALLBACK = (DATA / "config-6.1.192-lab-fallback").read_text()
+
+
+def test_fallback_edit_drops_exactly_the_two_selects(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "arch/arm64").mkdir(parents=True)
+    src = tmp_path / "shared-Kconfig"
+    src.write_text((DATA / "arm64-Kconfig-6.1.192-excerpt").read_text())
+    # The tree is hard-linked to the shared source: the edit must not write through.
+    (tree / "arch/arm64/Kconfig").hardlink_to(src)
+    kbuild.apply_variant(tree, "fallback")
+    edited = (tree / "arch/arm64/Kconfig").read_text()
+    assert "select HAVE_DYNAMIC_FTRACE_WITH_REGS" not in edited
+    assert src.read_text().count("select HAVE_DYNAMIC_FTRACE_WITH_REGS") == 2
+    assert edited.count("\n") == src.read_text().count("\n") - 2
+    kbuild.apply_variant(tree, "regs")  # the regs tree is Debian's as shipped
+    with pytest.raises(LabError, match="expected 2"):
+        kbuild.apply_variant(tree, "fallback")  # nothing left to drop: not the known tree
+
+
+def test_the_variants_differ_only_in_the_ftrace_mechanism():
+    c = kbuild.compare_configs(REGS, FALLBACK)
+    assert set(c["mechanism"]) == kbuild.MECHANISM
+    assert c["mechanism"]["DYNAMIC_FTRACE_WITH_REGS"] == {"regs": "y", "fallback": "n"}
+    assert c["mechanism"]["FTRACE_MCOUNT_USE_RECORDMCOUNT"] == {"regs": "n", "fallback": "y"}
+    # SHADOW_CALL_STACK is only visible in regs, but off in both: no confound.
+    assert c["confounds"] == {}
+    kbuild.check_variant_config("regs", REGS)
+    kbuild.check_variant_config("fallback", FALLBACK)
+    with pytest.raises(LabError):
+        kbuild.check_variant_config("fallback", REGS)
+
+
+def test_a_confound_is_flagged():
+    pac = FALLBACK.replace("# CONFIG_ARM64_PTR_AUTH is not set", "CONFIG_ARM64_PTR_AUTH=y")
+    assert kbuild.compare_configs(REGS, pac)["confounds"] == {
+        "ARM64_PTR_AUTH": {"regs": "n", "fallback": "y"}}
+
+
+def test_fragment_options_lost_to_kconfig_are_named():
+    fragment = kbuild.DEFAULT_FRAGMENT.read_text()
+    assert kbuild.missing_from_config(fragment, REGS) == []
+    assert kbuild.missing_from_config(fragment + "CONFIG_KALLSYMS_ALL=y\n", REGS) == [
+        "CONFIG_KALLSYMS_ALL=y"]
+
+
+def test_bad_variant_and_unknown_lab_kernel_are_one_line_errors():
+    r = CliRunner().invoke(cli, ["kernel", "build", "--variant", "mcount"])
+    assert r.exit_code == EXIT_CODES["usage"][0]
+    r = CliRunner().invoke(cli, ["lab", "up", "--kernel", "debian-5.10"])
+    assert r.exit_code == EXIT_CODES["lab"][0]
+    line = r.output.strip()
+    assert "\n" not in line and "unknown lab kernel 'debian-5.10'" in line
+    for name in ("debian-6.1", "debian-6.12", "regs-6.1", "fallback-6.1"):
+        assert name in line

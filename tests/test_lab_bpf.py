@@ -132,7 +132,10 @@ def test_the_lab_has_no_cpufreq(lab_target):
     assert "No such file" in r.text
 
 
-def test_tune_is_undone_when_the_controller_is_killed_midway(lab, lab_target, tmp_path):
+@pytest.mark.parametrize("how", ["kill -9", "Ctrl-C"])
+def test_tune_is_undone_when_the_run_stops_midway(lab, lab_target, tmp_path, how):
+    """kill -9 of the controller (the agent sees its session end) or Ctrl-C
+    (the run aborts its cell and asks the agent to restore)."""
     before, tracefs_before = tune_state(lab_target), read_tracefs(lab_target)
     out = tmp_path / "b"
     p = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
@@ -150,7 +153,7 @@ def test_tune_is_undone_when_the_controller_is_killed_midway(lab, lab_target, tm
         time.sleep(3)
         assert p.poll() is None
         assert tune_state(lab_target) != before, "--tune changed nothing"
-        p.send_signal(signal.SIGKILL)
+        p.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
         assert leftovers(lab_target, wait=120) == []
         assert tune_state(lab_target) == before
         assert_same_tracefs(tracefs_before, read_tracefs(lab_target))

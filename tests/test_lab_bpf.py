@@ -140,7 +140,9 @@ def test_tune_is_undone_when_the_run_stops_midway(lab, lab_target, tmp_path, how
     out = tmp_path / "b"
     p = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
                           "standard", "--modes", "off", "--methods", "pyperf", "--tune", "--lease",
-                          "10", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "10", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         # Ctrl-C must reach it even when the tests run in the background
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:  # until a cell runs tuned

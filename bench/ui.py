@@ -146,8 +146,11 @@ def check_lines(data):
                        f"{_ci_text(r)}; the numbers of this run cannot be trusted at that "
                        f"resolution[/red]")
         else:
+            half = ((r["ci_high"] - r["ci_low"]) / 2 if r["ci_low"] is not None
+                    and r["ci_high"] is not None else None)
             out.append(f"A/A check ({method}): off twice per round differs by {_ci_text(r)}: "
-                       "no significant difference")
+                       "no significant difference"
+                       + (f"; differences within +/-{fmt_ns(half)} ns are not resolved" if half else ""))
     probe = checks.get("probe_cost")
     if probe:
         out.append(f"bpf probe cost (pyperf, probes on vs off, tracer off): {_ci_text(probe)} per call")

@@ -18,6 +18,17 @@ confidence intervals far too narrow.  Hence:
 - regs_gain_ns = mean over rounds of (regs - noregs in the same round): the
   cost of saving a complete pt_regs, everything else equal.
 
+- bpf: a cell's runs each give sum_ns / count of the kernel's
+  sys_enter -> sys_exit times of one process's getppid calls; they take the
+  place of pyperf's worker means.
+
+Checks on the result rows (bundle.data["checks"]):
+- aa: the overhead of mode off-aa (off measured twice per round) per method;
+  a CI that excludes 0 means the run cannot be trusted;
+- probe_cost: the overhead of off-probe (pyperf with the bpf probes on);
+- method_agreement: every pair of methods with a figure for the same
+  overhead or regs gain; they disagree when their CIs do not overlap.
+
 With fewer than two rounds there is no interval (NaN, stored as null).
 """
 import math
@@ -61,8 +72,19 @@ def kernel_means_ns(path):
     return means, len(means)
 
 
+def bpf_means_ns(path):
+    """Per-call ns of each run of a bpf cell (the kernel's sum / count of
+    sys_enter -> sys_exit times), and their count."""
+    import json
+
+    with open(path) as f:
+        runs = json.load(f)["runs"]
+    means = [r["sum_ns"] / r["count"] for r in runs]
+    return means, len(means)
+
+
 def cell_means_ns(path, method):
-    return worker_means_ns(path) if method == "pyperf" else kernel_means_ns(path)
+    return {"pyperf": worker_means_ns, "kernel": kernel_means_ns, "bpf": bpf_means_ns}[method](path)
 
 
 def t_interval(sample):
@@ -171,8 +193,8 @@ def mann_whitney(a, b):
     return {"u": float(res.statistic), "p": float(res.pvalue), "n_a": len(a), "n_b": len(b)}
 
 
-def aa_check(first, second):
-    """The A/A check: two measurements of the same mode, paired by round,
+def aa_pair_check(first, second):
+    """The A/A check on raw pairs: two measurements of the same mode, paired by round,
     must show no difference.  Returns the paired difference's mean and t CI,
     Mann-Whitney's p, n, and ok (the CI includes 0; None below two pairs)."""
     diffs = [x - y for x, y in zip(first, second)]
@@ -181,3 +203,43 @@ def aa_check(first, second):
     row = {"value": v, "ci_low": lo, "ci_high": hi, "n": len(diffs), "p": mw["p"]}
     row["ok"] = None if len(diffs) < 2 else not excludes_zero(row)
     return row
+def _ci(row):
+    return {k: row[k] for k in ("value", "ci_low", "ci_high", "n")}
+
+
+def aa_check(rows, mode="off-aa"):
+    """The run's A/A check from its result rows (aa_pair_check works on raw
+    per-round pairs): {method: A/A difference (off-aa - off, paired by round) with its CI and
+    whether it is significant (CI excludes 0: then nothing in the run is
+    trustworthy at that resolution)}."""
+    out = {}
+    for r in rows:
+        if r["mode"] == mode and r["metric"] == "overhead_ns":
+            out[r["method"]] = dict(_ci(r), significant=excludes_zero(r))
+    return out
+
+
+def overlap(a, b):
+    """Do two rows' CIs overlap?  None when either has no interval."""
+    vals = (a["ci_low"], a["ci_high"], b["ci_low"], b["ci_high"])
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+        return None
+    return a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]
+
+
+def method_agreement(rows, skip_modes=("off-aa", "off-probe")):
+    """Every pair of methods that measured the same overhead (same mode) or
+    the regs gain: their figures and whether their CIs overlap."""
+    by_key = {}
+    for r in rows:
+        if r["metric"] in ("overhead_ns", "regs_gain_ns") and r["mode"] not in skip_modes:
+            by_key.setdefault((r["metric"], r["mode"]), {})[r["method"]] = r
+    out = []
+    for (metric, mode), by_method in sorted(by_key.items()):
+        names = sorted(by_method)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                out.append({"metric": metric, "mode": mode, "methods": [a, b],
+                            a: _ci(by_method[a]), b: _ci(by_method[b]),
+                            "agree": overlap(by_method[a], by_method[b])})
+    return out

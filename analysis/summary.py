@@ -115,7 +115,7 @@ def aa_from_cells(frame, group_by=("bundle",)):
             a = dict(zip(zip(firsts["bundle"], firsts["round"]), firsts["figure_ns"]))
             b = dict(zip(zip(rep["bundle"], rep["round"]), rep["figure_ns"]))
             keys = [k for k in b if k in a]
-            res = stats.aa_check([a[k] for k in keys], [b[k] for k in keys])
+            res = stats.aa_pair_check([a[k] for k in keys], [b[k] for k in keys])
             rows.append({"group": label, "workload": workload, "method": method, "mode": mode, **res})
     return pd.DataFrame(rows, columns=["group", "workload", "method", "mode", "value", "ci_low",
                                        "ci_high", "n", "p", "ok"])

@@ -4,6 +4,9 @@
     pyperf/<cell>.json   each pyperf cell's file exactly as pyperf wrote it
     kernel/<cell>.json   each kernel cell's runs as the module reported them
                          (calls, total_ns, hits per repetition)
+    bpf/<cell>.json      each bpf cell's runs as the collector reported them
+                         (calls, count, sum_ns, mean_ns, log2 and linear
+                         histograms of sys_enter -> sys_exit ns per run)
 
 bundle.json is rewritten (temp file + rename) after every completed cell, so
 an interrupted run leaves a valid bundle with complete=false.
@@ -13,6 +16,12 @@ Format history:
              cells (methods pyperf and kernel, tracefs proof per cell), result
              rows (per_call_ns, overhead_ns, regs_gain_ns) with t intervals
              over rounds, module build facts.
+     Later additions that version-1 readers may ignore (every new key is
+     optional): method bpf (cells, bpf/ files, "bpf": the collector's
+     compile facts), check modes off-aa and off-probe (plan.check_modes,
+     rows like any mode), "checks" (aa, probe_cost, method_agreement),
+     "noise" (tuned, warnings, cpu, changed, restored), plan.affinity and
+     plan.bpf_calls.
 """
 import datetime
 import json

@@ -18,6 +18,7 @@ MODE_NEEDS = {
 METHOD_NEEDS = {
     "pyperf": "python3 >= 3.9 on the target",
     "kernel": "the suite's kernel module",
+    "bpf": "the distribution's bcc, the running kernel's headers and raw_syscalls tracepoints",
 }
 
 
@@ -128,10 +129,36 @@ def bcc(caps):
                                f"{b.get('error')}")
 
 
-def tuning(facts):
+def bpf_method(caps, facts):
+    """The bpf method needs bcc, the running kernel's headers (bcc compiles
+    against them at run time), raw_syscalls tracepoints and a known syscall
+    number; the reason names what to install."""
+    b = caps.get("bcc") or {}
+    release = facts.get("kernel_release")
+    arch = facts.get("arch")
+    if not b.get("ok"):
+        return bcc(caps)
+    if not b.get("headers"):
+        return answer(False, None, f"bcc needs the running kernel's headers and there are none at "
+                                   f"{b.get('headers_wanted')}: install linux-headers-{release} "
+                                   "(Debian/Ubuntu; kernel-devel-$(uname -r) on Amazon Linux and "
+                                   "Fedora) or boot a kernel with CONFIG_IKHEADERS")
+    if b.get("raw_syscalls") is False:
+        return answer(False, None, "no raw_syscalls tracepoints in tracefs (CONFIG_FTRACE_SYSCALLS)")
+    if arch not in ("aarch64", "x86_64", "riscv64"):
+        return answer(False, None, f"the bpf method does not know getppid's syscall number on {arch}")
+    return answer(True, b.get("python"), f"bcc {b.get('version')} under {b.get('python')}, "
+                                         f"headers at {b.get('headers')}")
+
+
+def noise_notes(facts):
+    """What makes numbers noisy on this target, one phrase each (warned
+    about and recorded when the run is not --tune'd)."""
     gov = facts.get("governor")
     smt = facts.get("smt_control")
     iso = facts.get("cpus_isolated")
+    load = facts.get("loadavg")
+    cpus = facts.get("cpu_count") or 1
     notes = []
     if gov and gov != "performance":
         notes.append(f"governor {gov} (performance is steadier)")
@@ -139,7 +166,18 @@ def tuning(facts):
         notes.append("SMT on (a sibling thread shares the core)")
     if not iso:
         notes.append("no isolated CPUs")
-    return answer(not notes, {"governor": gov, "smt": smt, "isolated_cpus": iso},
+    if load and float(load[0]) > 0.5 * cpus:
+        notes.append(f"load average {float(load[0]):.2f} on {cpus} CPU(s) (the machine is busy)")
+    return notes
+
+
+def tuning(facts):
+    gov = facts.get("governor")
+    smt = facts.get("smt_control")
+    iso = facts.get("cpus_isolated")
+    notes = noise_notes(facts)
+    return answer(not notes, {"governor": gov, "smt": smt, "isolated_cpus": iso,
+                              "loadavg": (facts.get("loadavg") or [None])[0]},
                   "; ".join(notes) if notes else "performance governor, SMT off, isolated CPUs")
 
 
@@ -169,6 +207,7 @@ def report(facts, caps, pre, root_via, prebuilt=None):
     methods = {
         "pyperf": answer(True, None, "python3 on the target runs the shipped pyperf"),
         "kernel": answer(mod_ok, None, mod_why),
+        "bpf": bpf_method(caps, facts),
     }
     cpu = facts.get("cpu_model")
     return {

@@ -103,9 +103,10 @@ def cli(debug):
 @click.option("--modes", default="off,function,function-all,noregs,regs", show_default=True,
               help="Comma-separated modes; 'off' is always included (it is the baseline).  Modes the "
                    "host cannot do are skipped with the reason.")
-@click.option("--methods", default="pyperf,kernel", show_default=True,
+@click.option("--methods", default="pyperf,kernel,bpf", show_default=True,
               help="Comma-separated methods: pyperf (user space), kernel (the module's in-kernel "
-                   "timing).  Methods the host cannot do are skipped with the reason.")
+                   "timing), bpf (the kernel's own sys_enter -> sys_exit time of each getppid call, "
+                   "with bcc).  Methods the host cannot do are skipped with the reason.")
 @click.option("--out", type=click.Path(), default=None,
               help="Bundle directory (default: results/<host>/<UTC timestamp>/).")
 @click.option("--force", is_flag=True, help="Measure even if tracing is already in use (it is restored).")
@@ -119,8 +120,11 @@ def cli(debug):
 @click.option("--connect-timeout", type=click.FloatRange(1, 600), default=None,
               help="Seconds to wait for the SSH connection.")
 @click.option("--quiet", is_flag=True, help="No progress, only the table.")
+@click.option("--tune", is_flag=True,
+              help="Pin the measuring processes to one CPU, set its governor to performance, turbo "
+                   "off, perf_event_max_sample_rate 1; every setting is restored byte for byte.")
 def run(host, profile, modes, methods, out, force, accept_new_host_key, ssh_config, lease, seed,
-        connect_timeout, quiet):
+        connect_timeout, quiet, tune):
     """Measure per-call cost and tracer overhead on HOST; write a bundle."""
     from . import bundle as bundle_mod
     from .plan import METHODS, MODES, parse_list, select_profile
@@ -132,7 +136,7 @@ def run(host, profile, modes, methods, out, force, accept_new_host_key, ssh_conf
     if "off" not in mode_list:
         mode_list = ["off"] + mode_list
     request = {"profile": select_profile(profile), "modes": mode_list,
-               "methods": parse_list(methods, METHODS, "methods"), "seed": seed}
+               "methods": parse_list(methods, METHODS, "methods"), "seed": seed, "tune": tune}
     out_dir = out or bundle_mod.default_dir("results", host)
     ui = RunUI(quiet=quiet)
     # --out is checked before anything is done on the target.

@@ -4,6 +4,14 @@ A cell is one (round, mode, workload, method).  Every mode is measured once
 per round and the order of modes changes from round to round (a seeded
 shuffle recorded in the plan), so slow drift of the machine spreads over all
 modes instead of passing for the overhead of one.
+
+Two check modes join every round (plan["check_modes"]); for tracefs both are
+'off':
+- ``off-aa``: off measured a second time with every method (the A/A check:
+  its overhead against off must not differ from zero);
+- ``off-probe``: pyperf's loop with the bpf method's probes attached to every
+  process (planned when both pyperf and bpf are): its overhead against off
+  is the probes' own cost.
 """
 import dataclasses
 import random
@@ -12,11 +20,19 @@ from .errors import UsageError
 
 MODES = ("off", "function", "function-all", "noregs", "regs")
 WORKLOADS = ("getppid",)
-METHODS = ("pyperf", "kernel")
+METHODS = ("pyperf", "kernel", "bpf")
 # The module's in-kernel timing measures its own tracee with its own ops:
 # it has a figure for no ops (off), an ops without SAVE_REGS and one with.
 KERNEL_MODES = ("off", "noregs", "regs")
 MODULE_MODES = ("noregs", "regs")
+AA_MODE = "off-aa"
+PROBE_MODE = "off-probe"
+CHECK_MODES = (AA_MODE, PROBE_MODE)
+
+
+def tracefs_mode(mode):
+    """The tracefs state a cell's mode needs (check modes measure 'off')."""
+    return "off" if mode in CHECK_MODES else mode
 
 
 def workload_of(method, workload):
@@ -25,7 +41,9 @@ def workload_of(method, workload):
 
 
 def applies(mode, method):
-    return method != "kernel" or mode in KERNEL_MODES
+    if mode == PROBE_MODE:
+        return method == "pyperf"
+    return method != "kernel" or tracefs_mode(mode) in KERNEL_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +55,17 @@ class Profile:
     warmups: int
     min_time: float  # seconds per value (pyperf calibrates loops to reach it)
     description: str
+    # bpf method: getppid calls per run (a prime: the probe's count must equal
+    # it exactly); a cell is `processes` runs, each in a fresh process.
+    bpf_calls: int = 100003
 
 
 PROFILES = {
     p.name: p
     for p in (
         Profile("quick", rounds=4, processes=2, values=3, warmups=1, min_time=0.05,
-                description="a few minutes in the TCG lab, under 2 minutes on hardware"),
+                description="a few minutes in the TCG lab, under 2 minutes on hardware",
+                bpf_calls=10007),
         Profile("standard", rounds=5, processes=8, values=3, warmups=1, min_time=0.1,
                 description="the default: 5 rounds x 8 workers x 3 values per mode"),
         Profile("rigorous", rounds=10, processes=20, values=3, warmups=1, min_time=0.1,
@@ -90,22 +112,43 @@ class Plan:
     seed: int
     cells: list
     skipped: list = dataclasses.field(default_factory=list)
+    check_modes: list = dataclasses.field(default_factory=list)
+    affinity: int = None  # the measuring CPU under --tune
+
+    @property
+    def all_modes(self):
+        return list(self.modes) + list(self.check_modes)
 
     @property
     def needs_module(self):
         return "kernel" in self.methods or any(m in MODULE_MODES for m in self.modes)
 
+    def drop_method(self, method, skipped):
+        """Stop planning a method found impossible once the run began."""
+        self.methods = [m for m in self.methods if m != method]
+        self.check_modes = [m for m in self.check_modes
+                            if m != PROBE_MODE or {"pyperf", "bpf"} <= set(self.methods)]
+        self.cells = [c for c in self.cells if c.method != method
+                      and (c.mode in self.modes or c.mode in self.check_modes)]
+        self.skipped.append(skipped)
+
     def pyperf_args(self):
         p = self.profile
-        return [f"--processes={p.processes}", f"--values={p.values}", f"--warmups={p.warmups}",
+        args = [f"--processes={p.processes}", f"--values={p.values}", f"--warmups={p.warmups}",
                 f"--min-time={p.min_time}"]
+        if self.affinity is not None:
+            args.append(f"--affinity={self.affinity}")
+        return args
 
     def to_dict(self):
         return {
             "profile": dataclasses.asdict(self.profile),
             "modes": self.modes,
+            "check_modes": self.check_modes,
+            "affinity": self.affinity,
             "workload": self.workload,
             "methods": self.methods,
+            "bpf_calls": self.profile.bpf_calls if "bpf" in self.methods else None,
             "seed": self.seed,
             "rounds": self.profile.rounds,
             "pyperf_args": self.pyperf_args(),
@@ -140,12 +183,14 @@ def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
+    check_modes = [AA_MODE] + ([PROBE_MODE] if {"pyperf", "bpf"} <= set(methods) else [])
     cells = []
     for r in range(profile.rounds):
-        order = list(modes)
+        order = list(modes) + check_modes
         rng.shuffle(order)
         for mode in order:
             for method in methods:
                 if applies(mode, method):
                     cells.append(Cell(r, mode, workload_of(method, workload), method))
-    return Plan(profile, list(modes), workload, list(methods), seed, cells, list(skipped))
+    return Plan(profile, list(modes), workload, list(methods), seed, cells, list(skipped),
+                check_modes)

@@ -11,12 +11,14 @@ import math
 from analysis import stats
 from remote.agent.tracefs import kernel_expanded
 from remote.agent_client import AgentClient
-from remote.errors import RemoteError
+from remote.errors import AgentError, RemoteError
 
 from . import __version__
 from .bundle import Bundle
 from .errors import MeasurementError
+from .check import noise_notes
 from .kernel import ftrace_variant
+from .plan import PROBE_MODE, tracefs_mode
 
 
 def _clean(o):
@@ -69,8 +71,9 @@ def summarize_bundle(bundle):
         by_mode = samples.setdefault((cell["workload"], cell["method"]), {})
         by_mode.setdefault(cell["mode"], {})[cell["round"]] = means
     rows = []
+    modes = list(plan["modes"]) + list(plan.get("check_modes", []))
     for (workload, method), by_mode in samples.items():
-        ordered = {m: by_mode[m] for m in plan["modes"] if m in by_mode}
+        ordered = {m: by_mode[m] for m in modes if m in by_mode}
         rows.extend(stats.summarize(ordered, workload, method))
     return _clean(rows)
 
@@ -162,32 +165,78 @@ KERNEL_SETTINGS = {"off": dict(save_regs=False, relevant=0), "noregs": dict(save
                    "regs": dict(save_regs=True, relevant=1)}
 
 
+def checks(rows):
+    """The run's own checks on its result rows (bundle.data["checks"])."""
+    return {"aa": stats.aa_check(rows),
+            "probe_cost": next(({k: r[k] for k in ("value", "ci_low", "ci_high", "n", "unit")}
+                                for r in rows if r["mode"] == PROBE_MODE
+                                and r["metric"] == "overhead_ns"), None),
+            "method_agreement": stats.method_agreement(rows)}
+
+
 def run_cell(client, bundle, plan, cell, function, kernel_calls):
     """Measure one cell; returns its record (written to the bundle by the caller)."""
     record = {"id": cell.id, "round": cell.round, "mode": cell.mode, "workload": cell.workload,
               "method": cell.method, "status": "ok"}
-    before = client.request("set_mode", mode=cell.mode if cell.method == "pyperf" else "off",
+    tmode = tracefs_mode(cell.mode)
+    before = client.request("set_mode", mode=tmode if cell.method != "kernel" else "off",
                             function=function, timeout=120)
     if cell.method == "pyperf":
-        check_mode(cell.mode, function, before)
-        m = client.request("measure", cell=cell.id, pyperf_args=plan.pyperf_args(), timeout=3600)
+        check_mode(tmode, function, before)
+        m = client.request("measure", cell=cell.id, pyperf_args=plan.pyperf_args(),
+                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600)
         after = client.request("verify", function=function, timeout=60)
-        check_mode(cell.mode, function, after)
+        check_mode(tmode, function, after)
         rel = bundle.write_raw(f"pyperf/{cell.id}.json", client.fetch(m["file"]))
         means, n_values = stats.worker_means_ns(bundle.path / rel)
         record.update(file=rel, elapsed_s=round(m["elapsed_s"], 2),
+                      tracefs={"before": before, "after": after})
+        if m.get("bpf_probe"):
+            record["bpf_probe"] = m["bpf_probe"]  # the probes' count over the cell: proof they ran
+    elif cell.method == "bpf":  # the kernel's own sys_enter -> sys_exit times, exact call count
+        check_mode(tmode, function, before)
+        calls, reps = plan.profile.bpf_calls, plan.profile.processes
+        b = client.request("bpf_measure", calls=calls, reps=reps, timeout=3600)
+        after = client.request("verify", function=function, timeout=60)
+        check_mode(tmode, function, after)
+        rel = bundle.write_raw(f"bpf/{cell.id}.json", json.dumps(
+            {"cell": cell.id, "calls": calls, "runs": b["runs"]}, indent=1).encode())
+        means, n_values = stats.bpf_means_ns(bundle.path / rel)
+        record.update(file=rel, elapsed_s=round(b["elapsed_s"], 2), calls=calls,
+                      counts=[r["count"] for r in b["runs"]],
                       tracefs={"before": before, "after": after})
     else:  # kernel: the module times its own tracee, total ns and calls per repetition
         p = plan.profile
         reps = p.processes * p.values
         k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600,
-                           **KERNEL_SETTINGS[cell.mode])
+                           **KERNEL_SETTINGS[tmode])
         rel = bundle.write_raw(f"kernel/{cell.id}.json",
                                json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
         means, n_values = stats.kernel_means_ns(bundle.path / rel)
         record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls)
     record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
     return record
+
+
+def start_bpf(client, bundle, plan, ui):
+    """Compile and load the bpf method's program.  A target that cannot (bcc
+    present but its program refused) loses the bpf method, with the reason,
+    and the run goes on with the other methods."""
+    try:
+        ready = client.request("bpf_start", syscall=plan.workload, timeout=1800)
+    except AgentError as e:
+        if e.kind != "unsupported":
+            raise
+        skipped = {"mode": None, "method": "bpf", "reason": str(e)}
+        plan.drop_method("bpf", skipped)
+        ui.skip(skipped)
+        bundle.data["plan"] = plan.to_dict()
+        bundle.save()
+        return
+    bundle.data["bpf"] = ready
+    ui.step(f"bpf probes compiled in {ready['compile_s']} s (bcc {ready['bcc']}, "
+            f"{ready['python']}), getppid = syscall {ready['nr']}")
+    bundle.save()
 
 
 def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None):
@@ -229,7 +278,22 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                                  "lockdown": pre["lockdown"]}
         snap = client.request("begin", timeout=60)["snapshot"]
         bundle.data["tracefs_before"] = snap["knobs"]
+        noise = noise_notes(facts)
+        bundle.data["noise"] = {"tuned": bool(request.get("tune")), "warnings": noise}
+        if request.get("tune"):
+            tuned = client.request("tune", timeout=60)
+            plan.affinity = tuned["cpu"]
+            bundle.data["plan"] = plan.to_dict()
+            bundle.data["noise"].update(cpu=tuned["cpu"], changed=tuned["changed"])
+            ui.step(f"tuned: measuring on CPU {tuned['cpu']}; "
+                    + ("; ".join(f"{c['path']}: {c['before']} -> {c['after']}" for c in tuned["changed"])
+                       or "no setting needed changing"))
+        else:
+            for n in noise:
+                ui.warn(f"noisy: {n} (bench run --tune pins and tunes, and restores afterwards)")
         bundle.save()
+        if "bpf" in plan.methods:
+            start_bpf(client, bundle, plan, ui)
         kernel_calls = None
         if plan.needs_module:
             prepare_module(client, bundle, facts, ui)
@@ -245,6 +309,8 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
         client.request("set_mode", mode="off", function=function, timeout=120)
         restored = client.request("restore", timeout=120)
         bundle.data["tracefs_after"] = restored["after"]
+        if request.get("tune"):
+            bundle.data["noise"]["restored"] = not restored["problems"]
         problems_seen.update(restored["problems"])
         b, a = snap["knobs"].get("buffer_size_kb", ""), restored["after"].get("buffer_size_kb", "")
         if kernel_expanded(b, a):
@@ -275,6 +341,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
         if bundle.data["cells"]:
             try:
                 rows = summarize_bundle(bundle)
+                bundle.data["checks"] = _clean(checks(rows))
             except Exception as e:  # never lose the bundle to a statistics failure
                 bundle.data["notes"].append(f"summary failed: {type(e).__name__}: {e}")
         bundle.finish(status, rows, stats.METHOD_TEXT)

@@ -37,7 +37,11 @@ class RunUI:
     def skip(self, s):
         if not self.quiet:
             what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
-            self.out.print(f"  [yellow]skipping {what}:[/yellow] {s['reason']}")
+            self.out.print(f"  [yellow]{what} unavailable, skipped:[/yellow] {s['reason']}")
+
+    def warn(self, text):
+        if not self.quiet:
+            self.out.print(f"  [yellow]{text}[/yellow]")
 
     def cell_start(self, i, n, cell):
         self._dots = 0
@@ -59,6 +63,8 @@ class RunUI:
         means = record["worker_means_ns"]
         mean = sum(means) / len(means) if means else float("nan")
         unit = "workers" if record["method"] == "pyperf" else "runs"
+        if record.get("counts"):
+            unit += f" of {record['calls']:,} calls, counted exactly"
         self.out.print(f" {fmt_ns(mean)} ns/call ({record['n_workers']} {unit}, "
                        f"{record['elapsed_s']:.0f} s)")
 
@@ -121,7 +127,46 @@ def print_results(bundle, file=None):
         c.print(gain)
     for s in bundle.data.get("plan", {}).get("skipped", []):
         what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
-        c.print(f"skipped {what}: {s['reason']}")
+        c.print(f"{what} unavailable: {s['reason']}")
+    for line in check_lines(bundle.data):
+        c.print(line)
+
+
+def _ci_text(r):
+    return f"{fmt_ns(r['value'])} [{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}] ns (n={r['n']})"
+
+
+def check_lines(data):
+    """The run's checks in words: A/A, probe cost, method agreement, noise."""
+    out = []
+    checks = data.get("checks") or {}
+    for method, r in sorted((checks.get("aa") or {}).items()):
+        if r["significant"]:
+            out.append(f"[red]A/A check FAILED ({method}): off measured twice differs by "
+                       f"{_ci_text(r)}; the numbers of this run cannot be trusted at that "
+                       f"resolution[/red]")
+        else:
+            half = ((r["ci_high"] - r["ci_low"]) / 2 if r["ci_low"] is not None
+                    and r["ci_high"] is not None else None)
+            out.append(f"A/A check ({method}): off twice per round differs by {_ci_text(r)}: "
+                       "no significant difference"
+                       + (f"; differences within +/-{fmt_ns(half)} ns are not resolved" if half else ""))
+    probe = checks.get("probe_cost")
+    if probe:
+        out.append(f"bpf probe cost (pyperf, probes on vs off, tracer off): {_ci_text(probe)} per call")
+    for a in checks.get("method_agreement") or []:
+        if a["agree"] is False:
+            m1, m2 = a["methods"]
+            what = "regs gain" if a["metric"] == "regs_gain_ns" else f"{a['mode']} overhead"
+            out.append(f"[yellow]methods disagree on the {what}: {m1} {_ci_text(a[m1])} vs "
+                       f"{m2} {_ci_text(a[m2])} (CIs do not overlap)[/yellow]")
+    noise = data.get("noise") or {}
+    if noise.get("tuned"):
+        out.append(f"tuned: measured on CPU {noise.get('cpu')}, settings restored: "
+                   f"{noise.get('restored')}")
+    elif noise.get("warnings"):
+        out.append("[yellow]not tuned; noisy: " + "; ".join(noise["warnings"]) + "[/yellow]")
+    return out
 
 
 def print_check(host, report, file=None):

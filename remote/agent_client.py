@@ -16,7 +16,8 @@ import pyperf
 from .errors import AgentError, ConnectionLost, NoRoot, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
-AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py")
+AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
+               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py")
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
 KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 

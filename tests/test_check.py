@@ -68,3 +68,44 @@ def test_no_headers_names_the_package_and_lockdown_refuses_loading():
     assert r["module_load"]["ok"] is False and "lockdown" in r["module_load"]["reason"]
     assert r["methods"]["kernel"]["ok"] is False
     assert r["root"]["value"] == "sudo"
+
+
+def bcc_caps(ok=True, headers="/lib/modules/6.1.0-56-cloud-arm64/build"):
+    c = caps()
+    c["bcc"] = ({"ok": True, "python": "/usr/bin/python3", "version": "0.26.0", "headers": headers,
+                 "headers_wanted": "/lib/modules/6.1.0-56-cloud-arm64/build", "raw_syscalls": True}
+                if ok else {"ok": False, "python": None, "headers": headers,
+                            "error": "/usr/bin/python3: ModuleNotFoundError: No module named 'bcc'"})
+    return c
+
+
+def test_bpf_method_needs_bcc_and_names_the_package():
+    r = report(facts(CFG61), bcc_caps(ok=False), PRE, "root")
+    a = r["methods"]["bpf"]
+    assert a["ok"] is False
+    assert "python3-bpfcc" in a["reason"] and "never PyPI" in a["reason"]
+
+
+def test_bpf_method_needs_the_running_kernels_headers():
+    r = report(facts(CFG61), bcc_caps(headers=None), PRE, "root")
+    a = r["methods"]["bpf"]
+    assert a["ok"] is False and r["bcc"]["ok"] is True
+    assert "install linux-headers-6.1.0-56-cloud-arm64" in a["reason"]
+
+
+def test_bpf_method_with_bcc_and_headers():
+    r = report(facts(CFG61), bcc_caps(), PRE, "root")
+    assert r["methods"]["bpf"]["ok"] is True and "0.26.0" in r["methods"]["bpf"]["reason"]
+
+
+def test_noise_notes_name_what_makes_numbers_noisy():
+    from bench.check import noise_notes
+
+    f = facts(CFG61, governor="powersave", smt_control="on", cpus_isolated="", loadavg=["3.1", "2", "1"],
+              cpu_count=2)
+    notes = " | ".join(noise_notes(f))
+    assert "powersave" in notes and "SMT on" in notes and "no isolated CPUs" in notes
+    assert "load average 3.10" in notes
+    quiet = facts(CFG61, governor="performance", smt_control="off", cpus_isolated="3",
+                  loadavg=["0.0", "0", "0"], cpu_count=4)
+    assert noise_notes(quiet) == []

@@ -59,7 +59,8 @@ def test_regs_run_completes(regs_run):
     assert data["module"]["info"]["regs_caller"] == 1
     methods = {c["method"] for c in data["cells"]}
     assert methods == {"pyperf", "kernel"}
-    assert {c["mode"] for c in data["cells"] if c["method"] == "kernel"} == {"off", "noregs", "regs"}
+    assert {c["mode"] for c in data["cells"] if c["method"] == "kernel"} == {"off", "noregs", "regs",
+                                                                           "off-aa"}
 
 
 def test_enabled_functions_showed_R_for_regs_only(regs_run):

@@ -81,8 +81,11 @@ def test_quick_run_completes_with_bundle_and_pyperf_files(quick):
     assert data["complete"] and data["format_version"] == 1
     plan = data["plan"]
     assert set(plan["modes"]) == {"off", "function", "function-all", "noregs", "regs"}
-    assert set(plan["methods"]) == {"pyperf", "kernel"} and plan["skipped"] == []
-    per_round = len(plan["modes"]) + 3  # pyperf in every mode, kernel in off/noregs/regs
+    assert set(plan["methods"]) == {"pyperf", "kernel", "bpf"} and plan["skipped"] == []
+    assert plan["check_modes"] == ["off-aa", "off-probe"]
+    # pyperf and bpf in every mode, kernel in off/noregs/regs; off-aa with every
+    # method, off-probe (the bpf probes' cost) with pyperf
+    per_round = 2 * len(plan["modes"]) + 3 + 3 + 1
     assert len(data["cells"]) == plan["rounds"] * per_round
     for cell in data["cells"]:
         if cell["method"] != "pyperf":
@@ -130,8 +133,9 @@ def test_csv_export(quick):
     df = pd.read_csv(io.StringIO(r.output))
     assert list(df.columns) == COLUMNS
     assert set(df.metric) == {"per_call_ns", "overhead_ns", "regs_gain_ns"}
-    assert set(df["mode"]) == {"off", "function", "function-all", "noregs", "regs"}
-    assert set(df.method) == {"pyperf", "kernel"}
+    assert set(df["mode"]) == {"off", "function", "function-all", "noregs", "regs", "off-aa",
+                               "off-probe"}
+    assert set(df.method) == {"pyperf", "kernel", "bpf"}
     assert (df.host == "lab").all() and (df.ftrace_variant == "regs").all()
     assert not df.duplicated(["host", "kernel_release", "mode", "workload", "method", "metric"]).any()
 

@@ -1,7 +1,8 @@
 import pytest
 
 from bench.errors import UsageError
-from bench.plan import MODES, PROFILES, make_plan, parse_list, restrict, select_profile
+from bench.plan import (MODES, PROFILES, make_plan, parse_list, restrict, select_profile,
+                        tracefs_mode)
 
 
 def test_every_mode_once_per_round_in_changing_order():
@@ -11,7 +12,8 @@ def test_every_mode_once_per_round_in_changing_order():
         rounds.setdefault(c.round, []).append(c.mode)
     assert len(rounds) == PROFILES["standard"].rounds
     for order in rounds.values():
-        assert sorted(order) == sorted(["off", "function", "function-all"])
+        # off-aa: the A/A check, off measured a second time in every round
+        assert sorted(order) == sorted(["off", "function", "function-all", "off-aa"])
     assert len({tuple(o) for o in rounds.values()}) > 1, "the order must change between rounds"
     # Same seed, same plan: the order is reproducible from the bundle.
     again = make_plan(select_profile("standard"), ["off", "function", "function-all"], seed=7)
@@ -42,7 +44,7 @@ def test_cell_ids_are_unique_and_safe():
 def test_kernel_method_only_where_the_module_has_a_figure():
     plan = make_plan(select_profile("quick"), list(MODES), methods=["pyperf", "kernel"], seed=5)
     kernel_modes = {c.mode for c in plan.cells if c.method == "kernel"}
-    assert kernel_modes == {"off", "noregs", "regs"}
+    assert kernel_modes == {"off", "noregs", "regs", "off-aa"}
     assert plan.needs_module
 
 
@@ -54,3 +56,35 @@ def test_restrict_says_what_is_skipped_and_why():
     assert "regs" not in modes and methods == ["pyperf"]
     assert {"mode": "regs", "method": None, "reason": "no regs caller"} in skipped
     assert {"mode": None, "method": "kernel", "reason": "no headers"} in skipped
+
+
+def test_check_modes_aa_always_and_probe_cost_with_bpf_and_pyperf():
+    plan = make_plan(select_profile("quick"), ["off", "function"], methods=["pyperf", "bpf"], seed=2)
+    assert plan.check_modes == ["off-aa", "off-probe"]
+    per_round = {}
+    for c in plan.cells:
+        per_round.setdefault(c.round, []).append((c.mode, c.method))
+    for cells in per_round.values():
+        # off-probe is a pyperf cell (the probes' cost on pyperf's loop); off-aa runs every method
+        assert sorted(cells) == sorted([(m, meth) for m in ("off", "function", "off-aa")
+                                        for meth in ("pyperf", "bpf")] + [("off-probe", "pyperf")])
+    assert tracefs_mode("off-aa") == tracefs_mode("off-probe") == "off"
+    assert plan.to_dict()["bpf_calls"] == 10007  # a prime
+    only = make_plan(select_profile("quick"), ["off"], methods=["pyperf"], seed=2)
+    assert only.check_modes == ["off-aa"]
+
+
+def test_dropping_bpf_midway_drops_its_cells_and_the_probe_cost():
+    plan = make_plan(select_profile("quick"), ["off", "function"], methods=["pyperf", "bpf"], seed=2)
+    plan.drop_method("bpf", {"mode": None, "method": "bpf", "reason": "refused"})
+    assert plan.methods == ["pyperf"] and plan.check_modes == ["off-aa"]
+    assert {c.method for c in plan.cells} == {"pyperf"}
+    assert "off-probe" not in {c.mode for c in plan.cells}
+    assert plan.skipped[-1]["reason"] == "refused"
+
+
+def test_tuned_pyperf_workers_are_pinned():
+    plan = make_plan(select_profile("quick"), ["off"], seed=2)
+    assert not any(a.startswith("--affinity") for a in plan.pyperf_args())
+    plan.affinity = 1
+    assert "--affinity=1" in plan.pyperf_args()

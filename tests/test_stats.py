@@ -51,3 +51,42 @@ def test_regs_gain_is_paired_with_noregs():
     gain = [r for r in stats.summarize(data, "getppid", "kernel") if r["metric"] == "regs_gain_ns"]
     assert len(gain) == 1 and gain[0]["mode"] == "regs"
     assert gain[0]["ci_low"] < 12 < gain[0]["ci_high"] and stats.excludes_zero(gain[0])
+
+
+def row(mode, method, value, lo, hi, metric="overhead_ns", n=4):
+    return dict(mode=mode, method=method, metric=metric, value=value, ci_low=lo, ci_high=hi, n=n,
+                workload="getppid", unit="ns")
+
+
+def test_aa_check_flags_a_significant_difference_only():
+    rows = [row("off-aa", "pyperf", 0.1, -3.4, 3.5), row("off-aa", "bpf", 5.0, 2.0, 8.0),
+            row("function", "pyperf", 500, 450, 550)]
+    aa = stats.aa_check(rows)
+    assert set(aa) == {"pyperf", "bpf"}
+    assert aa["pyperf"]["significant"] is False and aa["bpf"]["significant"] is True
+
+
+def test_method_agreement_compares_pairs_with_a_figure_for_the_same_thing():
+    rows = [row("function", "pyperf", 577, 513, 641), row("function", "bpf", 597.4, 597.3, 597.5),
+            row("regs", "pyperf", 8.7, 7.2, 10.2, metric="regs_gain_ns"),
+            row("regs", "kernel", 9.0, 9.0, 9.01, metric="regs_gain_ns"),
+            row("regs", "bpf", 20.0, 18.0, 22.0, metric="regs_gain_ns"),
+            row("off-aa", "bpf", 0, -1, 1), row("off-aa", "pyperf", 9, 8, 10)]
+    got = {(a["metric"], a["mode"], tuple(a["methods"])): a["agree"]
+           for a in stats.method_agreement(rows)}
+    assert got == {("overhead_ns", "function", ("bpf", "pyperf")): True,
+                   ("regs_gain_ns", "regs", ("bpf", "kernel")): False,
+                   ("regs_gain_ns", "regs", ("bpf", "pyperf")): False,
+                   ("regs_gain_ns", "regs", ("kernel", "pyperf")): True}
+    # no interval, no verdict
+    assert stats.overlap(row("x", "a", 1, None, None), row("x", "b", 1, 0, 2)) is None
+
+
+def test_bpf_cells_are_sum_over_count_per_run(tmp_path):
+    import json
+
+    p = tmp_path / "r00-off-getppid-bpf.json"
+    p.write_text(json.dumps({"cell": "r00-off-getppid-bpf", "calls": 10007, "runs": [
+        {"count": 10007, "sum_ns": 12870624}, {"count": 10007, "sum_ns": 12880000}]}))
+    means, n = stats.cell_means_ns(p, "bpf")
+    assert n == 2 and abs(means[0] - 12870624 / 10007) < 1e-9

@@ -33,10 +33,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import bpfmethod  # noqa: E402
 import capabilities  # noqa: E402
 import facts as facts_mod  # noqa: E402
 import kmod as kmod_mod  # noqa: E402
 import tracefs as tracefs_mod  # noqa: E402
+import tune as tune_mod  # noqa: E402
 
 PROTOCOL = 1
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -80,6 +82,8 @@ class Agent:
         self.tracefs = None
         self.workload = None  # the running pyperf Popen
         self.kmod = None
+        self.bpf = None  # the bpf collector (bpfmethod.Collector), once started
+        self.tune_cpu = None  # the measuring CPU under --tune
         self.finished = False
         self.stop_reason = None
 
@@ -170,11 +174,14 @@ class Agent:
 
     def restore(self):
         problems = []
+        if self.bpf is not None:
+            self.bpf.stop()
         if self.kmod is not None:
             problems += self.kmod.unload()
         if self.tracefs is not None:
             if self.tracefs.snapshot is not None:
                 problems += self.tracefs.restore()
+                problems += tune_mod.restore(self.tracefs.snapshot.get("tune", {}))
                 for p in problems:
                     self.log("restore: " + p)
                 state = os.path.join(self.workdir, "state.json")
@@ -385,6 +392,11 @@ class Agent:
         os.makedirs(out_dir, exist_ok=True)
         out = os.path.join(out_dir, cell + ".json")
         argv = [sys.executable, os.path.join(HERE, "workload.py"), "--output", out] + args
+        probe = bool(req.get("bpf_probe"))
+        if probe:
+            # The probe's own cost: the same program, attached for every
+            # process (the pyperf workers come and go), tracer off.
+            self.need_bpf().attach(0)
         t0 = time.monotonic()
         self.workload = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          start_new_session=True, cwd=self.workdir)
@@ -401,15 +413,73 @@ class Agent:
             self.send({"event": "progress", "cell": cell, "text": s})
         rc = self.workload.wait()
         self.workload = None
+        probed = self.bpf.collect() if probe else None
         output = "".join(text)
         if rc != 0 or not os.path.exists(out):
             tail = " | ".join(output.strip().splitlines()[-3:])
             raise Fatal("pyperf failed for cell %s (exit %d): %s" % (cell, rc, tail), kind="measure")
-        return {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:]}
+        res = {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:]}
+        if probed is not None:
+            res["bpf_probe"] = {k: probed[k] for k in ("count", "sum_ns", "mean_ns")}
+        return res
+
+    # -- the bpf method -------------------------------------------------------
+    def need_bpf(self):
+        if self.bpf is None:
+            raise Fatal("bpf measurement before bpf_start")
+        return self.bpf
+
+    def op_bpf_start(self, req):
+        """Compile and load the collector's program (probes detached until a run)."""
+        syscall = req.get("syscall", "getppid")
+        if self.bpf is None:
+            self.bpf = bpfmethod.Collector(self.workdir)
+            try:
+                return self.bpf.start(syscall)
+            except bpfmethod.BpfError:
+                self.bpf.stop()
+                self.bpf = None
+                raise
+        return self.bpf.ready
+
+    def op_bpf_measure(self, req):
+        """reps exact runs of `calls` getppid calls, each in a fresh process."""
+        calls, reps = int(req["calls"]), int(req.get("reps", 1))
+        if not (1 <= calls <= 10**9 and 1 <= reps <= 10000):
+            raise Fatal("bpf_measure arguments out of range", kind="usage")
+        c = self.need_bpf()
+        t0 = time.monotonic()
+        runs = []
+        for _ in range(reps):
+            def keep(child):
+                self.workload = child  # an abort kills it like a pyperf worker
+            try:
+                runs.append(c.run_calls(calls, cpu=self.tune_cpu, on_child=keep))
+            finally:
+                self.workload = None
+        return {"runs": runs, "elapsed_s": time.monotonic() - t0}
+
+    # -- noise control (--tune) -----------------------------------------------
+    def op_tune(self, req):
+        """Pin to one CPU and write the tuning files, each snapshotted first
+        (into state.json: the guardian and the lease restore them too)."""
+        with self.state_lock:
+            if self.tracefs is None or self.tracefs.snapshot is None:
+                raise Fatal("tune before begin: nothing may be written before the snapshot")
+            cpu = req.get("cpu")
+            cpu = tune_mod.choose_cpu() if cpu is None else int(cpu)
+            saved = self.tracefs.snapshot.setdefault("tune", {})
+            state = os.path.join(self.workdir, "state.json")
+            changed = tune_mod.apply(cpu, saved, lambda: self.tracefs.save_snapshot(state))
+            os.sched_setaffinity(0, {cpu})  # the module's timing runs in this process
+            self.tune_cpu = cpu
+            return {"cpu": cpu, "changed": changed}
 
     def op_restore(self, req):
         with self.state_lock:
             problems = self.tracefs.restore() if self.tracefs and self.tracefs.snapshot else []
+            if self.tracefs and self.tracefs.snapshot:
+                problems += tune_mod.restore(self.tracefs.snapshot.get("tune", {}))
             after = {k: self.tracefs.read(k) for k in self.tracefs.snapshot["knobs"]} \
                 if self.tracefs and self.tracefs.snapshot else {}
             return {"problems": problems, "after": after}
@@ -445,7 +515,7 @@ class Agent:
                 self.send({"id": req.get("id"), "ok": True, "result": result})
             except Fatal as e:
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
-            except (tracefs_mod.TracefsError, kmod_mod.KmodError) as e:
+            except (tracefs_mod.TracefsError, kmod_mod.KmodError, bpfmethod.BpfError) as e:
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
             except Exception as e:  # report, keep serving: the controller decides
                 self.send({"id": req.get("id"), "ok": False, "kind": "agent",
@@ -460,12 +530,13 @@ def guard(pipe_fd, workdir):
                 break  # EOF: the agent is gone
         except InterruptedError:
             continue
-    pgid_file = os.path.join(workdir, "workload.pgid")
-    if os.path.exists(pgid_file):
-        try:
-            os.killpg(int(open(pgid_file).read()), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+    for name in ("workload.pgid", "bpf.pgid"):
+        pgid_file = os.path.join(workdir, name)
+        if os.path.exists(pgid_file):
+            try:
+                os.killpg(int(open(pgid_file).read()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
     state = os.path.join(workdir, "state.json")
     if os.path.exists(state):
         with open(state) as f:
@@ -473,6 +544,7 @@ def guard(pipe_fd, workdir):
         if module:
             kmod_mod.unload()
         t, problems = tracefs_mod.restore_from_file(state)
+        tune_mod.restore(t.snapshot.get("tune", {}))
         if module and module.get("debugfs_mounted_by_us"):
             subprocess.run(["umount", kmod_mod.DEBUGFS], capture_output=True)
         if t.mounted_by_us:
@@ -493,6 +565,7 @@ def main(argv=None):
         return 0
     if ns.restore:
         t, problems = tracefs_mod.restore_from_file(ns.restore)
+        problems += tune_mod.restore(t.snapshot.get("tune", {}))
         for p in problems:
             print(p, file=sys.stderr)
         return 1 if problems else 0

@@ -92,14 +92,21 @@ def _read(path):
 
 
 def bcc():
-    """Is the distribution's bcc binding importable by the system python?"""
-    for py in ("/usr/bin/python3", shutil.which("python3")):
-        if py and os.path.exists(py):
-            rc, out = _run([py, "-c", "import bcc, sys; print(getattr(bcc, '__version__', '?'))"])
-            if rc == 0:
-                return {"ok": True, "python": py, "version": out.strip()}
-            return {"ok": False, "python": py, "error": out.splitlines()[-1] if out else None}
-    return {"ok": False, "python": None, "error": "no python3"}
+    """Can the bpf method run: a python that imports the distribution's bcc,
+    the running kernel's headers (bcc compiles against them at run time; BTF
+    alone does not do), and the raw_syscalls tracepoints."""
+    import bpfmethod
+
+    py, version_or_error = bpfmethod.bcc_python()
+    out = {"ok": py is not None, "python": py, "headers": bpfmethod.kernel_headers(),
+           "headers_wanted": "/lib/modules/%s/build" % platform.release(),
+           "raw_syscalls": any(os.path.isdir(os.path.join(r, "events/raw_syscalls"))
+                               for r in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))}
+    if py is not None:
+        out["version"] = version_or_error
+    else:
+        out["error"] = version_or_error
+    return out
 
 
 def tracefs_files(root):

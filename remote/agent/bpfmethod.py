@@ -1,0 +1,199 @@
+"""The agent's side of the bpf method: start the collector, drive exact runs.
+
+Runs on the target (stdlib only).  The collector (bpfprobe.py) runs under the
+first interpreter that can ``import bcc``: the agent's own, then
+/usr/bin/python3 (the distribution's binding is installed for the
+distribution's python, which is often not the one running the agent).
+"""
+import json
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# getppid's number per architecture: arm64 and riscv64 use the generic table
+# (include/uapi/asm-generic/unistd.h: '#define __NR_getppid 173'), x86_64 its
+# own (arch/x86/entry/syscalls/syscall_64.tbl: '110 common getppid').
+SYSCALL_NR = {
+    "getppid": {"aarch64": 173, "riscv64": 173, "x86_64": 110},
+}
+
+
+class BpfError(Exception):
+    def __init__(self, message, kind="measure"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def syscall_nr(name, machine=None):
+    machine = machine or platform.machine()
+    nr = SYSCALL_NR.get(name, {}).get(machine)
+    if nr is None:
+        raise BpfError("the bpf method does not know the number of syscall %r on %s"
+                       % (name, machine), kind="unsupported")
+    return nr
+
+
+def bcc_python():
+    """(interpreter, error): the first python that imports bcc."""
+    tried = []
+    for py in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
+        if not py or not os.path.exists(py):
+            continue
+        try:
+            p = subprocess.run([py, "-c", "import bcc; print(getattr(bcc, '__version__', '?'))"],
+                               capture_output=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            tried.append("%s: %s" % (py, e))
+            continue
+        if p.returncode == 0:
+            return py, p.stdout.decode().strip()
+        err = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        tried.append("%s: %s" % (py, err[-1] if err else "exit %d" % p.returncode))
+    return None, "; ".join(tried) or "no python3"
+
+
+def kernel_headers():
+    """Where bcc would find the running kernel's headers, or None."""
+    build = "/lib/modules/%s/build" % platform.release()
+    if os.path.isdir(os.path.join(build, "include")):
+        return build
+    if os.path.exists("/sys/kernel/kheaders.tar.xz"):  # CONFIG_IKHEADERS=y
+        return "/sys/kernel/kheaders.tar.xz"
+    return None
+
+
+class Lines:
+    """A child's stdout as a queue of lines, read by a thread (timeouts on reads)."""
+
+    def __init__(self, stream):
+        self.q = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        for line in iter(stream.readline, b""):
+            self.q.put(line.decode("utf-8", "replace"))
+        self.q.put(None)
+
+    def get(self, timeout, what):
+        try:
+            line = self.q.get(timeout=timeout)
+        except queue.Empty:
+            raise BpfError("no answer from %s within %.0f s" % (what, timeout))
+        if line is None:
+            raise BpfError("%s exited" % what)
+        return line
+
+
+class Collector:
+    """One bpfprobe.py process for a whole run: compiled once, attached per run."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.proc = None
+        self.lines = None
+        self.ready = None
+
+    def start(self, syscall, timeout=900.0):
+        py, version_or_error = bcc_python()
+        if py is None:
+            raise BpfError("no python on the target imports bcc (install python3-bpfcc on "
+                           "Debian/Ubuntu, python3-bcc on Amazon Linux/Fedora): "
+                           + version_or_error, kind="unsupported")
+        nr = syscall_nr(syscall)
+        self.stderr_path = os.path.join(self.workdir, "bpfprobe.stderr")
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen([py, os.path.join(HERE, "bpfprobe.py"), "--nr", str(nr)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                         start_new_session=True, cwd=self.workdir)
+        with open(os.path.join(self.workdir, "bpf.pgid"), "w") as f:
+            f.write(str(self.proc.pid))
+        self.lines = Lines(self.proc.stdout)
+        try:
+            msg = json.loads(self.lines.get(timeout, "the bpf collector"))
+        except BpfError as e:
+            raise BpfError("the bpf collector did not start: %s%s" % (e, self._stderr_tail()))
+        if msg.get("event") != "ready":
+            self.stop()
+            raise BpfError("the bpf program did not load: %s%s"
+                           % (msg.get("error"), self._stderr_tail()), kind="unsupported")
+        self.ready = dict(msg, syscall=syscall, nr=nr)
+        return self.ready
+
+    def _stderr_tail(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                lines = [l for l in f.read().decode("utf-8", "replace").splitlines()
+                         if "error" in l.lower()]
+        except OSError:
+            return ""
+        return (" (" + " | ".join(lines[-3:]) + ")") if lines else ""
+
+    def call(self, op, timeout=120.0, **kw):
+        if self.proc is None or self.proc.poll() is not None:
+            raise BpfError("the bpf collector is not running" + self._stderr_tail())
+        self.proc.stdin.write((json.dumps(dict(kw, op=op)) + "\n").encode())
+        self.proc.stdin.flush()
+        msg = json.loads(self.lines.get(timeout, "the bpf collector"))
+        if not msg.get("ok"):
+            raise BpfError("bpf collector: %s" % msg.get("error"))
+        return msg.get("result")
+
+    def attach(self, tgid):
+        self.call("attach", tgid=int(tgid))
+
+    def collect(self):
+        return self.call("collect")
+
+    def run_calls(self, calls, cpu=None, on_child=None, timeout=3600.0):
+        """One exact run: a fresh process makes `calls` getppid calls with the
+        probes on it alone.  A count other than `calls` is an error."""
+        argv = [sys.executable, os.path.join(HERE, "callloop.py"), str(calls)]
+        if cpu is not None:
+            argv.append(str(int(cpu)))
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 start_new_session=True, cwd=self.workdir)
+        if on_child:
+            on_child(child)
+        try:
+            out = Lines(child.stdout)
+            first = out.get(120, "the bpf workload")  # 'ready 1234'
+            pid = int(first.split()[1])
+            self.attach(pid)
+            t0 = time.monotonic()
+            child.stdin.write(b"go\n")
+            child.stdin.flush()
+            if out.get(timeout, "the bpf workload").strip() != "done":
+                raise BpfError("the bpf workload did not finish")
+            elapsed = time.monotonic() - t0
+            result = self.collect()
+        finally:
+            if child.poll() is None:  # after 'done' it only has to exit
+                child.kill()
+            child.wait()
+        if result["count"] != calls:
+            raise BpfError("the bpf probe counted %d getppid calls in a process that made exactly "
+                           "%d: the measurement is wrong (missed %d starts)"
+                           % (result["count"], calls, result.get("missed_start", 0)))
+        result.update(calls=calls, wall_s=round(elapsed, 3))
+        return result
+
+    def stop(self):
+        p = self.proc
+        self.proc = None
+        if p is not None and p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # the kernel detaches its probes
+            except OSError:
+                pass
+            p.wait()
+        try:
+            os.unlink(os.path.join(self.workdir, "bpf.pgid"))
+        except OSError:
+            pass

@@ -1,0 +1,41 @@
+"""The bpf method's workload: exactly N getppid() calls, when told.
+
+Started by the agent as ``python3 callloop.py N [CPU]``.  It prints
+``ready PID`` and waits for a line on stdin, so that the collector can be
+attached to this very process before the first call; then it makes exactly N
+calls (20 unrolled per loop iteration, the rest one by one), prints ``done``
+and exits.  Nothing else in this process calls getppid, so the collector's
+count must equal N exactly (run a prime N): any other count is a
+measurement error.
+"""
+import os
+import sys
+
+INNER = 20
+
+
+def calls(n):
+    g = os.getppid
+    for _ in range(n // INNER):
+        g(); g(); g(); g(); g(); g(); g(); g(); g(); g()  # noqa: E702
+        g(); g(); g(); g(); g(); g(); g(); g(); g(); g()  # noqa: E702
+    for _ in range(n % INNER):
+        g()
+
+
+def main(argv):
+    n = int(argv[1])
+    if len(argv) > 2:
+        os.sched_setaffinity(0, {int(argv[2])})
+    sys.stdout.write("ready %d\n" % os.getpid())
+    sys.stdout.flush()
+    if not sys.stdin.readline():
+        return 1  # the agent went away before 'go'
+    calls(n)
+    sys.stdout.write("done\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

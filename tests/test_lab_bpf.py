@@ -1,0 +1,203 @@
+"""The bpf method and noise control on the real QEMU arm64 lab (Debian 12's
+6.1 kernel, its headers and the distribution's bcc 0.26 in the image).
+
+Known answers: the probe counts exactly the calls the workload made (a prime
+number of them); the function tracer's overhead seen in the kernel is
+positive; the A/A check shows no difference; --tune puts back every file it
+wrote, byte for byte, also when the controller is killed midway.
+"""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+from bench.plan import PROFILES
+from test_lab_run import assert_same_tracefs, leftovers, read_tracefs
+
+pytestmark = pytest.mark.lab
+
+# What --tune may write in the lab (QEMU virt has no cpufreq: checked below).
+TUNE_FILES = ("/proc/sys/kernel/perf_event_max_sample_rate",)
+
+
+def file_bytes(target, path):
+    """A file's exact bytes on the target (base64 over SSH)."""
+    import base64
+
+    r = target.run(["base64", path], timeout=60)
+    assert r.returncode == 0, r.err
+    return base64.b64decode(r.text)
+
+
+def tune_state(target):
+    return {p: file_bytes(target, p) for p in TUNE_FILES}
+
+
+@pytest.fixture(scope="module")
+def bpf_run(lab, tmp_path_factory):
+    from remote.ssh import open_ssh_target
+
+    target = open_ssh_target("lab", config_path=lab["ssh_config"])
+    before, tuned_before = read_tracefs(target), tune_state(target)
+    out = tmp_path_factory.mktemp("bpf") / "bundle"
+    result = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--methods", "bpf",
+                                      "--modes", "off,function,noregs,regs", "--tune",
+                                      "--out", str(out)])
+    state = dict(result=result, out=out, before=before, after=read_tracefs(target),
+                 tuned_before=tuned_before, tuned_after=tune_state(target),
+                 leftovers=leftovers(target))
+    target.close()
+    print(result.output)
+    return state
+
+
+def bundle(run):
+    return json.loads((run["out"] / "bundle.json").read_text())
+
+
+def test_bpf_run_completes_in_every_mode(bpf_run):
+    assert bpf_run["result"].exit_code == 0, bpf_run["result"].output
+    data = bundle(bpf_run)
+    assert data["complete"] and data["plan"]["methods"] == ["bpf"]
+    assert data["bpf"]["nr"] == 173 and data["bpf"]["bcc"]  # arm64's getppid
+    modes = {c["mode"] for c in data["cells"]}
+    assert modes == {"off", "function", "noregs", "regs", "off-aa"}
+    per_call = {r["mode"]: r for r in data["results"] if r["metric"] == "per_call_ns"}
+    assert set(per_call) == modes
+    for r in per_call.values():
+        assert r["method"] == "bpf" and r["value"] > 0 and r["n"] == PROFILES["quick"].rounds
+
+
+def test_the_probe_counts_exactly_the_calls_made(bpf_run):
+    data = bundle(bpf_run)
+    calls = data["plan"]["bpf_calls"]
+    assert calls == 10007  # prime: no round number can pass for it
+    for c in data["cells"]:
+        raw = json.loads((bpf_run["out"] / c["file"]).read_text())
+        assert len(raw["runs"]) == PROFILES["quick"].processes
+        for run in raw["runs"]:
+            assert run["count"] == calls, (c["id"], run["count"])
+            assert sum(run["log2"].values()) == calls
+            assert sum(run["linear"]["counts"].values()) == calls
+            assert run["mean_ns"] == pytest.approx(run["sum_ns"] / calls)
+
+
+def test_bpf_sees_the_tracer_and_the_regs_gain(bpf_run):
+    rows = bundle(bpf_run)["results"]
+    ovh = {r["mode"]: r for r in rows if r["metric"] == "overhead_ns"}
+    assert ovh["function"]["ci_low"] > 0
+    assert ovh["noregs"]["ci_low"] > 0 and ovh["regs"]["ci_low"] > 0
+    gain = [r for r in rows if r["metric"] == "regs_gain_ns"]
+    assert len(gain) == 1 and gain[0]["method"] == "bpf" and gain[0]["ci_low"] is not None
+    # icount: 1 ns = 1 instruction; ftrace_regs_entry 1 stores x10-x29 with
+    # ten stp where ftrace_regs_entry 0 stores x29 with one str
+    assert gain[0]["ci_low"] <= 9 <= gain[0]["ci_high"]
+
+
+def test_aa_is_recorded_and_shows_no_difference(bpf_run):
+    data = bundle(bpf_run)
+    aa = data["checks"]["aa"]["bpf"]
+    assert aa["n"] == PROFILES["quick"].rounds and aa["significant"] is False, aa
+    assert "A/A check (bpf)" in bpf_run["result"].output
+
+
+def test_bpf_rows_export(bpf_run):
+    r = CliRunner().invoke(cli, ["export", str(bpf_run["out"])])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert any(",bpf,per_call_ns," in line and ",off," in line for line in lines[1:])
+    assert any(",bpf,overhead_ns," in line and ",off-aa," in line for line in lines[1:])
+
+
+def test_tune_restored_every_file_byte_for_byte(bpf_run, lab):
+    data = bundle(bpf_run)
+    noise = data["noise"]
+    assert noise["tuned"] and noise["cpu"] == 0 and noise["restored"] is True
+    changed = {c["path"] for c in noise["changed"]}
+    assert changed <= set(TUNE_FILES) and "/proc/sys/kernel/perf_event_max_sample_rate" in changed
+    assert bpf_run["tuned_after"] == bpf_run["tuned_before"]
+    assert_same_tracefs(bpf_run["before"], bpf_run["after"])
+    assert bpf_run["leftovers"] == []
+    assert data["plan"]["affinity"] == 0
+
+
+def test_the_lab_has_no_cpufreq(lab_target):
+    """So in the lab --tune changes perf_event_max_sample_rate only (TUNE_FILES)."""
+    r = lab_target.run(["sh", "-c", "ls /sys/devices/system/cpu/cpu0/cpufreq 2>&1; true"], timeout=60)
+    assert "No such file" in r.text
+
+
+@pytest.mark.parametrize("how", ["kill -9", "Ctrl-C"])
+def test_tune_is_undone_when_the_run_stops_midway(lab, lab_target, tmp_path, how):
+    """kill -9 of the controller (the agent sees its session end) or Ctrl-C
+    (the run aborts its cell and asks the agent to restore)."""
+    before, tracefs_before = tune_state(lab_target), read_tracefs(lab_target)
+    out = tmp_path / "b"
+    p = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
+                          "standard", "--modes", "off", "--methods", "pyperf", "--tune", "--lease",
+                          "10", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         # Ctrl-C must reach it even when the tests run in the background
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # until a cell runs tuned
+            try:
+                if json.loads((out / "bundle.json").read_text()).get("noise", {}).get("changed"):
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(1)
+        time.sleep(3)
+        assert p.poll() is None
+        assert tune_state(lab_target) != before, "--tune changed nothing"
+        p.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
+        assert leftovers(lab_target, wait=120) == []
+        assert tune_state(lab_target) == before
+        assert_same_tracefs(tracefs_before, read_tracefs(lab_target))
+    finally:
+        p.kill()
+        p.wait()
+
+
+def hide(target, path):
+    r = target.run(["mv", path, path + ".hidden-by-test"], timeout=60)
+    assert r.returncode == 0, r.err
+
+
+def unhide(target, path):
+    target.run(["mv", path + ".hidden-by-test", path], timeout=60)
+
+
+@pytest.mark.parametrize("what,path,words", [
+    ("headers", "/lib/modules/{release}/build", "install linux-headers-{release}"),
+    ("bcc", "/usr/lib/python3/dist-packages/bcc", "python3-bpfcc"),
+])
+def test_bpf_unavailable_is_said_and_the_run_goes_on(lab, lab_target, tmp_path, what, path, words):
+    """Without bcc or the kernel's headers the bpf method is unavailable, with
+    the package to install, and the run finishes with pyperf.  (The lab boots
+    from a read-only image: hiding a directory lasts until it is put back.)"""
+    release = lab_target.run(["uname", "-r"], timeout=60).text.strip()
+    path, words = path.format(release=release), words.format(release=release)
+    hide(lab_target, path)
+    try:
+        r = CliRunner().invoke(cli, ["check", "--host", "lab", "--json"])
+        assert r.exit_code == 0, r.output
+        answer = json.loads(r.output)["methods"]["bpf"]
+        assert answer["ok"] is False and words in answer["reason"], answer
+        out = tmp_path / "b"
+        r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off",
+                                     "--methods", "pyperf,bpf", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        said = " ".join(r.output.split())  # the console wraps long lines
+        assert "method bpf unavailable" in said and words in said, r.output
+    finally:
+        unhide(lab_target, path)
+    data = json.loads((out / "bundle.json").read_text())
+    assert data["complete"] and data["plan"]["methods"] == ["pyperf"]
+    assert [s for s in data["plan"]["skipped"] if s["method"] == "bpf" and words in s["reason"]]
+    assert {c["method"] for c in data["cells"]} == {"pyperf"}

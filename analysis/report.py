@@ -364,13 +364,13 @@ def checks_section(bundles, labels, aa_computed):
         checks = b.data.get("checks") or {}
         unit = unit_of({"icount": ((b.data.get("facts") or {}).get("lab") or {}).get("icount")})
         for key, name, render in (("aa", "A/A check", aa_recorded),
-                                  ("method_agreement", "method agreement", agreement_recorded),
+                                  ("method_agreement", "method agreement check", agreement_recorded),
                                   ("probe_cost", "bpf probe cost", probe_recorded)):
             rec = checks.get(key)
             if rec is None:
                 if key != "probe_cost":
                     out.append({"bundle": label, "name": f"{name} (recorded by bench run)",
-                                "text": f"no {name} check recorded", "table": None})
+                                "text": f"no {name} recorded", "table": None})
                 continue
             shown = render(rec, unit)
             out.append({"bundle": label, "name": f"{name} (recorded by bench run)",
@@ -389,23 +389,30 @@ def checks_section(bundles, labels, aa_computed):
 
 
 def _config_diff(bundles, labels):
-    """Kernel config lines (the ftrace-related ones bundles record) that
-    differ between bundles of different kernels or variants."""
+    """What the bundles can say about kernel config differences between
+    bundles of different kernels or variants: the recorded lines (the
+    ftrace-related ones bench records) that differ, how many lines each
+    bundle carries, and where the rest is, since it is not in the bundles."""
     notes = []
     seen = {}
     for b, label in zip(bundles, labels):
         f = b.data.get("facts", {})
         key = (f.get("kernel_release"), f.get("kernel_version"), f.get("ftrace_variant"))
-        seen.setdefault(key, (label, f.get("kernel_config") or {}))
+        seen.setdefault(key, (label, f.get("kernel_config") or {}, f.get("kernel_config_source")))
     items = list(seen.items())
-    for (k1, (l1, c1)), (k2, (l2, c2)) in zip(items, items[1:]):
+    for (k1, (l1, c1, s1)), (k2, (l2, c2, s2)) in zip(items, items[1:]):
         diff = sorted(k for k in set(c1) | set(c2) if c1.get(k) != c2.get(k))
         shown = ", ".join(f"{k}: {c1.get(k, 'unset')} -> {c2.get(k, 'unset')}" for k in diff[:40])
         more = f" and {len(diff) - 40} more" if len(diff) > 40 else ""
+        what = (f"in {len(diff)} of the recorded ftrace-related lines: {shown}{more}." if diff else
+                "in none of the recorded ftrace-related lines.")
         notes.append(f"Kernel config differs between {l1} ({k1[0]}, {k1[2]}) and {l2} ({k2[0]}, {k2[2]}) "
-                     f"in {len(diff)} of the recorded ftrace-related lines: {shown}{more}.  Bundles record "
-                     "only those lines; other differences (e.g. ARM64_PTR_AUTH_KERNEL in a fallback build) "
-                     "can also move the figures: compare the full .config files.")
+                     f"{what}  The bundles carry only those lines ({len(c1)} from {s1 or 'an unrecorded source'}"
+                     f" and {len(c2)} from {s2 or 'an unrecorded source'}); a difference outside them is not "
+                     "visible here.  For the lab kernels built by `bench kernel build`, config.diff in the "
+                     "kernel cache (~/.cache/ftrace-regs-bench/kernels/*/) holds the full diff; for other "
+                     "kernels compare the full .config files (a fallback kernel cannot have pointer "
+                     "authentication for the kernel, ARM64_PTR_AUTH_KERNEL, which Debian's kernel enables).")
     return notes
 
 

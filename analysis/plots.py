@@ -177,7 +177,7 @@ def distribution_figure(bundle, label, unit="ns"):
             ax.set_yticks(range(rounds), [f"r{r}" for r in range(rounds)])
             ax.invert_yaxis()
             ax.set_xlabel(UNIT_TEXT[unit])
-            ax.set_title(f"{mode} ({method})")
+            ax.set_title(f"{mode_label(mode)} ({method})")
             ax.ticklabel_format(axis="x", useOffset=False, style="plain")
             ax.xaxis.set_major_locator(MaxNLocator(4))
         fig.suptitle(f"Every raw value by round (pyperf values, module runs): {label}")

@@ -172,20 +172,26 @@ def cells_frame(bundles, labels=None):
 def check_poolable(frame, group_by):
     """Refuse to pool cells of different setups: within each group of
     `group_by`, every SETUP_KEYS column not grouped by must take one value.
-    The error names the first key that differs and the values it takes.
+    The error names every key that differs and the values it takes, so
+    one --group-by can list them all.
     Two copies of one run (same boot, same start) are refused too: their
     rounds are not new replications."""
     free = [k for k in SETUP_KEYS if k not in group_by]
     groups = frame.groupby(list(group_by), dropna=False, sort=False) if group_by else [((), frame)]
     for _, g in groups:
+        differ = []
         for key in free:
             col = g[key].astype(object)
             values = sorted({repr(v) for v in col.where(col.notna(), None).tolist()})
             if len(values) > 1:
-                bundles = ", ".join(sorted(g["bundle"].unique()))
-                raise BundleError(
-                    f"cannot pool these bundles: {key} differs ({' vs '.join(values)}) between "
-                    f"{bundles}", hint=f"group by it (--group-by {key}) or report them separately")
+                differ.append((key, values))
+        if differ:
+            bundles = ", ".join(sorted(g["bundle"].unique()))
+            what = ", ".join(f"{key} differs ({' vs '.join(values)})" for key, values in differ)
+            keys = ",".join(key for key, _ in differ)
+            raise BundleError(f"cannot pool these bundles: {what} between {bundles}",
+                              hint=f"group by {'it' if len(differ) == 1 else 'them'} (--group-by {keys}) "
+                                   "or report them separately")
         for run, bundles in g.groupby("run", sort=False)["bundle"]:
             if bundles.nunique() > 1:
                 raise BundleError(f"cannot pool these bundles: {' and '.join(bundles.unique())} hold the "

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .load import mode_key
+from .summary import is_check_mode, mode_label
 
 RC = {
     "svg.hashsalt": "ftrace-regs-bench",  # stable ids inside the SVG
@@ -77,8 +78,9 @@ def _group_colors(groups):
 def overhead_figure(summary):
     """Per-call overhead over off, one panel per (method, mode), each with its
     own scale (function-all and the module's ops differ 30-fold), one point
-    per group with its CI."""
-    rows = summary[summary["metric"] == "overhead_ns"]
+    per group with its CI.  The check modes (off-aa, off-probe) are not
+    tracer modes: the report's Checks section has them."""
+    rows = summary[(summary["metric"] == "overhead_ns") & ~summary["mode"].map(is_check_mode)]
     keys = sorted({k for k in zip(rows["method"], rows["mode"], rows["unit"])},
                   key=lambda k: (k[2], k[0] != "pyperf", k[0], mode_key(k[1])))
     colors = _group_colors(summary["group"])
@@ -175,7 +177,7 @@ def distribution_figure(bundle, label, unit="ns"):
             ax.set_yticks(range(rounds), [f"r{r}" for r in range(rounds)])
             ax.invert_yaxis()
             ax.set_xlabel(UNIT_TEXT[unit])
-            ax.set_title(f"{mode} ({method})")
+            ax.set_title(f"{mode_label(mode)} ({method})")
             ax.ticklabel_format(axis="x", useOffset=False, style="plain")
             ax.xaxis.set_major_locator(MaxNLocator(4))
         fig.suptitle(f"Every raw value by round (pyperf values, module runs): {label}")
@@ -183,31 +185,55 @@ def distribution_figure(bundle, label, unit="ns"):
     return fig
 
 
+def _add(acc, counts):
+    for k, n in counts.items():
+        acc[int(k)] = acc.get(int(k), 0) + int(n)
+
+
 def _histogram(raw):
-    """(lower bounds, counts) from a BPF cell's raw JSON, or None.  Accepts a
-    'log2' or 'linear' histogram given as {bucket_low: count} or as a list of
-    {low|start|bucket, count}."""
-    for key in ("log2", "linear", "hist", "histogram"):
-        h = raw.get(key)
-        if isinstance(h, dict) and h:
-            try:
-                pairs = sorted((float(k), float(v)) for k, v in h.items())
-            except (TypeError, ValueError):
-                continue
-            return key, [p[0] for p in pairs], [p[1] for p in pairs]
-        if isinstance(h, list) and h and isinstance(h[0], dict):
-            lk = next((k for k in ("low", "start", "bucket", "le") if k in h[0]), None)
-            if lk and "count" in h[0]:
-                return key, [float(b[lk]) for b in h], [float(b["count"]) for b in h]
-    return None
+    """A bpf cell's raw JSON (remote/agent/bpfprobe.py's collect(), one per
+    run) summed over its runs: {"log2": {slot: count}, "linear": {slot:
+    count}, "lo", "step", "buckets"}, or None when the file has no run with
+    a histogram.  The slots are the probe's (see log2_edges, linear_edges)."""
+    out = {"log2": {}, "linear": {}}
+    for run in raw.get("runs") or []:
+        if not isinstance(run, dict):
+            continue
+        _add(out["log2"], run.get("log2") or {})
+        lin = run.get("linear") or {}
+        if lin.get("counts"):
+            geometry = {k: lin.get(k) for k in ("lo", "step", "buckets")}
+            if out.get("buckets") is not None and geometry != {k: out[k] for k in geometry}:
+                return None  # runs binned differently cannot be summed
+            out.update(geometry)
+            _add(out["linear"], lin["counts"])
+    return out if out["log2"] or out["linear"] else None
+
+
+def log2_edges(slot):
+    """[low, high) of a log2 slot: bcc's bpf_log2l(v) is floor(log2 v) + 1
+    (and 1 for v = 0), so slot s >= 2 holds [2**(s-1), 2**s) and slot 1 holds
+    0 and 1."""
+    return (0 if slot <= 1 else 2 ** (slot - 1)), 2 ** slot
+
+
+def linear_edges(slot, lo, step, buckets):
+    """[low, high) of a linear slot: 0 is the underflow (below lo, low None),
+    1..buckets hold [lo + (slot-1)*step, lo + slot*step), buckets + 1 is the
+    overflow (at or above lo + buckets*step, high None)."""
+    if slot <= 0:
+        return None, lo
+    if slot > buckets:
+        return lo + buckets * step, None
+    return lo + (slot - 1) * step, lo + slot * step
 
 
 def bpf_histograms(bundle):
-    """[(cell id, mode, kind, lows, counts)] for every cell whose raw JSON
-    carries a histogram (the bpf method); empty when there is none."""
+    """[(cell id, mode, histogram)] for every ok bpf cell whose raw JSON has
+    histograms (_histogram); empty when there is none."""
     out = []
     for cell in bundle.data["cells"]:
-        if cell.get("status") != "ok" or cell.get("method") in ("pyperf", "kernel") or not cell.get("file"):
+        if cell.get("status") != "ok" or cell.get("method") != "bpf" or not cell.get("file"):
             continue
         try:
             with open(bundle.path / cell["file"]) as f:
@@ -216,33 +242,72 @@ def bpf_histograms(bundle):
             continue
         h = _histogram(raw) if isinstance(raw, dict) else None
         if h:
-            out.append((cell.get("id"), cell["mode"], *h))
+            out.append((cell.get("id"), cell["mode"], h))
     return out
 
 
-def histogram_figure(hists, label):
-    """BPF histograms, summed over rounds per mode, as step plots."""
-    kinds = sorted({h[2] for h in hists})
-    fig, axes = _figure(len(kinds), 2, 2.6)
+def _per_mode(hists):
+    """The cells' histograms summed per mode (over rounds)."""
+    modes = {}
+    for _, mode, h in hists:
+        acc = modes.setdefault(mode, {"log2": {}, "linear": {}})
+        _add(acc["log2"], h["log2"])
+        if h["linear"]:
+            if acc.get("buckets") is not None and any(acc[k] != h[k] for k in ("lo", "step", "buckets")):
+                continue  # another binning: left out rather than mis-summed
+            acc.update({k: h[k] for k in ("lo", "step", "buckets")})
+            _add(acc["linear"], h["linear"])
+    return modes
+
+
+def histogram_figure(hists, label, unit="ns"):
+    """The bpf method's two in-kernel histograms of one bundle (time from
+    sys_enter to sys_exit of each getppid call), summed over runs and rounds
+    per mode: log2 buckets on a log axis, and the linear buckets between the
+    lowest and highest filled one, with the calls under/over the linear range
+    counted in the legend.  One curve per mode, the share of calls per bucket."""
+    modes = _per_mode(hists)
+    order = sorted(modes, key=mode_key)
+    what = {"ns": "kernel time per getppid call (ns)",
+            "instructions": "guest instructions per getppid call (icount, emulated)"}[unit]
+    fig, axes = _figure(2, 2, 3.0, width=5.6)
     with matplotlib.rc_context(RC):
-        for ax, kind in zip(axes, kinds):
-            per_mode = {}
-            for _, mode, k, lows, counts in hists:
-                if k == kind:
-                    acc = per_mode.setdefault(mode, {})
-                    for lo, n in zip(lows, counts):
-                        acc[lo] = acc.get(lo, 0) + n
-            for i, mode in enumerate(sorted(per_mode, key=mode_key)):
-                xs = sorted(per_mode[mode])
-                ax.step(xs, [per_mode[mode][x] for x in xs], where="post", label=mode,
-                        color=COLORS[i % len(COLORS)])
-            if kind == "log2":
-                ax.set_xscale("symlog")
-            ax.set_xlabel("bucket lower bound (ns)")
-            ax.set_ylabel("count")
-            ax.set_title(f"bpf {kind} histogram")
-            ax.legend()
-        fig.suptitle(f"BPF histograms, summed over rounds: {label}")
+        ax_log, ax_lin = axes
+        for i, mode in enumerate(order):
+            color = COLORS[i % len(COLORS)]
+            log2 = modes[mode]["log2"]
+            total = sum(log2.values())
+            if total:
+                slots = range(min(log2), max(log2) + 1)
+                edges = [log2_edges(s)[0] or 1 for s in slots] + [log2_edges(max(log2))[1]]
+                ax_log.stairs([log2.get(s, 0) / total for s in slots], edges, label=f"{mode_label(mode)}",
+                              color=color)
+            lin = modes[mode]["linear"]
+            total = sum(lin.values())
+            if total:
+                lo, step, buckets = modes[mode]["lo"], modes[mode]["step"], modes[mode]["buckets"]
+                inside = sorted(s for s in lin if 1 <= s <= buckets)
+                under, over = lin.get(0, 0), sum(n for s, n in lin.items() if s > buckets)
+                extra = "".join([f", {under:,} calls ({under / total:.2%}) below {lo:,}" if under else "",
+                                 f", {over:,} calls ({over / total:.2%}) at or above {lo + buckets * step:,}"
+                                 if over else ""])
+                if inside:
+                    slots = range(inside[0], inside[-1] + 1)
+                    edges = [linear_edges(s, lo, step, buckets)[0] for s in slots] + \
+                        [linear_edges(inside[-1], lo, step, buckets)[1]]
+                    ax_lin.stairs([lin.get(s, 0) / total for s in slots], edges, color=color,
+                                  label=f"{mode_label(mode)}{extra}")
+                else:
+                    ax_lin.plot([], [], color=color, label=f"{mode_label(mode)}: none in range{extra}")
+        ax_log.set_xscale("log", base=2)
+        ax_log.set_title("log2 buckets [2^(s-1), 2^s)")
+        ax_lin.set_title(f"linear buckets ({next((m['step'] for m in modes.values() if m.get('step')), '?')}"
+                         " wide)")
+        for ax in axes:
+            ax.set_xlabel(what)
+            ax.set_ylabel("share of calls")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"BPF histograms, summed over runs and rounds per mode: {label}")
         fig.tight_layout()
     return fig
 

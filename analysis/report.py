@@ -26,7 +26,7 @@ from bench.errors import OutputError
 
 from . import plots, stats
 from .load import cells_frame, load_bundles, mode_key
-from .summary import aa_from_cells, summarize_cells, variant_table
+from .summary import aa_from_cells, mode_label, summarize_cells, unit_of, variant_table
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 
@@ -248,7 +248,7 @@ def method_table(bundles, labels):
 
 def _result_row(r, with_p=True):
     w = r["ci_high"] - r["ci_low"] if not (_nan(r["ci_high"]) or _nan(r["ci_low"])) else None
-    row = [r["group"], r["method"], r["workload"], r["mode"], r["unit"], fmt(r["value"], w),
+    row = [r["group"], r["method"], r["workload"], mode_label(r["mode"]), r["unit"], fmt(r["value"], w),
            fmt_ci(r["ci_low"], r["ci_high"]), fmt_ci(r["boot_low"], r["boot_high"])]
     if with_p:
         row.append(fmt_p(r["p_mw"]))
@@ -296,50 +296,123 @@ def _cell(v):
     return v
 
 
+def _is_ci(d):
+    return isinstance(d, dict) and {"value", "ci_low", "ci_high"} <= set(d)
+
+
+def _figure_ci(d):
+    """'value [low, high]' with the results tables' formatting."""
+    w = None if _nan(d["ci_high"]) or _nan(d["ci_low"]) else d["ci_high"] - d["ci_low"]
+    return f"{fmt(d['value'], w)} {fmt_ci(d['ci_low'], d['ci_high'])}"
+
+
+def _yes_no(v):
+    return {True: "yes", False: "no"}.get(v, "n/a")
+
+
+def aa_recorded(aa, unit):
+    """checks.aa ({method: {value, ci_low, ci_high, n, significant}}) as a
+    table and a plain sentence; None when of another shape."""
+    if not (isinstance(aa, dict) and aa and all(_is_ci(v) for v in aa.values())):
+        return None
+    rows = [[m, unit, fmt(v["value"], v["ci_high"] - v["ci_low"]), fmt_ci(v["ci_low"], v["ci_high"]), v.get("n"),
+             {True: "YES: numbers cannot be trusted at this resolution", False: "no"}.get(
+                 v.get("significant"), "n/a")] for m, v in aa.items()]
+    bad = [m for m, v in aa.items() if v.get("significant")]
+    text = ("off-aa - off, paired by round; significant means the 95% CI excludes 0.  "
+            + (f"Significant for {', '.join(bad)}: that method's numbers cannot be trusted at this resolution"
+               if bad else "No A/A difference is significant: differences between modes smaller than the "
+               "CI's half-width cannot be resolved"))
+    return table(["method", "unit", "off-aa - off", "95% CI (t)", "n rounds", "significant"], rows), text
+
+
+def agreement_recorded(ma, unit):
+    """checks.method_agreement ([{metric, mode, methods: [A, B], A: ci, B: ci,
+    agree}]) as a table; None when of another shape."""
+    if not (isinstance(ma, list) and ma and all(
+            isinstance(x, dict) and len(x.get("methods") or []) == 2
+            and all(_is_ci(x.get(m)) for m in x["methods"]) for x in ma)):
+        return None
+    rows = [[x.get("metric"), mode_label(x.get("mode")), unit,
+             f"{x['methods'][0]}: {_figure_ci(x[x['methods'][0]])}",
+             f"{x['methods'][1]}: {_figure_ci(x[x['methods'][1]])}", _yes_no(x.get("agree"))] for x in ma]
+    text = ("two methods agree when their 95% CIs overlap.  Some disagreements are expected (README, "
+            "\"Checks in every run\"): under function-all the tracer also traces the bpf probe's own kernel "
+            "work, which inflates bpf's figure, and the kernel method's tracee is another function than "
+            "getppid's handler, called from the kernel")
+    return table(["metric", "mode", "unit", "method A [95% CI]", "method B [95% CI]", "agree"], rows), text
+
+
+def probe_recorded(pc, unit):
+    """checks.probe_cost ({value, ci_low, ci_high, n, unit}) as a table."""
+    if not _is_ci(pc):
+        return None
+    return (table(["figure", "unit", "mean [95% CI]", "n rounds"],
+                  [["probe cost: off-probe - off (pyperf, paired by round)", unit, _figure_ci(pc), pc.get("n")]]),
+            "what attaching the bpf method's probes adds to every call: pyperf's loop with the probes on and "
+            "the tracer off (off-probe), against off (probes off, tracer off), paired by round.  The probes "
+            "fire in every mode alike, so their cost cancels in the bpf method's overheads (mode - off), "
+            "not in its per-call figures")
+
+
 def checks_section(bundles, labels, aa_computed):
-    """A/A and method agreement: what the bundles recorded (bench run's own
-    checks, shape not assumed), and the A/A computed here from repeated cells."""
+    """The checks bench run recorded (checks.aa, checks.method_agreement,
+    checks.probe_cost) as tables when of the shape bench run writes, as a
+    generic table otherwise, and the A/A computed here from the cells."""
     out = []
     for b, label in zip(bundles, labels):
         checks = b.data.get("checks") or {}
-        aa = checks.get("aa")
-        out.append({"bundle": label, "name": "A/A check (recorded by bench run)",
-                    "text": None if aa is not None else "no A/A check recorded",
-                    "table": _generic(aa) if aa is not None else None})
-        ma = checks.get("method_agreement")
-        out.append({"bundle": label, "name": "method agreement (recorded by bench run)",
-                    "text": None if ma is not None else "no method agreement check recorded",
-                    "table": _generic(ma) if ma is not None else None})
+        unit = unit_of({"icount": ((b.data.get("facts") or {}).get("lab") or {}).get("icount")})
+        for key, name, render in (("aa", "A/A check", aa_recorded),
+                                  ("method_agreement", "method agreement check", agreement_recorded),
+                                  ("probe_cost", "bpf probe cost", probe_recorded)):
+            rec = checks.get(key)
+            if rec is None:
+                if key != "probe_cost":
+                    out.append({"bundle": label, "name": f"{name} (recorded by bench run)",
+                                "text": f"no {name} recorded", "table": None})
+                continue
+            shown = render(rec, unit)
+            out.append({"bundle": label, "name": f"{name} (recorded by bench run)",
+                        "text": shown[1] if shown else None, "table": shown[0] if shown else _generic(rec)})
     computed = None
     if len(aa_computed):
-        computed = table(["group", "method", "workload", "mode", "second - first", "95% CI (t)", "p (MW)",
+        computed = table(["group", "method", "workload", "pair", "difference", "95% CI (t)", "p (MW)",
                           "n rounds", "verdict"],
-                         [[r["group"], r["method"], r["workload"], r["mode"],
+                         [[r["group"], r["method"], r["workload"], r["pair"],
                            fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]),
                            fmt_p(r["p"]), r["n"],
-                           {True: "pass (CI includes 0)", False: "FAIL (CI excludes 0)",
+                           {True: "pass (CI includes 0)",
+                            False: "FAIL (CI excludes 0): numbers cannot be trusted at this resolution",
                             None: "n/a (n < 2)"}[r["ok"]]] for _, r in aa_computed.iterrows()])
     return out, computed
 
 
 def _config_diff(bundles, labels):
-    """Kernel config lines (the ftrace-related ones bundles record) that
-    differ between bundles of different kernels or variants."""
+    """What the bundles can say about kernel config differences between
+    bundles of different kernels or variants: the recorded lines (the
+    ftrace-related ones bench records) that differ, how many lines each
+    bundle carries, and where the rest is, since it is not in the bundles."""
     notes = []
     seen = {}
     for b, label in zip(bundles, labels):
         f = b.data.get("facts", {})
         key = (f.get("kernel_release"), f.get("kernel_version"), f.get("ftrace_variant"))
-        seen.setdefault(key, (label, f.get("kernel_config") or {}))
+        seen.setdefault(key, (label, f.get("kernel_config") or {}, f.get("kernel_config_source")))
     items = list(seen.items())
-    for (k1, (l1, c1)), (k2, (l2, c2)) in zip(items, items[1:]):
+    for (k1, (l1, c1, s1)), (k2, (l2, c2, s2)) in zip(items, items[1:]):
         diff = sorted(k for k in set(c1) | set(c2) if c1.get(k) != c2.get(k))
         shown = ", ".join(f"{k}: {c1.get(k, 'unset')} -> {c2.get(k, 'unset')}" for k in diff[:40])
         more = f" and {len(diff) - 40} more" if len(diff) > 40 else ""
+        what = (f"in {len(diff)} of the recorded ftrace-related lines: {shown}{more}." if diff else
+                "in none of the recorded ftrace-related lines.")
         notes.append(f"Kernel config differs between {l1} ({k1[0]}, {k1[2]}) and {l2} ({k2[0]}, {k2[2]}) "
-                     f"in {len(diff)} of the recorded ftrace-related lines: {shown}{more}.  Bundles record "
-                     "only those lines; other differences (e.g. ARM64_PTR_AUTH_KERNEL in a fallback build) "
-                     "can also move the figures: compare the full .config files.")
+                     f"{what}  The bundles carry only those lines ({len(c1)} from {s1 or 'an unrecorded source'}"
+                     f" and {len(c2)} from {s2 or 'an unrecorded source'}); a difference outside them is not "
+                     "visible here.  For the lab kernels built by `bench kernel build`, config.diff in the "
+                     "kernel cache (~/.cache/ftrace-regs-bench/kernels/*/) holds the full diff; for other "
+                     "kernels compare the full .config files (a fallback kernel cannot have pointer "
+                     "authentication for the kernel, ARM64_PTR_AUTH_KERNEL, which Debian's kernel enables).")
     return notes
 
 
@@ -368,13 +441,19 @@ def confounds(bundles, labels, summary, aa_computed, cell_notes, pooled):
     notes += _config_diff(bundles, labels)
     if len(aa_computed):
         for _, r in aa_computed[aa_computed["ok"] == False].iterrows():  # noqa: E712
-            notes.append(f"A/A check FAILED for {r['group']} {r['method']} {r['mode']}: two cells of the same "
-                         f"mode differ by {fmt(r['value'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]; "
+            notes.append(f"A/A check FAILED for {r['group']} {r['method']} ({r['pair']}): two cells of the "
+                         f"same mode differ by {fmt(r['value'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]; "
                          "differences of that size between modes are not trustworthy there.")
     for b, label in zip(bundles, labels):
         aa = (b.data.get("checks") or {}).get("aa")
         if isinstance(aa, dict) and aa.get("ok") is False:
             notes.append(f"{label}: the A/A check recorded by bench run failed: {_kv(aa)}")
+        elif isinstance(aa, dict):
+            for method, v in aa.items():
+                if isinstance(v, dict) and v.get("significant") and _is_ci(v):
+                    notes.append(f"{label}: the A/A difference recorded by bench run is significant for "
+                                 f"{method} ({_figure_ci(v)}): {method}'s numbers cannot be trusted at this "
+                                 "resolution.")
     small = summary[(summary["n"] < 2)]
     if len(small):
         notes.append("Figures from fewer than two rounds have no interval (n/a).")
@@ -450,9 +529,14 @@ def figures(bundles, labels, summary, variants, out_dir):
             "run = total ns / calls), one row per round.", plots.distribution_figure(b, label))
         hists = plots.bpf_histograms(b)
         if hists:
+            unit = unit_of({"icount": (b.data.get("facts", {}).get("lab") or {}).get("icount")})
             add(f"bpf-histograms-{i + 1}", f"BPF histograms: {label}",
-                "The bpf method's in-kernel histograms, summed over rounds per mode.",
-                plots.histogram_figure(hists, label))
+                "The bpf method's two in-kernel histograms of each getppid call's time from sys_enter to "
+                "sys_exit (probe included), summed over runs and rounds per mode, as the share of calls per "
+                "bucket: log2 buckets (bcc's bpf_log2l: bucket s holds [2^(s-1), 2^s)) and linear buckets "
+                "(calls below or above the linear range are counted in the legend)"
+                + ("; under icount a 'ns' is one guest instruction." if unit == "instructions" else "."),
+                plots.histogram_figure(hists, label, unit))
     return figs
 
 

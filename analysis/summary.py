@@ -102,22 +102,50 @@ def summarize_cells(frame, group_by=("bundle",), baseline="off"):
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+# Check modes of bench run (bench/plan.py): not tracer modes.  off-aa is
+# off measured a second time in every round, the A/A twin of off.
+AA_TWINS = {"off-aa": "off"}
+CHECK_MODE_LABELS = {"off-aa": "off-aa (A/A: second off)", "off-probe": "off-probe (probe cost)"}
+
+
+def is_check_mode(mode):
+    return mode in CHECK_MODE_LABELS
+
+
+def mode_label(mode):
+    """The mode as tables show it: check modes say what they are."""
+    return CHECK_MODE_LABELS.get(mode, mode)
+
+
 def aa_from_cells(frame, group_by=("bundle",)):
-    """The A/A check wherever a mode was measured twice in a round (the
-    second cell against the first, paired by round).  Empty when the plan
-    measured every mode once per round."""
+    """The A/A check from the cells: second - first, paired by round, for
+    every pair of cells that measured the same thing twice in a round: the
+    check mode off-aa against off (bench run's A/A), and any mode measured
+    twice.  `pair` names the two modes.  Empty when there is neither."""
     rows = []
     for label, g in _groups(frame, list(group_by)):
-        repeats = g[g["occurrence"] == 1]
-        for (workload, method, mode), rep in repeats.groupby(["workload", "method", "mode"], sort=False):
-            firsts = g[(g["occurrence"] == 0) & (g["workload"] == workload) & (g["method"] == method)
-                       & (g["mode"] == mode)]
+        first = g[g["occurrence"] == 0]
+        pairs = []
+        for (workload, method, mode), rep in g[g["occurrence"] == 1].groupby(
+                ["workload", "method", "mode"], sort=False):
+            pairs.append((workload, method, mode, mode, rep))
+        for twin, mode in AA_TWINS.items():
+            for (workload, method), rep in first[first["mode"] == twin].groupby(["workload", "method"],
+                                                                                sort=False):
+                pairs.append((workload, method, mode, twin, rep))
+        for workload, method, mode, second, rep in pairs:
+            firsts = first[(first["workload"] == workload) & (first["method"] == method)
+                           & (first["mode"] == mode)]
             a = dict(zip(zip(firsts["bundle"], firsts["round"]), firsts["figure_ns"]))
             b = dict(zip(zip(rep["bundle"], rep["round"]), rep["figure_ns"]))
             keys = [k for k in b if k in a]
-            res = stats.aa_pair_check([a[k] for k in keys], [b[k] for k in keys])
-            rows.append({"group": label, "workload": workload, "method": method, "mode": mode, **res})
-    return pd.DataFrame(rows, columns=["group", "workload", "method", "mode", "value", "ci_low",
+            if not keys:
+                continue
+            res = stats.aa_pair_check([b[k] for k in keys], [a[k] for k in keys])
+            pair = f"{second} - {mode}" if second != mode else f"{mode} (second cell) - {mode}"
+            rows.append({"group": label, "workload": workload, "method": method, "mode": mode,
+                         "pair": pair, **res})
+    return pd.DataFrame(rows, columns=["group", "workload", "method", "mode", "pair", "value", "ci_low",
                                        "ci_high", "n", "p", "ok"])
 
 

@@ -118,7 +118,7 @@ def test_aa_check_passes_on_repeats_and_finds_a_deliberate_delay(tmp_path):
     assert len(aa) == 1 and aa.iloc[0]["mode"] == "off" and aa.iloc[0]["ok"] == True  # noqa: E712
     frame, _ = cells_frame(load_bundles([_with_repeats(tmp_path, 10.0)]), ["aa"])
     aa = aa_from_cells(frame)
-    assert aa.iloc[0]["ok"] == False and 8 < -aa.iloc[0]["value"] < 12  # noqa: E712
+    assert aa.iloc[0]["ok"] == False and 8 < aa.iloc[0]["value"] < 12  # noqa: E712
     # The repeats do not leak into the per-mode figures.
     s = summarize_cells(frame)
     assert s[(s["mode"] == "off") & (s["method"] == "pyperf")].iloc[0]["n"] == 5
@@ -157,3 +157,18 @@ def test_truncated_bundles_are_refused(tmp_path):
     b = copy_bundle(ICOUNT, tmp_path / "nc", no_cells)
     with pytest.raises(BundleError, match="no 'cells' section"):
         load_bundles([b])
+
+
+def test_aa_from_cells_pairs_off_aa_with_off_as_bench_run_does():
+    """off-aa (the second off of every round) is off's A/A twin: computed
+    from the cells it matches what bench run recorded in checks.aa."""
+    bundle = ICOUNT.parent / "debian-6.1-icount-bpf"
+    frame, _ = cells_frame(load_bundles([bundle]), ["bpf"])
+    aa = aa_from_cells(frame)
+    assert set(aa["pair"]) == {"off-aa - off"} and set(aa["method"]) == {"pyperf", "kernel", "bpf"}
+    recorded = json.loads((bundle / "bundle.json").read_text())["checks"]["aa"]
+    for _, r in aa.iterrows():
+        rec = recorded[r["method"]]
+        assert math.isclose(r["value"], rec["value"], abs_tol=1e-9) and r["n"] == rec["n"] == 4
+        assert math.isclose(r["ci_low"], rec["ci_low"], abs_tol=1e-9)
+        assert r["ok"] == (not rec["significant"])

@@ -9,7 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from analysis import plots
+from analysis.load import cells_frame, load_bundles
 from analysis.report import SECTIONS, build
+from analysis.summary import summarize_cells
+from bench.bundle import Bundle
 from bench.cli import cli
 from bundlecopy import ICOUNT, TCG, copy_bundle
 
@@ -187,28 +190,68 @@ def test_config_differences_between_kernels_are_a_confound(tmp_path):
     assert "| mcount (fallback) ftrace_caller | fallback |" in variants
 
 
-def test_a_bpf_method_is_tabulated_and_its_histograms_plotted(tmp_path):
-    # The bpf method's cell format belongs to another branch: this checks
-    # the tolerant reading (a raw JSON with count/sum/mean and a log2
-    # histogram), not that format's details.
-    def bpf(d):
-        for c in [c for c in d["cells"] if c["method"] == "kernel"]:
-            n = dict(c, id=c["id"].replace("kernel", "bpf"), method="bpf", workload="getppid",
-                     file=c["file"].replace("kernel", "bpf"))
-            n.pop("worker_means_ns")
-            d["cells"].append(n)
-    b = copy_bundle(ICOUNT, tmp_path / "bpf", bpf)
-    (b / "bpf").mkdir()
-    for k in (b / "kernel").iterdir():
-        runs = json.loads(k.read_text())["runs"]
-        mean = sum(r["total_ns"] for r in runs) / sum(r["calls"] for r in runs)
-        raw = {"count": 1000, "sum": mean * 1000, "mean": mean,
-               "log2": {"64": 10, "128": 900, "256": 90}, "linear": [{"low": 150, "count": 1000}]}
-        (b / "bpf" / k.name.replace("kernel", "bpf")).write_text(json.dumps(raw))
-    md, html = build([str(b)], tmp_path / "out")
+BPF = ICOUNT.parent / "debian-6.1-icount-bpf"  # bench run --methods pyperf,kernel,bpf in the icount lab
+
+
+def test_the_bpf_histograms_are_the_probes_slots_summed_over_runs():
+    hists = plots.bpf_histograms(Bundle.load(BPF))
+    assert len(hists) == 24  # 6 modes (off-aa included) x 4 rounds
+    cell, mode, h = next(x for x in hists if x[0] == "r00-regs-getppid-bpf")
+    # Two runs of 10,007 calls: every call in one log2 and one linear slot.
+    assert sum(h["log2"].values()) == sum(h["linear"].values()) == 2 * 10007
+    assert (h["lo"], h["step"], h["buckets"]) == (0, 4, 1024)
+    assert h["linear"][1025] == 211 + 210  # the overflow slot, summed
+    # bcc's bpf_log2l: slot s holds [2^(s-1), 2^s); mean_ns 1,448 lands in slot 11.
+    assert plots.log2_edges(11) == (1024, 2048) and plots.log2_edges(1) == (0, 2)
+    assert max(h["log2"], key=h["log2"].get) == 11
+    assert plots.linear_edges(349, 0, 4, 1024) == (1392, 1396)
+    assert plots.linear_edges(0, 0, 4, 1024) == (None, 0)
+    assert plots.linear_edges(1025, 0, 4, 1024) == (4096, None)
+    fig = plots.histogram_figure(hists, "bpf", "instructions")
+    assert all("guest instructions" in ax.get_xlabel() for ax in fig.axes)
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert any(t.startswith("function-all: none in range, 80,056 calls (100.00%) at or above 4,096")
+               for t in legend), legend
+
+
+def test_the_bpf_bundle_report_has_histograms_and_its_checks_as_tables(tmp_path):
+    md, html = build([str(BPF)], tmp_path / "out")
     text = md.read_text()
-    assert "| bpf | getppid | regs | instructions | 9.009 |" in text
+    assert "| debian-6.1-icount-bpf | bpf | getppid | regs | instructions | 8.7 | [7.5, 9.9] |" in text
     assert "figures/bpf-histograms-1.svg" in text and (tmp_path / "out/figures/bpf-histograms-1.png").exists()
+    overhead = text.split("### Overhead over off")[1].split("### Per-call cost")[0]
+    assert "| off-aa (A/A: second off) | instructions | -0.1 | [-1.8, 1.7] |" in overhead
+    assert "| off-probe (probe cost) |" in overhead
+    checks = text.split("## Checks")[1].split("## Confounds")[0]
+    assert not re.search(r"\d\.\d{5,}", checks), "raw floats in the Checks section"
+    assert "| pyperf | instructions | -0.1 | [-1.8, 1.7] | 4 | no |" in checks
+    assert "No A/A difference is significant" in checks
+    assert ("| overhead_ns | function-all | instructions | bpf: 12,228 [12,185, 12,272] | "
+            "pyperf: 4,347 [4,327, 4,368] | no |") in checks
+    assert "| regs_gain_ns | regs | instructions | bpf: 8.7 [7.5, 9.9] | kernel: 8.999 [8.992, 9.007] | yes |" \
+        in checks
+    assert "| probe cost: off-probe - off (pyperf, paired by round) | instructions | 2,022.8 [2,019.3, 2,026.3] |" \
+        in checks and "probes on and the tracer off" in checks
+    # off-aa is off's A/A twin: the A/A is computed from the cells too.
+    assert "| debian-6.1-icount-bpf | bpf | getppid | off-aa - off | -0.1 | [-0.8, 0.7] |" in checks
+    assert "No A/A check could be computed" not in text
+    assert "<td>off-aa - off</td>" in html.read_text()
+    # The overhead figure has tracer modes only.
+    s = summarize_cells(cells_frame(load_bundles([BPF]), ["bpf"])[0])
+    titles = [ax.get_title() for ax in plots.overhead_figure(s).axes if ax.get_visible()]
+    assert titles and not [t for t in titles if "off-aa" in t or "off-probe" in t]
+
+
+def test_a_significant_recorded_aa_says_the_numbers_cannot_be_trusted(tmp_path):
+    def bad(d):
+        d["checks"]["aa"]["kernel"].update(value=0.5, ci_low=0.25, ci_high=0.75, significant=True)
+    b = copy_bundle(BPF, tmp_path / "bad-aa", bad)
+    text = build([str(b)], tmp_path / "out")[0].read_text()
+    checks = text.split("## Checks")[1].split("## Confounds")[0]
+    assert "| kernel | instructions | 0.50 | [0.25, 0.75] | 4 | YES: numbers cannot be trusted at this resolution |" \
+        in checks
+    assert "Significant for kernel" in checks
+    assert "kernel's numbers cannot be trusted at this resolution" in text.split("## Confounds")[1]
 
 
 def test_an_interrupted_bundle_is_reported_as_incomplete(tmp_path):

@@ -1,5 +1,6 @@
 """notebooks/analysis.ipynb runs as committed (nbclient, a real ipykernel)."""
 import pathlib
+import re
 
 from conftest import need
 
@@ -21,5 +22,5 @@ def test_analysis_notebook_executes():
     svgs = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
     assert len(svgs) >= 3 + 2, "regs gain, overhead, variants and one distribution per bundle"
     text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs)
-    assert "cannot pool these bundles: icount differs" in text
+    assert re.search(r"cannot pool these bundles: .*icount differs", text)
     assert "no A/A check recorded" in text

@@ -3,7 +3,8 @@
     python results/publish.py            # from the repository root
 
 For each bundle (a directory holding bundle.json) it writes BUNDLE/report/
-(report.md, report.html, figures/), and results/report/ over all bundles,
+(report.md, report.html, figures/), one report per comparison in
+COMPARISONS (results/compare/NAME/), and results/report/ over all bundles,
 each reported on its own.  Reports are derived data: byte-identical when the
 bundles did not change, so `git diff` after a run shows real changes only.
 """
@@ -13,10 +14,20 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# Bundles read side by side: the same lab, the same profile, two kernels.
+COMPARISONS = {
+    "regs-vs-fallback-6.1-icount": ("results/lab/regs-6.1-icount-standard",
+                                    "results/lab/fallback-6.1-icount-standard"),
+    "regs-vs-fallback-6.1-tcg": ("results/lab/regs-6.1-tcg-quick",
+                                 "results/lab/fallback-6.1-tcg-quick"),
+    "debian-6.1-vs-6.12-icount": ("results/lab/debian-6.1-icount-bpf",
+                                  "results/lab/debian-6.12-icount-quick"),
+}
+
 
 def bundles(results):
     return sorted(p.parent.relative_to(ROOT) for p in results.glob("**/bundle.json")
-                  if "report" not in p.parent.parts)
+                  if not {"report", "compare"} & set(p.parent.parts))
 
 
 def main():
@@ -30,6 +41,11 @@ def main():
     for b in found:
         out = b / "report"
         build([str(b)], out, report_args=[str(b), "--out", str(out)])
+        print(f"{out}/report.md")
+    for name, pair in COMPARISONS.items():
+        out = pathlib.Path("results/compare") / name
+        build(list(pair), out, title=f"ftrace-regs-bench: {name}",
+              report_args=[*pair, "--out", str(out)])
         print(f"{out}/report.md")
     out = pathlib.Path("results/report")
     build([str(b) for b in found], out, title="ftrace-regs-bench: all published bundles",

@@ -14,7 +14,7 @@ from remote.agent_client import AgentClient
 from remote.errors import RemoteError
 
 from . import __version__
-from .bundle import Bundle
+from .bundle import Bundle, utc_now
 from .errors import MeasurementError
 from .kernel import ftrace_variant
 
@@ -184,25 +184,34 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls):
     return record
 
 
-def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None):
+def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None,
+            resume=None):
     """Check the host, plan what it supports, measure, restore; returns the Bundle.
 
     request: dict(profile, modes, methods, seed).  The bundle is created
     first, so that an unwritable --out fails before anything happens on the
-    target.
+    target.  resume: an incomplete Bundle (bench/resume.py) whose missing
+    cells are measured into it instead.
     """
+    from . import resume as resume_mod
     from .plan import make_plan, restrict
 
-    bundle = Bundle.create(out_dir, host=dict(target.describe()), tool_version=__version__,
-                           command=command)
-    client = AgentClient(target, lease=lease, on_event=ui.agent_event)
+    bundle = resume or Bundle.create(out_dir, host=dict(target.describe()), tool_version=__version__,
+                                     command=command)
+    session = None
+    client = AgentClient(target, lease=lease, on_event=ui.agent_event, lock=True)
     status = "failed"
     problems_seen = set()
     try:
         facts, pre, check = start_agent(target, client, ui, lab_state, force, request["modes"],
                                         request.get("workload", "getppid"))
-        bundle.data["facts"] = facts
-        bundle.data["check"] = check
+        if (client.ready or {}).get("lock_recovered"):
+            bundle.data["notes"].append(client.ready["lock_recovered"])
+        if resume:
+            bundle.data["notes"] += resume_mod.check_target(bundle, facts)
+        else:
+            bundle.data["facts"] = facts
+            bundle.data["check"] = check
         ui.facts(facts)
         modes, methods, skipped = restrict(request["modes"], request["methods"], check)
         for s_ in skipped:
@@ -213,7 +222,20 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                                    kind="unsupported")
         plan = make_plan(request["profile"], modes, methods=methods, seed=request.get("seed"),
                          skipped=skipped)
-        bundle.data["plan"] = plan.to_dict()
+        cells = plan.cells
+        if resume:
+            resume_mod.check_plan(bundle, plan)
+            cells = resume_mod.missing(bundle, plan)
+            bundle.data["notes"] += resume_mod.clear_orphans(bundle, cells)
+            session = {"session": len(bundle.data.get("sessions", [])) + 1,
+                       "started_utc": utc_now().isoformat(timespec="seconds"), "command": command,
+                       "boot_id": facts.get("boot_id"), "cells_missing": len(cells),
+                       "previous_status": bundle.data.get("status"),
+                       "previous_error": bundle.data.pop("error", None)}
+            bundle.data.setdefault("sessions", []).append(session)
+            ui.step(f"resuming {bundle.path}: {len(cells)} of {len(plan.cells)} cells missing")
+        else:
+            bundle.data["plan"] = plan.to_dict()
         if pre["busy"]:
             bundle.data["notes"].append("tracing was in use and --force was given: "
                                         + "; ".join(pre["busy"]))
@@ -222,18 +244,23 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                                  "tracefs_mounted_by_run": pre["mounted_by_us"],
                                  "lockdown": pre["lockdown"]}
         snap = client.request("begin", timeout=60)["snapshot"]
-        bundle.data["tracefs_before"] = snap["knobs"]
+        if session:  # the first session's snapshot stays the bundle's
+            session["tracefs_before"] = snap["knobs"]
+        else:
+            bundle.data["tracefs_before"] = snap["knobs"]
         bundle.save()
-        kernel_calls = None
+        kernel_calls = bundle.data["plan"].get("kernel_calls")  # a resumed run keeps its calls
         if plan.needs_module:
             prepare_module(client, bundle, facts, ui)
-            if "kernel" in plan.methods:
+            if "kernel" in plan.methods and kernel_calls is None:
                 kernel_calls = calibrate_kernel(client, plan.profile.min_time,
                                                 save_regs="regs" in plan.modes)
                 bundle.data["plan"]["kernel_calls"] = kernel_calls
-        for i, cell in enumerate(plan.cells, 1):
-            ui.cell_start(i, len(plan.cells), cell)
+        for i, cell in enumerate(cells, 1):
+            ui.cell_start(i, len(cells), cell)
             record = run_cell(client, bundle, plan, cell, function, kernel_calls)
+            if session:
+                record["session"] = session["session"]
             bundle.add_cell(record)
             ui.cell_done(record)
         client.request("set_mode", mode="off", function=function, timeout=120)
@@ -271,8 +298,10 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                 rows = summarize_bundle(bundle)
             except Exception as e:  # never lose the bundle to a statistics failure
                 bundle.data["notes"].append(f"summary failed: {type(e).__name__}: {e}")
-        bundle.finish(status, rows, stats.METHOD_TEXT)
-        if status != "complete" and not bundle.data["cells"]:
+        if not resume or session is not None:
+            # (a resume refused before measuring leaves the bundle as it was)
+            bundle.finish(status, rows, stats.METHOD_TEXT)
+        if status != "complete" and not bundle.data["cells"] and not resume:
             bundle.discard()  # nothing measured: leave no empty bundle behind
         ui.finished(bundle, status, problems)
     return bundle

@@ -16,7 +16,8 @@ import pyperf
 from .errors import AgentError, ConnectionLost, NoRoot, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
-AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py")
+AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
+               "lock.py")
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
 KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 
@@ -38,12 +39,28 @@ def payload():
     return files
 
 
+def lock_holder():
+    """Who this controller is, for the target lock: user@host pid N (no secrets)."""
+    import getpass
+    import re
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name for this uid
+        user = str(os.getuid())
+    text = f"{user}@{socket.gethostname()} pid {os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9_.@:/ -]", "_", text)[:200]
+
+
 class AgentClient:
     """One agent process on one target, for one run."""
 
-    def __init__(self, target, *, lease=30.0, on_event=None):
+    def __init__(self, target, *, lease=30.0, on_event=None, lock=False):
         self.target = target
         self.lease = lease
+        self.lock = lock  # take the target lock (bench run does; bench check changes nothing)
+        self.ready = None  # the agent's 'ready' event
         self.on_event = on_event or (lambda ev: None)
         self.proc = None
         self.workdir = None
@@ -71,9 +88,11 @@ class AgentClient:
             self.target.write_file(self.workdir + "/" + rel, data, mode=0o600)
         argv = prefix + [python, self.workdir + "/agent.py", "--workdir", self.workdir,
                          "--lease", str(self.lease)]
+        if self.lock:
+            argv += ["--lock-holder", lock_holder()]
         self.proc = self.target.start(argv)
         threading.Thread(target=self._reader, daemon=True).start()
-        ready = self._wait_event("ready", timeout=60)
+        ready = self.ready = self._wait_event("ready", timeout=60)
         if ready is None:
             err = self.proc.stderr_text().strip().splitlines()
             if any("a password is required" in l or "sudo" in l for l in err):
@@ -121,7 +140,8 @@ class AgentClient:
                     fatal = self._responses["fatal"]
                     if fatal.get("kind") == "no-root":
                         raise NoRoot(f"{self.target.name}: {fatal.get('error')}")
-                    raise AgentError(f"{self.target.name}: {fatal.get('error')}")
+                    raise AgentError(f"{self.target.name}: {fatal.get('error')}",
+                                     agent_kind=fatal.get("kind"))
                 if self._eof or time.monotonic() > deadline:
                     return None
                 self._cond.wait(0.5)

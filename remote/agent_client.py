@@ -53,6 +53,15 @@ def lock_holder():
     return re.sub(r"[^A-Za-z0-9_.@:/ -]", "_", text)[:200]
 
 
+# The agent's directory is made by a process that lives as long as our
+# connection: if we vanish while shipping the agent (kill -9, network cut),
+# its read ends (or it gets SIGHUP) and the half-filled directory goes.  Once
+# the agent runs it owns the directory (and removes it), and we say 'keep'.
+_WORKDIR_HOLDER = ('d=$(mktemp -d /tmp/ftrace-regs-bench.XXXXXXXX) || exit 1; '
+                   'trap \'rm -rf "$d"; exit 1\' HUP TERM INT PIPE; chmod 0700 "$d"; echo "$d"; '
+                   'read -r answer; [ "$answer" = keep ] || rm -rf "$d"')
+
+
 class AgentClient:
     """One agent process on one target, for one run."""
 
@@ -76,7 +85,21 @@ class AgentClient:
     def start(self):
         prefix = self.target.root_prefix()
         python = self.target.python()
-        self.workdir = self.target.mkdtemp()
+        holder = self.target.start(["sh", "-c", _WORKDIR_HOLDER])
+        try:
+            line = holder.readline(timeout=60)
+            if not line or not line.startswith(b"/tmp/ftrace-regs-bench."):
+                raise TargetUnsupported(f"{self.target.name}: cannot create a temporary directory: "
+                                        f"{holder.stderr_text().strip()}")
+            self.workdir = line.decode().strip()
+            self._ship_and_start(prefix, python)
+            holder.send(b"keep\n")  # the agent runs: the directory is its own now
+        finally:
+            holder.close_stdin()
+            holder.wait(timeout=15)
+        return self
+
+    def _ship_and_start(self, prefix, python):
         files = payload()
         dirs = sorted({os.path.dirname(p) for p in files if os.path.dirname(p)})
         for d in dirs:
@@ -100,7 +123,6 @@ class AgentClient:
             raise AgentError(f"{self.target.name}: the agent did not start"
                              + (f": {err[-1]}" if err else ""))
         threading.Thread(target=self._pinger, daemon=True).start()
-        return self
 
     def _reader(self):
         while True:

@@ -83,6 +83,22 @@ def wait_restored(target, before, timeout):
         time.sleep(0.5)
 
 
+@pytest.fixture
+def runs():
+    """Start bench runs; any still running at the end of the test is killed."""
+    started = []
+
+    def start(out, modes="off,function", extra=()):
+        started.append(start_run(out, modes, extra))
+        return started[-1]
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def start_run(out, modes="off,function", extra=()):
     return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
                              "quick", "--modes", modes, "--methods", "pyperf", "--lease", str(LEASE),
@@ -140,7 +156,20 @@ def resume_completes(out, target, before):
     assert b.data["sessions"][-1]["previous_status"] in ("running", "failed", "interrupted")
     assert {r_["mode"] for r_ in b.data["results"]} >= set(b.data["plan"]["modes"])
     assert differences(before, target_state(target)) == []
+    no_secrets(out)
     return b
+
+
+def no_secrets(out):
+    """No key material, password or key path in any file of the bundle."""
+    from remote import lab as labmod
+
+    key = (labmod.RUN_DIR / "id_ed25519").read_text().splitlines()[1]
+    for f in out.rglob("*"):
+        if f.is_file():
+            text = f.read_text(errors="replace")
+            for bad in ("PRIVATE KEY", "password", "IdentityFile", "id_ed25519", key[:40]):
+                assert bad not in text, f"{bad!r} in {f}"
 
 
 def report(name, took, done, total):
@@ -155,9 +184,9 @@ def before(lab, lab_target):
     return state
 
 
-def test_kill_9_controller(lab, lab_target, before, tmp_path):
+def test_kill_9_controller(lab, lab_target, before, runs, tmp_path):
     out = tmp_path / "b"
-    p = start_run(out)
+    p = runs(out)
     into_second_cell(p, out)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -168,12 +197,12 @@ def test_kill_9_controller(lab, lab_target, before, tmp_path):
     report("kill -9 controller", took, done, total)
 
 
-def test_connection_cut_network_silent(lab, lab_target, before, tmp_path):
+def test_connection_cut_network_silent(lab, lab_target, before, runs, tmp_path):
     """The agent's SSH connection stops carrying anything (its sshd session
     process is stopped, as when the network drops): the lease lapses on the
     target; the controller's keepalive gives up and says the connection is lost."""
     out = tmp_path / "b"
-    p = start_run(out)
+    p = runs(out)
     into_second_cell(p, out)
     session = guest_pid(lab_target, "session")
     lab_target.run(["kill", "-STOP", session], timeout=60)
@@ -190,11 +219,11 @@ def test_connection_cut_network_silent(lab, lab_target, before, tmp_path):
     report("network silent (sshd session stopped)", took, done, total)
 
 
-def test_connection_cut_session_killed(lab, lab_target, before, tmp_path):
+def test_connection_cut_session_killed(lab, lab_target, before, runs, tmp_path):
     """The sshd process serving the agent's connection is killed: the agent
     reads EOF and restores at once; the controller reports the lost connection."""
     out = tmp_path / "b"
-    p = start_run(out)
+    p = runs(out)
     into_second_cell(p, out)
     lab_target.run(["kill", "-KILL", guest_pid(lab_target, "session")], timeout=60)
     took = wait_restored(lab_target, before, allowed(lab))
@@ -205,9 +234,9 @@ def test_connection_cut_session_killed(lab, lab_target, before, tmp_path):
     report("sshd session killed", took, done, total)
 
 
-def test_agent_killed_guardian_restores_and_unloads_the_module(lab, lab_target, before, tmp_path):
+def test_agent_killed_guardian_restores_and_unloads_the_module(lab, lab_target, before, runs, tmp_path):
     out = tmp_path / "b"
-    p = start_run(out, modes="off,noregs")
+    p = runs(out, modes="off,noregs")
     into_second_cell(p, out)
     assert target_state(lab_target)["module"].strip() == "ftrace_regs_bench"
     lab_target.run(["kill", "-KILL", guest_pid(lab_target, "agent")], timeout=60)
@@ -219,7 +248,7 @@ def test_agent_killed_guardian_restores_and_unloads_the_module(lab, lab_target, 
     report("agent killed (guardian)", took, done, total)
 
 
-def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, tmp_path,
+def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, runs, tmp_path,
                                                        monkeypatch):
     """A run with the module is interrupted; its resume meets a module the
     kernel refuses (a corrupt .ko in a cache of the test's own): one line,
@@ -229,7 +258,7 @@ def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, 
     from bench.run import _kmod_cache_dir
 
     out = tmp_path / "b"
-    p = start_run(out, modes="off,noregs")
+    p = runs(out, modes="off,noregs")
     into_second_cell(p, out)
     p.send_signal(signal.SIGINT)
     output, _ = p.communicate(timeout=200)
@@ -253,7 +282,7 @@ def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, 
     report("module load refused (on resume)", took, done, total)
 
 
-def test_output_disk_full(lab, lab_target, before, tmp_path):
+def test_output_disk_full(lab, lab_target, before, runs, tmp_path):
     """--out on a small tmpfs that fills up mid-run: one line, exit 8, the
     target restored, bundle.json still the last complete one; after space is
     freed, --resume completes it."""
@@ -263,7 +292,7 @@ def test_output_disk_full(lab, lab_target, before, tmp_path):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         out = mnt / "b"
-        p = start_run(out)
+        p = runs(out)
         into_second_cell(p, out)
         filler = mnt / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
@@ -281,12 +310,12 @@ def test_output_disk_full(lab, lab_target, before, tmp_path):
         subprocess.run(["umount", str(mnt)])
 
 
-def test_second_run_is_refused_while_the_first_holds_the_lock(lab, lab_target, before, tmp_path):
+def test_second_run_is_refused_while_the_first_holds_the_lock(lab, lab_target, before, runs, tmp_path):
     """Two runs against one host: the second gets one line naming the holder
     and its age, exit 7, and changes nothing; a stale lock (its holder dead)
     left in /run is recovered by the next run, with a note in the bundle."""
     out = tmp_path / "first"
-    p = start_run(out)
+    p = runs(out)
     try:
         into_second_cell(p, out)
         r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off",

@@ -13,7 +13,7 @@ import time
 
 import pyperf
 
-from .errors import AgentError, ConnectionLost, NoRoot, TargetUnsupported
+from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
 AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
@@ -80,6 +80,7 @@ class AgentClient:
         self._cond = threading.Condition()
         self._closed = False
         self._eof = False
+        self._lost = None  # the RemoteError that ended the connection, if any
 
     # -- lifecycle ------------------------------------------------------------
     def start(self):
@@ -126,7 +127,13 @@ class AgentClient:
 
     def _reader(self):
         while True:
-            line = self.proc.readline(timeout=1.0)
+            try:
+                line = self.proc.readline(timeout=1.0)
+            except RemoteError as e:
+                # The connection is gone: waiters must hear it, not wait out
+                # their timeouts (an hour for a measurement).
+                self._lost = e
+                line = b""
             if line is None:
                 if self._closed:
                     return
@@ -193,6 +200,9 @@ class AgentClient:
         with self._cond:
             while rid not in self._responses:
                 if self._eof:
+                    if self._lost is not None:
+                        raise ConnectionLost(f"{self._lost.message} during {op!r}",
+                                             hint=self._lost.hint)
                     err = self.proc.stderr_text().strip().splitlines()
                     raise ConnectionLost(f"{self.target.name}: the agent went away during {op!r}"
                                          + (f": {err[-1]}" if err else ""))

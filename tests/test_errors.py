@@ -4,7 +4,6 @@ behind bench-root is this machine) and in-process.
 
 Which test covers which row is in the README table's last column.
 """
-import dataclasses
 import glob
 import json
 import os

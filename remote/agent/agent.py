@@ -274,12 +274,7 @@ class Agent:
     def resolve_function(self, syscall):
         if not re.match(r"^[a-z0-9_]+$", syscall):
             raise Fatal("bad syscall name %r" % syscall, kind="usage")
-        names = set()
-        # 'available_filter_functions': 'sym' or 'sym [module]' per line
-        for line in self.tracefs.read("available_filter_functions").splitlines():
-            name = line.split()[0] if line.strip() else ""
-            if name.endswith("sys_" + syscall):
-                names.add(name)
+        names = {n for n in self.traceable() if n.endswith("sys_" + syscall)}
         prefix = SYSCALL_PREFIX.get(os.uname().machine)
         preferred = [n for n in names if prefix and n == prefix + syscall]
         if preferred:
@@ -288,6 +283,17 @@ class Agent:
             raise Fatal("0 functions matched: no traceable handler for syscall %r in "
                         "available_filter_functions" % syscall, kind="unsupported")
         return sorted(names)[0]
+
+    def traceable(self):
+        """Every function the kernel lets ftrace attach to (read once): a name
+        the controller sends is written to tracefs or the module only if it
+        is one of these."""
+        if getattr(self, "_traceable", None) is None:
+            # 'available_filter_functions': 'sym' or 'sym [module]' per line
+            self._traceable = {line.split()[0] for line in
+                               self.tracefs.read("available_filter_functions").splitlines()
+                               if line.strip()}
+        return self._traceable
 
     def op_check(self, req):
         """Raw capabilities (bench/check.py decides); changes nothing."""
@@ -346,6 +352,9 @@ class Agent:
             raise Fatal("set_mode before begin: refusing to write an unsnapshotted tracefs")
         if mode in KMOD_MODES and (self.kmod is None or not self.kmod.loaded_by_us):
             raise Fatal("mode %r needs the module: kmod_load first" % mode)
+        if mode != "off" and function not in self.traceable():
+            raise Fatal("%r is not traceable: it is not in available_filter_functions" % function,
+                        kind="unsupported")
         with self.state_lock:
             if self.kmod is not None and self.kmod.loaded_by_us:
                 self.kmod.detach()

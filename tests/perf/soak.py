@@ -37,11 +37,23 @@ def t975(df):
     return T975.get(df) or T975[max(k for k in T975 if k <= df)]
 
 
-def controller_state():
-    """What this process holds: open descriptors, threads, children, /tmp entries."""
+def controller_state(settle=10.0):
+    """What this process holds: open descriptors, threads, children, /tmp
+    entries.  A finished run's pinger thread wakes up to 7.5 s later (a
+    quarter of the lease) to notice and end: give threads that long."""
+    deadline = time.monotonic() + settle
+    count = threading.active_count()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if threading.active_count() == count:
+            break
+        count = threading.active_count()
     kids = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == os.getpid()]
+    # Only names this suite would make: other programs on a shared machine
+    # come and go in /tmp too.
+    tmp = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(("ftrace-regs-bench", "bench"))}
     return {"fds": len(os.listdir("/proc/self/fd")), "threads": threading.active_count(),
-            "children": kids, "tmp": set(os.listdir(tempfile.gettempdir()))}
+            "children": kids, "tmp": tmp}
 
 
 def _ppid(pid):

@@ -40,14 +40,12 @@ def t975(df):
 def controller_state(settle=10.0):
     """What this process holds: open descriptors, threads, children, /tmp
     entries.  A finished run's pinger thread wakes up to 7.5 s later (a
-    quarter of the lease) to notice and end: give threads that long."""
+    quarter of the lease) to notice and end: give the agent client's threads
+    that long."""
     deadline = time.monotonic() + settle
-    count = threading.active_count()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        if threading.active_count() == count:
-            break
-        count = threading.active_count()
+    while time.monotonic() < deadline and any(
+            t.name.endswith(("(_pinger)", "(_reader)")) for t in threading.enumerate()):
+        time.sleep(0.2)
     kids = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == os.getpid()]
     # Only names this suite would make: other programs on a shared machine
     # come and go in /tmp too.
@@ -93,7 +91,8 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
         left = differences(before_target, target_state(target))
         target.close()
         per_run_leftovers.append(left)
-        log(f"run {i + 1}/{runs}: exit {r.exit_code}, {walls[-1]:.1f} s"
+        log(f"run {i + 1}/{runs}: exit {r.exit_code}, {walls[-1]:.1f} s, controller fds "
+            f"{len(os.listdir('/proc/self/fd'))} threads {threading.active_count()}"
             + (f", left on the target: {left}" if left else "")
             + ("" if r.exit_code == 0 else f"\n{r.output}"))
     after_ctl = controller_state()
@@ -108,7 +107,7 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
         "target_leftovers": [x for x in per_run_leftovers if x],
         "controller": {"fds": (before_ctl["fds"], after_ctl["fds"]),
                        "threads": (before_ctl["threads"], after_ctl["threads"]),
-                       "children": after_ctl["children"],
+                       "children": sorted(set(after_ctl["children"]) - set(before_ctl["children"])),
                        "new_tmp": sorted(after_ctl["tmp"] - before_ctl["tmp"])},
         "bundles": str(out_root),
     }

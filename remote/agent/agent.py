@@ -443,9 +443,11 @@ class Agent:
         if self.lock_holder is not None:
             try:
                 self.lock = lock_mod.Lock().acquire(self.lock_holder, self.workdir)
-            except lock_mod.Busy as e:
+            except (lock_mod.Busy, OSError) as e:
                 # Nothing was touched: say who holds the host, leave no files.
-                self.send({"event": "fatal", "kind": e.kind, "error": str(e)})
+                kind, error = (e.kind, str(e)) if isinstance(e, lock_mod.Busy) else (
+                    "agent", "cannot take the target lock %s: %s" % (lock_mod.PATH, e))
+                self.send({"event": "fatal", "kind": kind, "error": error})
                 self.remove_workdir()
                 return 7
         self.start_guardian()

@@ -96,6 +96,8 @@ class Bundle:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path / "bundle.json")
         except OSError as e:
+            # Disk full or gone: the last complete bundle.json stays as it was.
+            tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.path / 'bundle.json'}: {e.strerror or e}",
                               hint="free space or choose another --out")
 
@@ -109,6 +111,7 @@ class Bundle:
             tmp.write_bytes(data)
             os.replace(tmp, dest)
         except OSError as e:
+            tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {dest}: {e.strerror or e}",
                               hint="free space or choose another --out")
         return rel

@@ -42,6 +42,8 @@ EXIT_CODES = {
     "protocol": (10, "the agent failed"),
     "remote": (10, "remote error"),
     "bench": (1, "error"),
+    "target-locked": (7, "another bench run holds the target's lock"),
+    "resume-mismatch": (11, "--resume: the host, kernel or plan differs from the bundle's"),
 }
 EXIT_INTERRUPTED = 130
 EXIT_BUG = 1
@@ -123,8 +125,12 @@ def cli(debug):
 @click.option("--tune", is_flag=True,
               help="Pin the measuring processes to one CPU, set its governor to performance, turbo "
                    "off, perf_event_max_sample_rate 1; every setting is restored byte for byte.")
-def run(host, profile, modes, methods, out, force, accept_new_host_key, ssh_config, lease, seed,
-        connect_timeout, quiet, tune):
+@click.option("--resume", "resume_path", type=click.Path(), default=None,
+              help="Measure only the cells missing from this incomplete bundle, into it (same host, "
+                   "kernel and plan, or refused).")
+@click.pass_context
+def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh_config, lease, seed,
+        connect_timeout, quiet, tune, resume_path):
     """Measure per-call cost and tracer overhead on HOST; write a bundle."""
     from . import bundle as bundle_mod
     from .plan import METHODS, MODES, parse_list, select_profile
@@ -137,10 +143,14 @@ def run(host, profile, modes, methods, out, force, accept_new_host_key, ssh_conf
         mode_list = ["off"] + mode_list
     request = {"profile": select_profile(profile), "modes": mode_list,
                "methods": parse_list(methods, METHODS, "methods"), "seed": seed, "tune": tune}
+    resume = None
+    if resume_path:
+        resume, request, host = _resume_request(ctx, resume_path, request, host, out)
+        out = str(resume.path)
     out_dir = out or bundle_mod.default_dir("results", host)
     ui = RunUI(quiet=quiet)
     # --out is checked before anything is done on the target.
-    created = _prepare_out(out_dir)
+    created = [] if resume else _prepare_out(out_dir)
     try:
         target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
                                         ssh_config=ssh_config, timeout=connect_timeout)
@@ -150,11 +160,46 @@ def run(host, profile, modes, methods, out, force, accept_new_host_key, ssh_conf
     try:
         command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         b = execute(target, request, out_dir, force=force, lease=lease, ui=ui, lab_state=lab_state,
-                    command=command)
+                    command=command, resume=resume)
     finally:
         target.close()
     print_results(b)
     click.echo(f"bundle: {b.path}", err=True)
+
+
+def _resume_request(ctx, path, request, host, out):
+    """--resume: the bundle, its request, its host.  Plan options typed on the
+    command line must agree with the bundle's; --host defaults to its host."""
+    from click.core import ParameterSource
+
+    from . import resume as resume_mod
+    from .errors import UsageError
+
+    if out:
+        raise UsageError("--out and --resume exclude each other",
+                         hint="--resume writes into the bundle it resumes")
+    b = resume_mod.load(path)
+    typed = {name: request[name] for name in ("profile", "modes", "methods", "seed", "tune")
+             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    if "profile" in typed:
+        typed["profile"] = typed["profile"].name
+    resume_mod.check_request(b, {f"--{k}": v for k, v in typed.items()})
+    _prepare_out_writable(b.path)
+    if ctx.get_parameter_source("host") != ParameterSource.COMMANDLINE:
+        host = b.data["host"]["name"]
+    return b, resume_mod.request_of(b), host
+
+
+def _prepare_out_writable(p):
+    from .errors import OutputError
+
+    try:
+        (p / ".write-test").write_bytes(b"")
+        (p / ".write-test").unlink()
+    except OSError as e:
+        (p / ".write-test").unlink(missing_ok=True)
+        raise OutputError(f"cannot write the bundle to {p}: {e.strerror or e}",
+                          hint="free space or make it writable, then resume again")
 
 
 def _prepare_out(out_dir):

@@ -14,9 +14,9 @@ from remote.agent_client import AgentClient
 from remote.errors import AgentError, RemoteError
 
 from . import __version__
-from .bundle import Bundle
-from .errors import MeasurementError
+from .bundle import Bundle, utc_now
 from .check import noise_notes
+from .errors import MeasurementError
 from .kernel import ftrace_variant
 from .plan import PROBE_MODE, tracefs_mode
 
@@ -230,7 +230,7 @@ def start_bpf(client, bundle, plan, ui):
         skipped = {"mode": None, "method": "bpf", "reason": str(e)}
         plan.drop_method("bpf", skipped)
         ui.skip(skipped)
-        bundle.data["plan"] = plan.to_dict()
+        bundle.data["plan"].update(plan.to_dict())  # (keeps kernel_calls of a resumed plan)
         bundle.save()
         return
     bundle.data["bpf"] = ready
@@ -239,25 +239,34 @@ def start_bpf(client, bundle, plan, ui):
     bundle.save()
 
 
-def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None):
+def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None,
+            resume=None):
     """Check the host, plan what it supports, measure, restore; returns the Bundle.
 
     request: dict(profile, modes, methods, seed).  The bundle is created
     first, so that an unwritable --out fails before anything happens on the
-    target.
+    target.  resume: an incomplete Bundle (bench/resume.py) whose missing
+    cells are measured into it instead.
     """
+    from . import resume as resume_mod
     from .plan import make_plan, restrict
 
-    bundle = Bundle.create(out_dir, host=dict(target.describe()), tool_version=__version__,
-                           command=command)
-    client = AgentClient(target, lease=lease, on_event=ui.agent_event)
+    bundle = resume or Bundle.create(out_dir, host=dict(target.describe()), tool_version=__version__,
+                                     command=command)
+    session = None
+    client = AgentClient(target, lease=lease, on_event=ui.agent_event, lock=True)
     status = "failed"
     problems_seen = set()
     try:
         facts, pre, check = start_agent(target, client, ui, lab_state, force, request["modes"],
                                         request.get("workload", "getppid"))
-        bundle.data["facts"] = facts
-        bundle.data["check"] = check
+        if (client.ready or {}).get("lock_recovered"):
+            bundle.data["notes"].append(client.ready["lock_recovered"])
+        if resume:
+            bundle.data["notes"] += resume_mod.check_target(bundle, facts)
+        else:
+            bundle.data["facts"] = facts
+            bundle.data["check"] = check
         ui.facts(facts)
         modes, methods, skipped = restrict(request["modes"], request["methods"], check)
         for s_ in skipped:
@@ -268,7 +277,20 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                                    kind="unsupported")
         plan = make_plan(request["profile"], modes, methods=methods, seed=request.get("seed"),
                          skipped=skipped)
-        bundle.data["plan"] = plan.to_dict()
+        cells = plan.cells
+        if resume:
+            resume_mod.check_plan(bundle, plan)
+            cells = resume_mod.missing(bundle, plan)
+            bundle.data["notes"] += resume_mod.clear_orphans(bundle, cells)
+            session = {"session": len(bundle.data.get("sessions", [])) + 1,
+                       "started_utc": utc_now().isoformat(timespec="seconds"), "command": command,
+                       "boot_id": facts.get("boot_id"), "cells_missing": len(cells),
+                       "previous_status": bundle.data.get("status"),
+                       "previous_error": bundle.data.pop("error", None)}
+            bundle.data.setdefault("sessions", []).append(session)
+            ui.step(f"resuming {bundle.path}: {len(cells)} of {len(plan.cells)} cells missing")
+        else:
+            bundle.data["plan"] = plan.to_dict()
         if pre["busy"]:
             bundle.data["notes"].append("tracing was in use and --force was given: "
                                         + "; ".join(pre["busy"]))
@@ -277,40 +299,48 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                                  "tracefs_mounted_by_run": pre["mounted_by_us"],
                                  "lockdown": pre["lockdown"]}
         snap = client.request("begin", timeout=60)["snapshot"]
-        bundle.data["tracefs_before"] = snap["knobs"]
-        noise = noise_notes(facts)
-        bundle.data["noise"] = {"tuned": bool(request.get("tune")), "warnings": noise}
+        if session:  # the first session's snapshot stays the bundle's
+            session["tracefs_before"] = snap["knobs"]
+        else:
+            bundle.data["tracefs_before"] = snap["knobs"]
+        kernel_calls = bundle.data["plan"].get("kernel_calls")  # a resumed run keeps its calls
+        noise = {"tuned": bool(request.get("tune")), "warnings": noise_notes(facts)}
+        if session:
+            session["noise"] = noise
+        else:
+            bundle.data["noise"] = noise
         if request.get("tune"):
             tuned = client.request("tune", timeout=60)
             plan.affinity = tuned["cpu"]
-            bundle.data["plan"] = plan.to_dict()
-            bundle.data["noise"].update(cpu=tuned["cpu"], changed=tuned["changed"])
+            bundle.data["plan"]["affinity"] = tuned["cpu"]
+            noise.update(cpu=tuned["cpu"], changed=tuned["changed"])
             ui.step(f"tuned: measuring on CPU {tuned['cpu']}; "
                     + ("; ".join(f"{c['path']}: {c['before']} -> {c['after']}" for c in tuned["changed"])
                        or "no setting needed changing"))
         else:
-            for n in noise:
+            for n in noise["warnings"]:
                 ui.warn(f"noisy: {n} (bench run --tune pins and tunes, and restores afterwards)")
         bundle.save()
         if "bpf" in plan.methods:
             start_bpf(client, bundle, plan, ui)
-        kernel_calls = None
         if plan.needs_module:
             prepare_module(client, bundle, facts, ui)
-            if "kernel" in plan.methods:
+            if "kernel" in plan.methods and kernel_calls is None:
                 kernel_calls = calibrate_kernel(client, plan.profile.min_time,
                                                 save_regs="regs" in plan.modes)
                 bundle.data["plan"]["kernel_calls"] = kernel_calls
-        for i, cell in enumerate(plan.cells, 1):
-            ui.cell_start(i, len(plan.cells), cell)
+        for i, cell in enumerate(cells, 1):
+            ui.cell_start(i, len(cells), cell)
             record = run_cell(client, bundle, plan, cell, function, kernel_calls)
+            if session:
+                record["session"] = session["session"]
             bundle.add_cell(record)
             ui.cell_done(record)
         client.request("set_mode", mode="off", function=function, timeout=120)
         restored = client.request("restore", timeout=120)
         bundle.data["tracefs_after"] = restored["after"]
         if request.get("tune"):
-            bundle.data["noise"]["restored"] = not restored["problems"]
+            noise["restored"] = not restored["problems"]
         problems_seen.update(restored["problems"])
         b, a = snap["knobs"].get("buffer_size_kb", ""), restored["after"].get("buffer_size_kb", "")
         if kernel_expanded(b, a):
@@ -344,8 +374,10 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                 bundle.data["checks"] = _clean(checks(rows))
             except Exception as e:  # never lose the bundle to a statistics failure
                 bundle.data["notes"].append(f"summary failed: {type(e).__name__}: {e}")
-        bundle.finish(status, rows, stats.METHOD_TEXT)
-        if status != "complete" and not bundle.data["cells"]:
+        if not resume or session is not None:
+            # (a resume refused before measuring leaves the bundle as it was)
+            bundle.finish(status, rows, stats.METHOD_TEXT)
+        if status != "complete" and not bundle.data["cells"] and not resume:
             bundle.discard()  # nothing measured: leave no empty bundle behind
         ui.finished(bundle, status, problems)
     return bundle

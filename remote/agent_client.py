@@ -13,11 +13,11 @@ import time
 
 import pyperf
 
-from .errors import AgentError, ConnectionLost, NoRoot, TargetUnsupported
+from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
 AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
-               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py")
+               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py")
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
 KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 
@@ -39,12 +39,37 @@ def payload():
     return files
 
 
+def lock_holder():
+    """Who this controller is, for the target lock: user@host pid N (no secrets)."""
+    import getpass
+    import re
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name for this uid
+        user = str(os.getuid())
+    text = f"{user}@{socket.gethostname()} pid {os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9_.@:/ -]", "_", text)[:200]
+
+
+# The agent's directory is made by a process that lives as long as our
+# connection: if we vanish while shipping the agent (kill -9, network cut),
+# its read ends (or it gets SIGHUP) and the half-filled directory goes.  Once
+# the agent runs it owns the directory (and removes it), and we say 'keep'.
+_WORKDIR_HOLDER = ('d=$(mktemp -d /tmp/ftrace-regs-bench.XXXXXXXX) || exit 1; '
+                   'trap \'rm -rf "$d"; exit 1\' HUP TERM INT PIPE; chmod 0700 "$d"; echo "$d"; '
+                   'read -r answer; [ "$answer" = keep ] || rm -rf "$d"')
+
+
 class AgentClient:
     """One agent process on one target, for one run."""
 
-    def __init__(self, target, *, lease=30.0, on_event=None):
+    def __init__(self, target, *, lease=30.0, on_event=None, lock=False):
         self.target = target
         self.lease = lease
+        self.lock = lock  # take the target lock (bench run does; bench check changes nothing)
+        self.ready = None  # the agent's 'ready' event
         self.on_event = on_event or (lambda ev: None)
         self.proc = None
         self.workdir = None
@@ -55,12 +80,27 @@ class AgentClient:
         self._cond = threading.Condition()
         self._closed = False
         self._eof = False
+        self._lost = None  # the RemoteError that ended the connection, if any
 
     # -- lifecycle ------------------------------------------------------------
     def start(self):
         prefix = self.target.root_prefix()
         python = self.target.python()
-        self.workdir = self.target.mkdtemp()
+        holder = self.target.start(["sh", "-c", _WORKDIR_HOLDER])
+        try:
+            line = holder.readline(timeout=60)
+            if not line or not line.startswith(b"/tmp/ftrace-regs-bench."):
+                raise TargetUnsupported(f"{self.target.name}: cannot create a temporary directory: "
+                                        f"{holder.stderr_text().strip()}")
+            self.workdir = line.decode().strip()
+            self._ship_and_start(prefix, python)
+            holder.send(b"keep\n")  # the agent runs: the directory is its own now
+        finally:
+            holder.close_stdin()
+            holder.wait(timeout=15)
+        return self
+
+    def _ship_and_start(self, prefix, python):
         files = payload()
         dirs = sorted({os.path.dirname(p) for p in files if os.path.dirname(p)})
         for d in dirs:
@@ -72,9 +112,11 @@ class AgentClient:
             self.target.write_file(self.workdir + "/" + rel, data, mode=0o600)
         argv = prefix + [python, self.workdir + "/agent.py", "--workdir", self.workdir,
                          "--lease", str(self.lease)]
+        if self.lock:
+            argv += ["--lock-holder", lock_holder()]
         self.proc = self.target.start(argv)
         threading.Thread(target=self._reader, daemon=True).start()
-        ready = self._wait_event("ready", timeout=60)
+        ready = self.ready = self._wait_event("ready", timeout=60)
         if ready is None:
             err = self.proc.stderr_text().strip().splitlines()
             if any("a password is required" in l or "sudo" in l for l in err):
@@ -82,11 +124,16 @@ class AgentClient:
             raise AgentError(f"{self.target.name}: the agent did not start"
                              + (f": {err[-1]}" if err else ""))
         threading.Thread(target=self._pinger, daemon=True).start()
-        return self
 
     def _reader(self):
         while True:
-            line = self.proc.readline(timeout=1.0)
+            try:
+                line = self.proc.readline(timeout=1.0)
+            except RemoteError as e:
+                # The connection is gone: waiters must hear it, not wait out
+                # their timeouts (an hour for a measurement).
+                self._lost = e
+                line = b""
             if line is None:
                 if self._closed:
                     return
@@ -122,7 +169,8 @@ class AgentClient:
                     fatal = self._responses["fatal"]
                     if fatal.get("kind") == "no-root":
                         raise NoRoot(f"{self.target.name}: {fatal.get('error')}")
-                    raise AgentError(f"{self.target.name}: {fatal.get('error')}")
+                    raise AgentError(f"{self.target.name}: {fatal.get('error')}",
+                                     agent_kind=fatal.get("kind"))
                 if self._eof or time.monotonic() > deadline:
                     return None
                 self._cond.wait(0.5)
@@ -152,6 +200,9 @@ class AgentClient:
         with self._cond:
             while rid not in self._responses:
                 if self._eof:
+                    if self._lost is not None:
+                        raise ConnectionLost(f"{self._lost.message} during {op!r}",
+                                             hint=self._lost.hint)
                     err = self.proc.stderr_text().strip().splitlines()
                     raise ConnectionLost(f"{self.target.name}: the agent went away during {op!r}"
                                          + (f": {err[-1]}" if err else ""))

@@ -33,6 +33,12 @@ def test_every_exit_code_is_in_the_readme_table():
         assert code in documented, f"exit code {code} ({kind}) not in the README's error table"
 
 
+def test_every_error_kind_is_a_row_of_the_readme_table():
+    rows = set(re.findall(r"^\| (\d+) \| `([a-z-]+)` \|", README, re.M))
+    for kind, (code, _) in EXIT_CODES.items():
+        assert (str(code), kind) in rows, f"kind {kind!r} (exit {code}) has no row in the README"
+
+
 def run(*args):
     return CliRunner().invoke(cli, list(args))
 

@@ -137,7 +137,8 @@ def test_function_not_traceable(lab, lab_target):
     try:
         client.request("preflight", modes=["noregs"], force=False)
         client.request("begin")
-        with pytest.raises(AgentError, match="the module refused") as e:
+        with pytest.raises(AgentError, match="'no_such_function_anywhere' is not traceable: it is "
+                                             "not in available_filter_functions") as e:
             client.request("kmod_prepare")
             client.request("kmod_load")
             client.request("set_mode", mode="noregs", function="no_such_function_anywhere")

@@ -37,11 +37,14 @@ import bpfmethod  # noqa: E402
 import capabilities  # noqa: E402
 import facts as facts_mod  # noqa: E402
 import kmod as kmod_mod  # noqa: E402
+import lock as lock_mod  # noqa: E402
 import tracefs as tracefs_mod  # noqa: E402
 import tune as tune_mod  # noqa: E402
 
 PROTOCOL = 1
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# user@host pid N, as the controller describes itself for the target lock
+HOLDER_RE = re.compile(r"^[A-Za-z0-9_.@:/ -]{1,200}$")
 MODES = ("off", "function", "function-all", "noregs", "regs")
 KMOD_MODES = ("noregs", "regs")
 
@@ -70,9 +73,11 @@ class Fatal(Exception):
 
 
 class Agent:
-    def __init__(self, workdir, lease):
+    def __init__(self, workdir, lease, lock_holder=None):
         self.workdir = workdir
         self.lease = lease
+        self.lock_holder = lock_holder
+        self.lock = None  # the target lock (lock.py), held from start to exit
         self.last_seen = time.monotonic()
         self.out_lock = threading.Lock()
         self.state_lock = threading.RLock()  # held for every tracefs write
@@ -158,6 +163,8 @@ class Agent:
                 self.kill_workload()
                 problems = self.restore()
                 self.remove_workdir()
+                if self.lock is not None:
+                    self.lock.release()  # last: the host is free once it is restored
             finally:
                 if exit_code:
                     os._exit(exit_code)
@@ -220,8 +227,11 @@ class Agent:
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.set_inheritable(r, True)
+            lock_args = []
+            if self.lock is not None:  # the guardian holds the lock until it has restored
+                lock_args = ["--lock-fd", str(self.lock.inheritable_fd())]
             os.execv(sys.executable, [sys.executable, os.path.join(HERE, "agent.py"),
-                                      "--guard", str(r), "--workdir", self.workdir])
+                                      "--guard", str(r), "--workdir", self.workdir] + lock_args)
         finally:
             os._exit(0)
 
@@ -271,12 +281,7 @@ class Agent:
     def resolve_function(self, syscall):
         if not re.match(r"^[a-z0-9_]+$", syscall):
             raise Fatal("bad syscall name %r" % syscall, kind="usage")
-        names = set()
-        # 'available_filter_functions': 'sym' or 'sym [module]' per line
-        for line in self.tracefs.read("available_filter_functions").splitlines():
-            name = line.split()[0] if line.strip() else ""
-            if name.endswith("sys_" + syscall):
-                names.add(name)
+        names = {n for n in self.traceable() if n.endswith("sys_" + syscall)}
         prefix = SYSCALL_PREFIX.get(os.uname().machine)
         preferred = [n for n in names if prefix and n == prefix + syscall]
         if preferred:
@@ -285,6 +290,17 @@ class Agent:
             raise Fatal("0 functions matched: no traceable handler for syscall %r in "
                         "available_filter_functions" % syscall, kind="unsupported")
         return sorted(names)[0]
+
+    def traceable(self):
+        """Every function the kernel lets ftrace attach to (read once): a name
+        the controller sends is written to tracefs or the module only if it
+        is one of these."""
+        if getattr(self, "_traceable", None) is None:
+            # 'available_filter_functions': 'sym' or 'sym [module]' per line
+            self._traceable = {line.split()[0] for line in
+                               self.tracefs.read("available_filter_functions").splitlines()
+                               if line.strip()}
+        return self._traceable
 
     def op_check(self, req):
         """Raw capabilities (bench/check.py decides); changes nothing."""
@@ -343,6 +359,9 @@ class Agent:
             raise Fatal("set_mode before begin: refusing to write an unsnapshotted tracefs")
         if mode in KMOD_MODES and (self.kmod is None or not self.kmod.loaded_by_us):
             raise Fatal("mode %r needs the module: kmod_load first" % mode)
+        if mode != "off" and function not in self.traceable():
+            raise Fatal("%r is not traceable: it is not in available_filter_functions" % function,
+                        kind="unsupported")
         with self.state_lock:
             if self.kmod is not None and self.kmod.loaded_by_us:
                 self.kmod.detach()
@@ -491,10 +510,21 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda s, f: threading.Thread(
                 target=self.shutdown, args=("signal %d" % s, 4)).start())
+        if self.lock_holder is not None:
+            try:
+                self.lock = lock_mod.Lock().acquire(self.lock_holder, self.workdir)
+            except (lock_mod.Busy, OSError) as e:
+                # Nothing was touched: say who holds the host, leave no files.
+                kind, error = (e.kind, str(e)) if isinstance(e, lock_mod.Busy) else (
+                    "agent", "cannot take the target lock %s: %s" % (lock_mod.PATH, e))
+                self.send({"event": "fatal", "kind": kind, "error": error})
+                self.remove_workdir()
+                return 7
         self.start_guardian()
         threading.Thread(target=self.reader, daemon=True).start()
         threading.Thread(target=self.watchdog, daemon=True).start()
-        self.send({"event": "ready", "protocol": PROTOCOL, "pid": os.getpid()})
+        self.send({"event": "ready", "protocol": PROTOCOL, "pid": os.getpid(),
+                   "lock_recovered": self.lock.recovered if self.lock else None})
         while True:
             with self.req_cond:
                 while not self.requests and not self.eof:
@@ -522,8 +552,9 @@ class Agent:
                            "error": "%s: %s" % (type(e).__name__, e)})
 
 
-def guard(pipe_fd, workdir):
-    """Wait for the agent to exit; if it left state.json behind, restore it."""
+def guard(pipe_fd, workdir, lock_fd=None):
+    """Wait for the agent to exit; if it left state.json behind, restore it.
+    Then drop the target lock (lock_fd, inherited from the agent)."""
     while True:
         try:
             if not os.read(pipe_fd, 64):
@@ -551,6 +582,8 @@ def guard(pipe_fd, workdir):
             subprocess.run(["umount", t.root], capture_output=True)
     if os.path.basename(workdir).startswith("ftrace-regs-bench."):
         shutil.rmtree(workdir, ignore_errors=True)
+    if lock_fd is not None:
+        lock_mod.release_fd(lock_fd)
 
 
 def main(argv=None):
@@ -558,10 +591,12 @@ def main(argv=None):
     ap.add_argument("--lease", type=float, default=30.0, help="seconds without a request before restoring")
     ap.add_argument("--workdir", default=HERE)
     ap.add_argument("--guard", type=int, metavar="FD", help=argparse.SUPPRESS)
+    ap.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--lock-holder", help="take the target lock (%s) in this name" % lock_mod.PATH)
     ap.add_argument("--restore", metavar="STATE", help="restore a tracefs snapshot file and exit")
     ns = ap.parse_args(argv)
     if ns.guard is not None:
-        guard(ns.guard, ns.workdir)
+        guard(ns.guard, ns.workdir, ns.lock_fd)
         return 0
     if ns.restore:
         t, problems = tracefs_mod.restore_from_file(ns.restore)
@@ -572,8 +607,11 @@ def main(argv=None):
     if os.geteuid() != 0:
         print(json.dumps({"event": "fatal", "kind": "no-root", "error": "the agent must run as root"}))
         return 5
-    Agent(ns.workdir, ns.lease).serve()
-    return 0
+    if ns.lock_holder is not None and not HOLDER_RE.match(ns.lock_holder):
+        print(json.dumps({"event": "fatal", "kind": "usage", "error": "bad lock holder %r"
+                          % ns.lock_holder[:80]}))
+        return 2
+    return Agent(ns.workdir, ns.lease, ns.lock_holder).serve() or 0
 
 
 if __name__ == "__main__":

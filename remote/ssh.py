@@ -553,6 +553,12 @@ class SSHTarget(Target):
         try:
             chan = self.client.get_transport().open_session(timeout=self.spec.connect_timeout)
             chan.exec_command(command)
+        except paramiko.ChannelException as e:
+            self.check_connection()
+            raise RemoteError(
+                f"{self.name}: cannot start a command: the server refused a session channel "
+                f"({e.text or 'code %d' % e.code}); check the server's MaxSessions and whether "
+                "other sessions hold them all") from None
         except (paramiko.SSHException, EOFError, OSError) as e:
             self.check_connection()
             raise RemoteError(f"{self.name}: cannot start a command: {e}") from None

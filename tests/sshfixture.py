@@ -13,6 +13,8 @@ whose aliases cover every way a connection can go right or wrong:
     bench-timeout   a port that accepts and never speaks
     bench-badkey    known_hosts holds another key for the server
     bench-unknown   empty known_hosts
+    bench-nosession the same sshd on a second port where MaxSessions is 0:
+                    it authenticates, then refuses every command channel
 
 Needs root (sshd must switch users) and creates the system users benchnoroot
 and benchsudo once if they are missing; the users are left in place
@@ -176,7 +178,7 @@ def _wait_for_port(port, proc, log_path, timeout=10.0):
     raise RuntimeError(f"sshd did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
-def _client_config(d, port, refused_port, silent_port):
+def _client_config(d, port, refused_port, silent_port, nosession_port):
     base = {"HostName": "127.0.0.1", "Port": port, "User": "root",
             "IdentityFile": d["client_key"], "IdentitiesOnly": "yes",
             "UserKnownHostsFile": d["known_hosts"], "BatchMode": "yes",
@@ -191,6 +193,7 @@ def _client_config(d, port, refused_port, silent_port):
         "bench-timeout": {"Port": silent_port},
         "bench-badkey": {"UserKnownHostsFile": d["known_hosts_bad"]},
         "bench-unknown": {"UserKnownHostsFile": d["known_hosts_empty"]},
+        "bench-nosession": {"Port": nosession_port},
     }
     lines = []
     for alias, extra in hosts.items():
@@ -231,10 +234,11 @@ def sshd():
             f.write(client_pub + "\n")
         os.chmod(d["authorized_keys"], 0o644)
 
-        port, refused_port = _free_port(), _free_port()
+        port, refused_port, nosession_port = _free_port(), _free_port(), _free_port()
         with open(d["sshd_config"], "w") as f:
             f.write("\n".join([
                 f"Port {port}",
+                f"Port {nosession_port}",
                 "ListenAddress 127.0.0.1",
                 f"HostKey {d['host_key']}",
                 f"PidFile {d['sshd.pid']}",
@@ -251,15 +255,19 @@ def sshd():
                 "MaxStartups 50",
                 "Subsystem sftp internal-sftp",
                 "LogLevel VERBOSE",
+                # bench-nosession: logged in, but no command can start.
+                f"Match LocalPort {nosession_port}",
+                "    MaxSessions 0",
                 "",
             ]))
         with open(d["known_hosts"], "w") as f:
             f.write(f"[127.0.0.1]:{port} {host_pub}\n")
+            f.write(f"[127.0.0.1]:{nosession_port} {host_pub}\n")
         with open(d["known_hosts_bad"], "w") as f:
             f.write(f"[127.0.0.1]:{port} {other_pub}\n")
         open(d["known_hosts_empty"], "w").close()
         with open(d["config"], "w") as f:
-            f.write(_client_config(d, port, refused_port, silent.port))
+            f.write(_client_config(d, port, refused_port, silent.port, nosession_port))
 
         fingerprint = subprocess.run(
             ["ssh-keygen", "-l", "-E", "sha256", "-f", d["host_key"] + ".pub"],
@@ -271,6 +279,7 @@ def sshd():
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         _wait_for_port(port, proc, d["sshd.log"])
+        _wait_for_port(nosession_port, proc, d["sshd.log"])
 
         yield SSHServer(port=port, config_path=d["config"], known_hosts=d["known_hosts"],
                    client_key=d["client_key"], host_key_fingerprint=fingerprint, tmpdir=tmp,

@@ -55,6 +55,22 @@ def test_auth_refused_is_one_line_exit_3(sshd, tmp_path, monkeypatch):
 
 
 @pytest.mark.sshd
+def test_a_refused_command_channel_is_a_remote_error_exit_10(sshd, tmp_path):
+    """bench-nosession logs in (the key is accepted), then sshd refuses every
+    session channel (MaxSessions 0): no command can start on the target."""
+    before = agent_dirs()
+    r = CliRunner().invoke(cli, ["run", "--host", "bench-nosession", "--ssh-config",
+                                 sshd.config_path, "--out", str(tmp_path / "b")])
+    assert r.exit_code == EXIT_CODES["remote"][0] == 10, r.output
+    line = one_line(r)
+    assert line.startswith("bench: error: bench-nosession: cannot start a command: the server "
+                           "refused a session channel ("), line
+    assert "MaxSessions" in line, line
+    assert not (tmp_path / "b").exists()
+    assert agent_dirs() == before and not os.path.exists(LOCK)
+
+
+@pytest.mark.sshd
 def test_agent_dir_is_private_and_removed_and_the_lock_named_and_released(root):
     before = agent_dirs()
     a = AgentClient(root, lock=True).start()

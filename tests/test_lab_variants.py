@@ -81,11 +81,14 @@ def test_module_runs_and_regs_is_refused_on_the_fallback(variant_lab, tmp_path):
     assert data["facts"]["lab"]["kernel"] == f"{variant_lab['variant']}-6.1"
     modes = {c["mode"] for c in data["cells"]}
     if variant_lab["variant"] == "regs":
-        assert modes == {"off", "noregs", "regs"}
+        # off-aa: off measured a second time in every round (the A/A check).
+        assert modes == {"off", "off-aa", "noregs", "regs"}
         gain = next(x for x in data["results"] if x["metric"] == "regs_gain_ns")
         # Same entry-ftrace.S as Debian's 6.1: nine more instructions (icount).
         assert abs(gain["value"] - 9.0) < 0.5, gain
     else:
-        assert modes == {"off", "noregs"}
+        assert modes == {"off", "off-aa", "noregs"}
         skipped = {s["mode"]: s["reason"] for s in data["plan"]["skipped"]}
         assert "mcount" in skipped["regs"] and "no regs caller" in skipped["regs"]
+    # The A/A check is reported in every run.
+    assert set(data["checks"]["aa"]) == {"kernel"}, data["checks"]

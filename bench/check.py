@@ -138,6 +138,10 @@ def bpf_method(caps, facts):
     arch = facts.get("arch")
     if not b.get("ok"):
         return bcc(caps)
+    if not b.get("headers") and b.get("kheaders_without_xz"):
+        return answer(False, None, "the kernel carries its headers (/sys/kernel/kheaders.tar.xz) but "
+                                   "bcc cannot unpack them without xz: install xz-utils, or "
+                                   f"linux-headers-{release}")
     if not b.get("headers"):
         return answer(False, None, f"bcc needs the running kernel's headers and there are none at "
                                    f"{b.get('headers_wanted')}: install linux-headers-{release} "

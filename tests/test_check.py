@@ -93,6 +93,15 @@ def test_bpf_method_needs_the_running_kernels_headers():
     assert "install linux-headers-6.1.0-56-cloud-arm64" in a["reason"]
 
 
+def test_bpf_method_names_xz_when_the_kernels_own_headers_cannot_be_unpacked():
+    # regs-6.1 and fallback-6.1 in the lab: CONFIG_IKHEADERS, no headers
+    # package, and the image has no xz (bcc unpacks the archive with tar -J).
+    c = bcc_caps(headers=None)
+    c["bcc"]["kheaders_without_xz"] = True
+    a = report(facts(CFG61), c, PRE, "root")["methods"]["bpf"]
+    assert a["ok"] is False and "install xz-utils" in a["reason"], a
+
+
 def test_bpf_method_with_bcc_and_headers():
     r = report(facts(CFG61), bcc_caps(), PRE, "root")
     assert r["methods"]["bpf"]["ok"] is True and "0.26.0" in r["methods"]["bpf"]["reason"]

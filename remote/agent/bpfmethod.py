@@ -8,6 +8,7 @@ distribution's python, which is often not the one running the agent).
 import json
 import os
 import platform
+import shutil
 import queue
 import signal
 import subprocess
@@ -59,14 +60,25 @@ def bcc_python():
     return None, "; ".join(tried) or "no python3"
 
 
+KHEADERS = "/sys/kernel/kheaders.tar.xz"
+
+
 def kernel_headers():
-    """Where bcc would find the running kernel's headers, or None."""
+    """Where bcc would find the running kernel's headers, or None.  bcc
+    unpacks CONFIG_IKHEADERS' archive with tar, which needs the xz program:
+    without it the archive is no use (bcc fails when it compiles)."""
     build = "/lib/modules/%s/build" % platform.release()
     if os.path.isdir(os.path.join(build, "include")):
         return build
-    if os.path.exists("/sys/kernel/kheaders.tar.xz"):  # CONFIG_IKHEADERS=y
-        return "/sys/kernel/kheaders.tar.xz"
+    if os.path.exists(KHEADERS) and shutil.which("xz") and shutil.which("tar"):
+        return KHEADERS
     return None
+
+
+def kheaders_without_xz():
+    """True when the kernel carries its headers (CONFIG_IKHEADERS) but this
+    host cannot unpack them (no xz or tar)."""
+    return os.path.exists(KHEADERS) and not (shutil.which("xz") and shutil.which("tar"))
 
 
 class Lines:

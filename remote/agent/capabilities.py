@@ -100,6 +100,7 @@ def bcc():
     py, version_or_error = bpfmethod.bcc_python()
     out = {"ok": py is not None, "python": py, "headers": bpfmethod.kernel_headers(),
            "headers_wanted": "/lib/modules/%s/build" % platform.release(),
+           "kheaders_without_xz": bpfmethod.kheaders_without_xz(),
            "raw_syscalls": any(os.path.isdir(os.path.join(r, "events/raw_syscalls"))
                                for r in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))}
     if py is not None:

@@ -21,7 +21,7 @@ import shlex
 
 import jinja2
 
-from bench.bundle import Bundle
+from bench.bundle import Bundle, prove_writable
 from bench.errors import OutputError
 
 from . import plots, stats
@@ -562,14 +562,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         pooled = ("Bundles are pooled by " + (", ".join(group_by) or "nothing (all in one group)")
                   + ": a replication is a (bundle, round) pair; setups were checked to be identical "
                   "within each group.")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OutputError(f"cannot write the report to {out_dir}: {e.strerror or e}",
-                          hint="choose a writable --out")
+    prove_writable(out_dir, "the report")
     figs = figures(bundles, labels, summary, variants, out_dir)
     # A figure of an earlier report in the same place (say, of a bundle no
     # longer reported) would be left to mislead: figures/ is the report's own.

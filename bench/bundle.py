@@ -23,6 +23,7 @@ Format history:
      "noise" (tuned, warnings, cpu, changed, restored), plan.affinity and
      plan.bpf_calls.
 """
+import contextlib
 import datetime
 import json
 import os
@@ -37,6 +38,22 @@ SUPPORTED_VERSIONS = (1,)
 
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def prove_writable(path, what, hint="choose a writable --out", make=None):
+    """Create directory `make` (default: path) with its parents and prove
+    that a file can be written in path, or raise OutputError naming what
+    could not be written and where."""
+    path = pathlib.Path(path)
+    probe = path / ".write-test"
+    try:
+        pathlib.Path(make or path).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {what} to {path}: {e.strerror or e}", hint=hint) from None
 
 
 def default_dir(results_root, host):
@@ -57,14 +74,7 @@ class Bundle:
         if (path / "bundle.json").exists():
             raise OutputError(f"{path} already holds a bundle; results are never overwritten",
                               hint="choose another --out")
-        try:
-            (path / "pyperf").mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise OutputError(f"cannot write the bundle to {path}: {e.strerror or e}",
-                              hint="choose a writable --out")
+        prove_writable(path, "the bundle", make=path / "pyperf")
         data = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

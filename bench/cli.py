@@ -173,6 +173,7 @@ def _resume_request(ctx, path, request, host, out):
     from click.core import ParameterSource
 
     from . import resume as resume_mod
+    from .bundle import prove_writable
     from .errors import UsageError
 
     if out:
@@ -184,27 +185,16 @@ def _resume_request(ctx, path, request, host, out):
     if "profile" in typed:
         typed["profile"] = typed["profile"].name
     resume_mod.check_request(b, {f"--{k}": v for k, v in typed.items()})
-    _prepare_out_writable(b.path)
+    prove_writable(b.path, "the bundle", hint="free space or make it writable, then resume again")
     if ctx.get_parameter_source("host") != ParameterSource.COMMANDLINE:
         host = b.data["host"]["name"]
     return b, resume_mod.request_of(b), host
 
 
-def _prepare_out_writable(p):
-    from .errors import OutputError
-
-    try:
-        (p / ".write-test").write_bytes(b"")
-        (p / ".write-test").unlink()
-    except OSError as e:
-        (p / ".write-test").unlink(missing_ok=True)
-        raise OutputError(f"cannot write the bundle to {p}: {e.strerror or e}",
-                          hint="free space or make it writable, then resume again")
-
-
 def _prepare_out(out_dir):
     """Create --out (and its parents) and prove it writable before anything
     happens on the target.  Returns the directories it created."""
+    from .bundle import prove_writable
     from .errors import OutputError
 
     p = pathlib.Path(out_dir)
@@ -217,13 +207,10 @@ def _prepare_out(out_dir):
         created.append(probe)
         probe = probe.parent
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        (p / ".write-test").write_bytes(b"")
-        (p / ".write-test").unlink()
-    except OSError as e:
+        prove_writable(p, "the bundle")
+    except OutputError:
         _remove_empty(created)
-        raise OutputError(f"cannot write the bundle to {p}: {e.strerror or e}",
-                          hint="choose a writable --out")
+        raise
     return created
 
 

@@ -299,16 +299,13 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                                  "tracefs_mounted_by_run": pre["mounted_by_us"],
                                  "lockdown": pre["lockdown"]}
         snap = client.request("begin", timeout=60)["snapshot"]
-        if session:  # the first session's snapshot stays the bundle's
-            session["tracefs_before"] = snap["knobs"]
-        else:
-            bundle.data["tracefs_before"] = snap["knobs"]
+        # This session's snapshot and noise: a resumed session's go into its
+        # own record (the first session's stay the bundle's).
+        this_session = session if session is not None else bundle.data
+        this_session["tracefs_before"] = snap["knobs"]
         kernel_calls = bundle.data["plan"].get("kernel_calls")  # a resumed run keeps its calls
-        noise = {"tuned": bool(request.get("tune")), "warnings": noise_notes(facts)}
-        if session:
-            session["noise"] = noise
-        else:
-            bundle.data["noise"] = noise
+        noise = this_session["noise"] = {"tuned": bool(request.get("tune")),
+                                         "warnings": noise_notes(facts)}
         if request.get("tune"):
             tuned = client.request("tune", timeout=60)
             plan.affinity = tuned["cpu"]

@@ -37,14 +37,16 @@ def t975(df):
     return T975.get(df) or T975[max(k for k in T975 if k <= df)]
 
 
-def controller_state(settle=10.0):
+def controller_state(settle=10.0, threads_at_most=None):
     """What this process holds: open descriptors, threads, children, /tmp
     entries.  A finished run's pinger thread wakes up to 7.5 s later (a
-    quarter of the lease) to notice and end: give the agent client's threads
-    that long."""
+    quarter of the lease) to notice and end, and a closed SSH transport's
+    thread ends a moment after the run: give threads that long to end (down
+    to threads_at_most, when given).  A leaked thread is still there after."""
     deadline = time.monotonic() + settle
-    while time.monotonic() < deadline and any(
-            t.name.endswith(("(_pinger)", "(_reader)")) for t in threading.enumerate()):
+    while time.monotonic() < deadline and (
+            any(t.name.endswith(("(_pinger)", "(_reader)")) for t in threading.enumerate())
+            or (threads_at_most is not None and threading.active_count() > threads_at_most)):
         time.sleep(0.2)
     kids = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == os.getpid()]
     # Only names this suite would make: other programs on a shared machine
@@ -95,7 +97,7 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
             f"{len(os.listdir('/proc/self/fd'))} threads {threading.active_count()}"
             + (f", left on the target: {left}" if left else "")
             + ("" if r.exit_code == 0 else f"\n{r.output}"))
-    after_ctl = controller_state()
+    after_ctl = controller_state(threads_at_most=before_ctl and before_ctl["threads"])
     before_ctl = before_ctl or after_ctl
     n = len(walls)
     mean = statistics.mean(walls)

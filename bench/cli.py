@@ -7,6 +7,7 @@ import pathlib
 import shlex
 import subprocess
 import sys
+import time
 
 import click
 
@@ -101,7 +102,7 @@ def cli(debug):
               help="'lab' (the local QEMU arm64 lab), 'local' (this machine, no SSH), or a Host alias "
                    "in ~/.ssh/config.")
 @click.option("--profile", default="standard", show_default=True,
-              help="Effort: quick, standard or rigorous.")
+              help="Effort: smoke, quick, standard or rigorous.")
 @click.option("--modes", default="off,function,function-all,noregs,regs", show_default=True,
               help="Comma-separated modes; 'off' is always included (it is the baseline).  Modes the "
                    "host cannot do are skipped with the reason.")
@@ -372,6 +373,20 @@ def kernel_build(variant, source, fragment, jobs):
 @cli.group()
 def lab():
     """The local QEMU arm64 lab: a real Debian arm64 kernel, reached as --host lab."""
+
+
+@lab.command("build")
+@click.option("--kernel", default="debian-6.1", show_default=True,
+              help="Lab kernel whose image to build: debian-6.1 or debian-6.12 (regs-6.1 and "
+                   "fallback-6.1 also need 'bench kernel build' first).")
+def lab_build(kernel):
+    """Build (once, cached) the lab's image without booting it; a second build
+    of the same image at the same time waits for the first."""
+    from remote import lab as labmod
+
+    t0 = time.monotonic()
+    dest = labmod.build(labmod.select(kernel), progress=lambda t: click.echo(f"> {t}", err=True))
+    click.echo(f"lab image {kernel}: {dest} ({time.monotonic() - t0:.0f} s)")
 
 
 @lab.command("up")

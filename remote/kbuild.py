@@ -125,6 +125,14 @@ def fetch_source(source, log, progress):
     (package version, tree path)."""
     src_dir = CACHE / "src"
     src_dir.mkdir(parents=True, exist_ok=True)
+    # Both variants may be built at once (CI starts them side by side): one
+    # downloads and extracts, the other waits for it here.
+    with open(src_dir / f".lock-{source.package}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_source_locked(source, src_dir, log, progress)
+
+
+def _fetch_source_locked(source, src_dir, log, progress):
     debs = sorted(src_dir.glob(f"{source.package}_*_all.deb"))
     if not debs:
         if shutil.which("apt-get") is None:

@@ -16,6 +16,7 @@ subclasses; select(name) lists the valid names in its error.  The QEMU
 command is built as a plain list (qemu_argv) and run elsewhere (up).
 """
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -343,14 +344,24 @@ def build_built61(kernel, progress=print):
 
 
 def build(kernel, progress=print):
-    """Build the image for `kernel` unless cached.  Returns the image dir."""
+    """Build the image for `kernel` unless cached.  Returns the image dir.
+    Two builds of one image at once (CI builds it beside the first tests,
+    then the lab fixture asks for it) take turns: the second finds it built."""
     if issubclass(kernel, Built61):
         return build_built61(kernel, progress)
     dest = kernel.image_dir()
     if (dest / "manifest.json").exists():
         return dest
-    check_build_tools()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f".lock-{kernel.name}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dest / "manifest.json").exists():
+            return dest
+        return _build_image(kernel, dest, progress)
+
+
+def _build_image(kernel, dest, progress):
+    check_build_tools()
     work = pathlib.Path(tempfile.mkdtemp(prefix=f"build-{kernel.name}.", dir=dest.parent))
     log_path = work / "build.log"
     t0 = time.monotonic()

@@ -63,6 +63,12 @@ class Profile:
 PROFILES = {
     p.name: p
     for p in (
+        # smoke: the whole path (connect, agent, module, every check, restore)
+        # with the least measuring that still gives a CI per figure (2 rounds);
+        # for checking a host or the suite itself, not for figures to publish.
+        Profile("smoke", rounds=2, processes=1, values=2, warmups=1, min_time=0.02,
+                description="a host checked end to end in about a minute; figures too rough "
+                            "to publish", bpf_calls=1009),
         Profile("quick", rounds=4, processes=2, values=3, warmups=1, min_time=0.05,
                 description="a few minutes in the TCG lab, under 2 minutes on hardware",
                 bpf_calls=10007),

@@ -19,6 +19,8 @@ AGENT_DIR = pathlib.Path(__file__).parent / "agent"
 AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
                "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py")
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
+# A file the agent's stderr is copied to as it comes (set by the test suite).
+STDERR_COPY_ENV = "FTRACE_REGS_BENCH_AGENT_STDERR"
 KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 
 
@@ -116,6 +118,9 @@ class AgentClient:
             argv += ["--lock-holder", lock_holder()]
         self.proc = self.target.start(argv)
         threading.Thread(target=self._reader, daemon=True).start()
+        if os.environ.get(STDERR_COPY_ENV):
+            threading.Thread(target=self._copy_stderr, args=(os.environ[STDERR_COPY_ENV],),
+                             daemon=True).start()
         ready = self.ready = self._wait_event("ready", timeout=60)
         if ready is None:
             err = self.proc.stderr_text().strip().splitlines()
@@ -124,6 +129,27 @@ class AgentClient:
             raise AgentError(f"{self.target.name}: the agent did not start"
                              + (f": {err[-1]}" if err else ""))
         threading.Thread(target=self._pinger, daemon=True).start()
+
+    def _copy_stderr(self, path):
+        """Append the agent's stderr to `path` as it comes (twice a second), so
+        that a run that fails, or a controller killed mid-run, leaves the
+        agent's last words behind.  The test suite sets it; nothing secret
+        passes through the agent's stderr."""
+        done = 0
+        header = f"== {time.strftime('%H:%M:%S')} agent on {self.target.name} in {self.workdir}\n"
+        while True:
+            finished = self._closed or self._eof
+            text = self.proc.stderr_text()
+            if len(text) > done or header:
+                try:
+                    with open(path, "a") as f:
+                        f.write(header + text[done:])
+                except OSError:
+                    return
+                done, header = len(text), ""
+            if finished:
+                return
+            time.sleep(0.5)
 
     def _reader(self):
         while True:

@@ -1,18 +1,40 @@
-"""Shared fixtures: the real QEMU arm64 lab (booted once per test session) and
-a real OpenSSH server on loopback (tests/sshfixture.py).
+"""Shared fixtures and the suite's tiers.
+
+Tiers (markers; the tier of a test is its first of these, `unit` when it has
+none):
+
+    unit    no outside part: captured data, the committed bundles, Chromium
+    sshd    a real OpenSSH server on 127.0.0.1 (tests/sshfixture.py)
+    lab     the real QEMU arm64 lab, booted once per session (debian-6.1, icount)
+    kbuild  the lab's own kernels (regs-6.1, fallback-6.1): built or taken from
+            the cache, each booted in a lab of its own
+
+The fast tier, for working: python -m pytest -m "not lab and not kbuild".
+Tests run tier by tier in that order (the session lab is powered off, by the
+`lab_down` test, before the kbuild tier boots its own labs).
+
+Shared runs: the lab tests assert on a few `bench run`s made once per
+session (full_run, lab_module) instead of each starting its own.
 
 Outside CI a missing part skips with a reason naming it; in CI (CI set) it
-fails, because .ci/run installs every part.
+fails, because .ci/run installs every part, and any other skip fails too.
+A failing lab test prints the tail of the agent's stderr and of the lab's
+console log, and of every *.log in its tmp_path (runs started as
+subprocesses write their output there).
 """
+import collections
+import json
 import os
+import pathlib
 import shutil
-import subprocess
+import time
 
 import pytest
 
 from sshfixture import sshd  # noqa: F401  (fixture)
 
 IN_CI = bool(os.environ.get("CI"))
+TIERS = ("unit", "sshd", "lab", "kbuild")
 
 
 def need(condition, what):
@@ -23,6 +45,100 @@ def need(condition, what):
     pytest.skip(f"{what} is missing")
 
 
+# -- tiers, order, timing ------------------------------------------------------------
+
+def tier_of(item):
+    for name in TIERS[1:]:
+        if item.get_closest_marker(name):
+            return name
+    return "unit"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if tier_of(item) == "unit":
+            item.add_marker(pytest.mark.unit)
+
+    # Tier by tier; 'bench lab down' once every other lab test has run, and
+    # before the kbuild tier boots labs of its own.
+    def rank(item):
+        tier = TIERS.index(tier_of(item))
+        return tier + (0.5 if item.get_closest_marker("lab_down") else 0)
+
+    items.sort(key=rank)  # stable: file and definition order within a tier
+
+
+_tier_seconds = collections.Counter()
+_tier_tests = collections.Counter()
+_slowest = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    t0 = time.monotonic()
+    yield
+    took = time.monotonic() - t0
+    _tier_seconds[tier_of(item)] += took
+    _tier_tests[tier_of(item)] += 1
+    _slowest.append((took, item.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _tier_tests:
+        return
+    tr = terminalreporter
+    tr.section("time per tier (setup, call and teardown; shared runs count where first used)")
+    for tier in TIERS:
+        if _tier_tests[tier]:
+            tr.write_line(f"{tier:7s} {_tier_tests[tier]:4d} tests  {_tier_seconds[tier]:8.1f} s")
+    tr.write_line("slowest:")
+    for took, nodeid in sorted(_slowest, reverse=True)[:10]:
+        tr.write_line(f"  {took:7.1f} s  {nodeid}")
+
+
+# -- nothing skipped in CI; failures that explain themselves ------------------------
+
+def _tail(path, n=30):
+    try:
+        lines = pathlib.Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return "\n".join(lines[-n:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where nothing may be skipped: {reason}"
+    if report.failed and tier_of(item) in ("lab", "kbuild"):
+        from remote import lab as labmod
+
+        logs = [("agent stderr", os.environ.get("FTRACE_REGS_BENCH_AGENT_STDERR")),
+                ("lab console", labmod.RUN_DIR / "console.log")]
+        tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+        if tmp:
+            logs += [(f"run log {p.name}", p) for p in sorted(pathlib.Path(tmp).rglob("*.log"))]
+        for title, path in logs:
+            text = _tail(path) if path else None
+            if text:
+                report.sections.append((f"{title} (last lines of {path})", text))
+
+
+def pytest_configure(config):
+    # Every agent's stderr, as it comes, in one file of this session.
+    if "FTRACE_REGS_BENCH_AGENT_STDERR" not in os.environ:
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix="bench-tests-")
+        os.environ["FTRACE_REGS_BENCH_AGENT_STDERR"] = os.path.join(d, "agent-stderr.log")
+
+
+# -- the lab ---------------------------------------------------------------------------
+
 @pytest.fixture(scope="session")
 def lab():
     """The debian-6.1 lab, up for the whole session; powered off at the end
@@ -32,7 +148,7 @@ def lab():
     icount: guest time then counts instructions, so the known answers the
     tests check (a function-tracer overhead whose CI excludes 0) do not
     depend on how busy the CI machine is.  Plain TCG figures on a shared
-    2-core host moved by half between cells (README)."""
+    2-core host moved by half between cells (docs/lab.md)."""
     from remote import lab as labmod
 
     need(shutil.which("qemu-system-aarch64"), "qemu-system-aarch64 (package qemu-system-arm)")
@@ -49,11 +165,6 @@ def lab():
         labmod.down()
 
 
-def pytest_collection_modifyitems(items):
-    # 'bench lab down' is checked once every other lab test has run.
-    items.sort(key=lambda item: item.get_closest_marker("lab_down") is not None)
-
-
 @pytest.fixture
 def lab_target(lab):
     from remote.ssh import open_ssh_target
@@ -61,3 +172,62 @@ def lab_target(lab):
     t = open_ssh_target("lab", config_path=lab["ssh_config"])
     yield t
     t.close()
+
+
+def _invoke(args):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    t0 = time.monotonic()
+    result = CliRunner().invoke(cli, args)
+    print(f"bench {' '.join(args)}: exit {result.exit_code}, {time.monotonic() - t0:.0f} s wall\n"
+          f"{result.output}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def full_run(lab, tmp_path_factory):
+    """The whole matrix once: quick profile, every mode with every method and
+    --tune, and what the target looked like before and after.  test_lab_run,
+    test_lab_regs and test_lab_bpf assert on its bundle (it used to be
+    three runs)."""
+    from labtools import leftovers, module_loaded, read_tracefs, tune_state
+    from remote.ssh import open_ssh_target
+
+    target = open_ssh_target("lab", config_path=lab["ssh_config"])
+    before, tuned_before = read_tracefs(target), tune_state(target)
+    out = tmp_path_factory.mktemp("full") / "bundle"
+    result = _invoke(["run", "--host", "lab", "--profile", "quick", "--tune", "--out", str(out)])
+    state = dict(result=result, out=out, before=before, after=read_tracefs(target),
+                 tuned_before=tuned_before, tuned_after=tune_state(target),
+                 leftovers=leftovers(target), module_loaded=module_loaded(target))
+    target.close()
+    return state
+
+
+def bundle_of(run):
+    return json.loads((run["out"] / "bundle.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def lab_module(lab):
+    """The suite's module as built for the session lab's kernel, kept where
+    `bench run` reuses it: from the cache, or built by a small run."""
+    from bench.run import _kmod_cache_dir
+    from remote.ssh import open_ssh_target
+
+    target = open_ssh_target("lab", config_path=lab["ssh_config"])
+    facts = {k: target.run(["uname", flag], timeout=60).text.strip()
+             for k, flag in (("kernel_release", "-r"), ("kernel_version", "-v"), ("arch", "-m"))}
+    target.close()
+    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    if not ko.exists():
+        import tempfile
+
+        out = pathlib.Path(tempfile.mkdtemp(prefix="bench-module-")) / "b"
+        r = _invoke(["run", "--host", "lab", "--profile", "smoke", "--modes", "off",
+                     "--methods", "kernel", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+    assert ko.exists(), f"a run with the kernel method kept no module at {ko}"
+    return ko

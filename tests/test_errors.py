@@ -258,22 +258,11 @@ print("tracer|" + t.read("current_tracer").strip())
     assert exit_code("invalid") == exit_code("tracefs") == 6
 
 
-def lab_ko(target):
-    from bench.run import _kmod_cache_dir
-
-    facts = {k: target.run(["uname", flag], timeout=60).text.strip()
-             for k, flag in (("kernel_release", "-r"), ("kernel_version", "-v"), ("arch", "-m"))}
-    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
-    if not ko.exists():
-        pytest.skip(f"no module built for the lab kernel yet ({ko}): run tests/test_lab_regs.py")
-    return ko
-
-
 @pytest.mark.lab
-def test_a_leftover_module_that_cannot_be_removed_is_exit_7(lab, lab_target, tmp_path):
+def test_a_leftover_module_that_cannot_be_removed_is_exit_7(lab, lab_target, lab_module, tmp_path):
     """A module from an earlier run, held open by a process (rmmod: in use):
     one line, exit 7, tracefs restored, nothing left of ours."""
-    lab_target.write_file("/tmp/leftover.ko", lab_ko(lab_target).read_bytes())
+    lab_target.write_file("/tmp/leftover.ko", lab_module.read_bytes())
     lab_target.run(["sh", "-c", "mountpoint -q /sys/kernel/debug || mount -t debugfs nodev "
                     "/sys/kernel/debug; insmod /tmp/leftover.ko"], timeout=120)
     holder = lab_target.start(["sh", "-c", "exec 3</sys/kernel/debug/ftrace_regs_bench/info; "

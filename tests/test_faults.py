@@ -10,8 +10,8 @@ agent or guardian process, no agent directory, no target lock; the partial
 bundle is valid and marked incomplete; `bench run --resume` completes it.
 Each prints its recovery time (the README's fault table).
 
-Cheap cells: --profile quick, pyperf, modes off and function (noregs where
-the module must be loaded), a 10 s lease.
+Cheap cells: --profile smoke (2 rounds), pyperf, modes off and function
+(noregs where the module must be loaded), a 10 s lease.
 """
 import json
 import signal
@@ -107,8 +107,8 @@ def runs():
     """Start bench runs; any still running at the end of the test is killed."""
     started = []
 
-    def start(out, modes="off,function", extra=()):
-        started.append(start_run(out, modes, extra))
+    def start(out, modes="off,function", extra=(), profile="smoke"):
+        started.append(start_run(out, modes, extra, profile))
         return started[-1]
 
     yield start
@@ -118,9 +118,9 @@ def runs():
             p.wait()
 
 
-def start_run(out, modes="off,function", extra=()):
+def start_run(out, modes="off,function", extra=(), profile="smoke"):
     return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
-                             "quick", "--modes", modes, "--methods", "pyperf", "--lease", str(LEASE),
+                             profile, "--modes", modes, "--methods", "pyperf", "--lease", str(LEASE),
                              "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -334,7 +334,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(lab, lab_target, b
     and its age, exit 7, and changes nothing; a stale lock (its holder dead)
     left in /run is recovered by the next run, with a note in the bundle."""
     out = tmp_path / "first"
-    p = runs(out)
+    p = runs(out, profile="quick")  # long enough to still hold the lock when the second comes
     try:
         into_second_cell(p, out)
         r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off",

@@ -1,38 +1,22 @@
 """Regs versus no regs in the lab: the suite's module, built in the guest
-against Debian's 6.1 arm64 headers, loaded, driven and removed."""
+against Debian's 6.1 arm64 headers, loaded, driven and removed.
+
+The measured figures come from the session's full-matrix run
+(conftest.full_run); the error paths start small runs of their own."""
 import json
-import subprocess
 
 import pytest
 from click.testing import CliRunner
 
 from bench.cli import EXIT_CODES, cli
-from test_lab_run import assert_same_tracefs, leftovers, read_tracefs
+from labtools import assert_same_tracefs, leftovers, module_loaded, read_tracefs
 
 pytestmark = pytest.mark.lab
 
 
-def module_loaded(target):
-    r = target.run(["sh", "-c", "grep -c '^ftrace_regs_bench ' /proc/modules; true"], timeout=60)
-    return r.text.strip() not in ("", "0")
-
-
 @pytest.fixture(scope="module")
-def regs_run(lab, tmp_path_factory):
-    from remote.ssh import open_ssh_target
-
-    target = open_ssh_target("lab", config_path=lab["ssh_config"])
-    before = read_tracefs(target)
-    out = tmp_path_factory.mktemp("regs") / "bundle"
-    result = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes",
-                                      "off,noregs,regs,function", "--methods", "kernel,pyperf",
-                                      "--out", str(out)])
-    after = read_tracefs(target)
-    state = dict(result=result, out=out, before=before, after=after, leftovers=leftovers(target),
-                 module_loaded=module_loaded(target))
-    target.close()
-    print(result.output)
-    return state
+def regs_run(full_run):
+    return full_run
 
 
 def test_check_reports_the_regs_era_and_the_module(lab):
@@ -58,7 +42,7 @@ def test_regs_run_completes(regs_run):
     assert data["complete"]
     assert data["module"]["info"]["regs_caller"] == 1
     methods = {c["method"] for c in data["cells"]}
-    assert methods == {"pyperf", "kernel"}
+    assert {"pyperf", "kernel"} <= methods
     assert {c["mode"] for c in data["cells"] if c["method"] == "kernel"} == {"off", "noregs", "regs",
                                                                            "off-aa"}
 
@@ -76,11 +60,14 @@ def test_enabled_functions_showed_R_for_regs_only(regs_run):
 def test_regs_gain_with_a_ci_per_method(regs_run):
     data = json.loads((regs_run["out"] / "bundle.json").read_text())
     gains = {r["method"]: r for r in data["results"] if r["metric"] == "regs_gain_ns"}
-    assert set(gains) == {"pyperf", "kernel"}
+    assert {"pyperf", "kernel"} <= set(gains)
     for g in gains.values():
         assert g["ci_low"] is not None and g["ci_high"] is not None and g["n"] >= 2
-    # The regs caller does strictly more work (20 more registers stored).
-    assert gains["kernel"]["value"] > 0
+        assert g["ci_low"] <= g["value"] <= g["ci_high"], g
+    # The regs caller does strictly more work (nine more instructions), which
+    # only icount can resolve: plain TCG's wall clock on a shared host moves
+    # by more than that between cells (a published TCG bundle shows -242 ns).
+    # Under icount the exact figure is checked below.
     r = CliRunner().invoke(cli, ["export", str(regs_run["out"])])
     assert "regs_gain_ns" in r.output
 
@@ -91,16 +78,12 @@ def test_afterwards_no_module_and_tracefs_as_before(regs_run):
     assert_same_tracefs(regs_run["before"], regs_run["after"])
 
 
-def test_a_module_left_loaded_by_a_crashed_run_is_removed(lab, lab_target, regs_run, tmp_path):
-    from bench.run import _kmod_cache_dir
-
-    facts = json.loads((regs_run["out"] / "bundle.json").read_text())["facts"]
-    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
-    assert ko.exists(), "the first run should have kept its module"
+def test_a_module_left_loaded_by_a_crashed_run_is_removed(lab, lab_target, lab_module, tmp_path):
+    ko = lab_module
     lab_target.write_file("/tmp/leftover.ko", ko.read_bytes())
     assert lab_target.run(["insmod", "/tmp/leftover.ko"], timeout=120).returncode == 0
     out = tmp_path / "b"
-    r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off,noregs",
+    r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "smoke", "--modes", "off,noregs",
                                  "--methods", "kernel", "--out", str(out)])
     assert r.exit_code == 0, r.output
     notes = json.loads((out / "bundle.json").read_text())["notes"]
@@ -109,11 +92,8 @@ def test_a_module_left_loaded_by_a_crashed_run_is_removed(lab, lab_target, regs_
     lab_target.run(["rm", "-f", "/tmp/leftover.ko"], timeout=60)
 
 
-def test_module_load_refused_names_the_reason(lab, lab_target, regs_run, tmp_path):
-    from bench.run import _kmod_cache_dir
-
-    facts = json.loads((regs_run["out"] / "bundle.json").read_text())["facts"]
-    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+def test_module_load_refused_names_the_reason(lab, lab_target, lab_module, tmp_path):
+    ko = lab_module
     good = ko.read_bytes()
     before = read_tracefs(lab_target)
     try:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from bench.cli import cli
 from conftest import need
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.kbuild
 
 ERA = {"regs": "regs", "fallback": "mcount"}
 

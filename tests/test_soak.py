@@ -1,4 +1,4 @@
-"""A short soak (3 quick runs in one process against the lab) leaves
+"""A short soak (3 smoke runs in one process against the lab) leaves
 nothing behind on either side; tests/perf/soak.py runs the full 30."""
 import pathlib
 import sys
@@ -12,7 +12,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent / "perf"))
 def test_three_runs_leave_nothing_behind(lab, tmp_path):
     from soak import soak
 
-    f = soak(3, out_root=tmp_path)
+    f = soak(3, out_root=tmp_path, profile="smoke")
     c = f["controller"]
     assert f["ok"] == 3, f["codes"]
     assert f["target_leftovers"] == []

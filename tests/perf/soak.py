@@ -70,15 +70,15 @@ def open_target(host, ssh_config):
     return open_(host, ssh_config=ssh_config)[0]
 
 
-def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=print):
-    """Run `runs` quick runs; returns a dict of figures and leftovers."""
+def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=print, profile="quick"):
+    """Run `runs` runs (quick profile unless told); returns a dict of figures and leftovers."""
     out_root = pathlib.Path(out_root or tempfile.mkdtemp(prefix="bench-soak-"))
     target = open_target(host, ssh_config)
     before_target = target_state(target)
     target.close()
     # One warm-up run: the first run imports modules, starts paramiko's
     # threads' pools, builds the module: not a leak.
-    args = ["run", "--host", host, "--profile", "quick", "--modes", modes, "--methods", "pyperf",
+    args = ["run", "--host", host, "--profile", profile, "--modes", modes, "--methods", "pyperf",
             "--quiet"] + (["--ssh-config", ssh_config] if ssh_config else [])
     codes, walls, per_run_leftovers = [], [], []
     before_ctl = None

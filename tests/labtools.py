@@ -1,0 +1,64 @@
+"""What the lab tests read on the target and compare: tracefs knobs, files
+byte for byte, leftovers of a run, the module.  Shared by every lab test file
+and by the shared runs in conftest.py."""
+import base64
+import time
+
+from remote.agent.tracefs import same_state
+
+TRACEFS = "/sys/kernel/tracing"
+FILES = ("current_tracer", "tracing_on", "set_ftrace_filter", "set_ftrace_notrace", "set_ftrace_pid",
+         "buffer_size_kb")
+# What --tune may write in the lab (QEMU virt has no cpufreq: test_lab_bpf checks it).
+TUNE_FILES = ("/proc/sys/kernel/perf_event_max_sample_rate",)
+
+
+def read_tracefs(target):
+    out = {}
+    for f in FILES:
+        r = target.run(["cat", f"{TRACEFS}/{f}"], timeout=60)
+        assert r.returncode == 0, r.err
+        out[f] = r.text
+    return out
+
+
+def assert_same_tracefs(before, after):
+    for f in FILES:
+        if f == "buffer_size_kb" and "expanded" in before[f]:
+            # The kernel's one-time expansion on first tracer use (README).
+            assert same_state(f, before[f], after[f]), (before[f], after[f])
+        else:
+            assert after[f] == before[f], f"{f}: {before[f]!r} -> {after[f]!r}"
+
+
+def leftovers(target, wait=10.0):
+    """Agent directories or processes left on the target (the guardian polls
+    once a second, so give it a moment).  '[a]gent' keeps pgrep from
+    matching the sh that runs it."""
+    deadline = time.monotonic() + wait
+    while True:
+        r = target.run(["sh", "-c", "ls -d /tmp/ftrace-regs-bench.* 2>/dev/null; "
+                                    "pgrep -af '[a]gent.py'; true"], timeout=60)
+        if not r.text.split() or time.monotonic() > deadline:
+            return r.text.split()
+        time.sleep(1)
+
+
+def module_loaded(target):
+    r = target.run(["sh", "-c", "grep -c '^ftrace_regs_bench ' /proc/modules; true"], timeout=60)
+    return r.text.strip() not in ("", "0")
+
+
+def file_bytes(target, path):
+    """A file's exact bytes on the target (base64 over SSH)."""
+    r = target.run(["base64", path], timeout=60)
+    assert r.returncode == 0, r.err
+    return base64.b64decode(r.text)
+
+
+def tune_state(target):
+    return {p: file_bytes(target, p) for p in TUNE_FILES}
+
+
+def guest_uptime(target):
+    return float(target.run(["cut", "-d", " ", "-f1", "/proc/uptime"], timeout=60).text)

@@ -41,6 +41,45 @@ def payload():
     return files
 
 
+PAYLOAD_NAME = "payload.tar"
+
+# Run on the target by the interpreter that becomes the agent: unpack the
+# payload into the agent's directory (regular files only, relative paths,
+# none there before, mode 0600), drop the archive, then exec agent.py in the
+# same process (same pid: what the controller knows it by).  Python 3.9's
+# tarfile has no extraction filter, hence the checks by hand.
+_UNPACK_AND_START = """\
+import os, sys, tarfile
+d = sys.argv[1]
+archive = os.path.join(d, "payload.tar")
+with tarfile.open(archive) as t:
+    for m in t.getmembers():
+        name = os.path.normpath(m.name)
+        if not m.isfile() or os.path.isabs(name) or name.split(os.sep)[0] == "..":
+            sys.exit("agent payload: refusing member %r" % m.name)
+        path = os.path.join(d, name)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(t.extractfile(m).read())
+os.unlink(archive)
+os.execv(sys.executable, [sys.executable, os.path.join(d, "agent.py")] + sys.argv[2:])
+"""
+
+
+def payload_tar():
+    """payload() as one uncompressed tar (about 350 KB), in a stable order."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for rel, data in sorted(payload().items()):
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode = len(data), 0o600
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def lock_holder():
     """Who this controller is, for the target lock: user@host pid N (no secrets)."""
     import getpass
@@ -103,17 +142,12 @@ class AgentClient:
         return self
 
     def _ship_and_start(self, prefix, python):
-        files = payload()
-        dirs = sorted({os.path.dirname(p) for p in files if os.path.dirname(p)})
-        for d in dirs:
-            r = self.target.run(["mkdir", "-p", self.workdir + "/" + d], timeout=30)
-            if r.returncode != 0:
-                raise TargetUnsupported(f"{self.target.name}: cannot create {d} in {self.workdir}: "
-                                        f"{r.err.strip()}")
-        for rel, data in files.items():
-            self.target.write_file(self.workdir + "/" + rel, data, mode=0o600)
-        argv = prefix + [python, self.workdir + "/agent.py", "--workdir", self.workdir,
-                         "--lease", str(self.lease)]
+        # One archive and one process, not a write per file: each file costs
+        # several SFTP round trips (a far host's network latency, a context
+        # switch in an emulated guest), and there are three dozen of them.
+        self.target.write_file(self.workdir + "/" + PAYLOAD_NAME, payload_tar(), mode=0o600)
+        argv = prefix + [python, "-c", _UNPACK_AND_START, self.workdir,
+                         "--workdir", self.workdir, "--lease", str(self.lease)]
         if self.lock:
             argv += ["--lock-holder", lock_holder()]
         self.proc = self.target.start(argv)

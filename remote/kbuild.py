@@ -433,9 +433,12 @@ def build_module(kdir, progress=print):
             {"kernel_build": str(kdir), "kernel_release": m["kernel_release"],
              "kernel_version": m["kernel_version"], "built_utc": time.strftime(
                  "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
-        tmp = cache / "ftrace_regs_bench.ko.tmp"
+        # A name of its own: `bench kernel build` and a test may finish the
+        # same module at the same moment; each renames a whole file over ko.
+        fd, tmp = tempfile.mkstemp(prefix="ftrace_regs_bench.ko.", dir=cache)
+        os.close(fd)
         shutil.copy(work / "ftrace_regs_bench.ko", tmp)
-        tmp.rename(ko)
+        os.rename(tmp, ko)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ko

@@ -128,13 +128,16 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append((f"{title} (last lines of {path})", text))
 
 
-def pytest_configure(config):
-    # Every agent's stderr, as it comes, in one file of this session.
-    if "FTRACE_REGS_BENCH_AGENT_STDERR" not in os.environ:
-        import tempfile
-
-        d = tempfile.mkdtemp(prefix="bench-tests-")
-        os.environ["FTRACE_REGS_BENCH_AGENT_STDERR"] = os.path.join(d, "agent-stderr.log")
+@pytest.fixture(scope="session", autouse=True)
+def agent_stderr_log(tmp_path_factory):
+    """Every agent's stderr, as it comes, in one file of this session
+    (remote/agent_client.py copies it there; runs started as subprocesses
+    inherit the variable)."""
+    path = tmp_path_factory.getbasetemp() / "agent-stderr.log"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FTRACE_REGS_BENCH_AGENT_STDERR", str(path))
+    yield path
+    mp.undo()
 
 
 # -- the lab ---------------------------------------------------------------------------

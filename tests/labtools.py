@@ -62,3 +62,19 @@ def tune_state(target):
 
 def guest_uptime(target):
     return float(target.run(["cut", "-d", " ", "-f1", "/proc/uptime"], timeout=60).text)
+
+
+def popen_bench(args, **kw):
+    """`python -m bench.cli ARGS...` as a process of its own, so that a test can
+    signal it.  SIGINT is reset to its default first: a shell that runs the
+    tests in the background (`pytest &` in a script, CI runners that detach)
+    starts them with SIGINT ignored, a child inherits that, and Python then
+    installs no KeyboardInterrupt handler, so the test's "Ctrl-C" would do
+    nothing.  That is what made the Ctrl-C and module-load-on-resume tests
+    fail in some runs and pass in others."""
+    import signal
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", *args],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)

@@ -16,7 +16,6 @@ Cheap cells: --profile smoke (2 rounds), pyperf, modes off and function
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -24,6 +23,7 @@ from click.testing import CliRunner
 
 from bench.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
+from labtools import popen_bench
 from remote.agent.tracefs import same_state
 
 pytestmark = pytest.mark.lab
@@ -119,10 +119,9 @@ def runs():
 
 
 def start_run(out, modes="off,function", extra=(), profile="smoke"):
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
-                             profile, "--modes", modes, "--methods", "pyperf", "--lease", str(LEASE),
-                             "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return popen_bench(["run", "--host", "lab", "--profile", profile, "--modes", modes, "--methods",
+                        "pyperf", "--lease", str(LEASE), "--out", str(out), *extra],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def cells_in(out):

@@ -9,7 +9,6 @@ wrote, byte for byte, also when the controller is killed midway.
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +16,8 @@ from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.plan import PROFILES
-from labtools import TUNE_FILES, assert_same_tracefs, leftovers, read_tracefs, tune_state
+from labtools import (TUNE_FILES, assert_same_tracefs, leftovers, popen_bench, read_tracefs,
+                      tune_state)
 
 pytestmark = pytest.mark.lab
 
@@ -121,12 +121,9 @@ def test_tune_is_undone_when_the_run_stops_midway(lab, lab_target, tmp_path, how
     (the run aborts its cell and asks the agent to restore)."""
     before, tracefs_before = tune_state(lab_target), read_tracefs(lab_target)
     out = tmp_path / "b"
-    p = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
-                          "quick", "--modes", "off", "--methods", "pyperf", "--tune", "--lease",
-                          "10", "--out", str(out)], stdout=open(tmp_path / "run.log", "w"),
-                         stderr=subprocess.STDOUT,
-                         # Ctrl-C must reach it even when the tests run in the background
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = popen_bench(["run", "--host", "lab", "--profile", "quick", "--modes", "off", "--methods",
+                     "pyperf", "--tune", "--lease", "10", "--out", str(out)],
+                    stdout=open(tmp_path / "run.log", "w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:  # until a cell runs tuned

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from analysis.load import COLUMNS
 from bench.cli import cli
-from labtools import TRACEFS, assert_same_tracefs, guest_uptime, leftovers, read_tracefs
+from labtools import (TRACEFS, assert_same_tracefs, guest_uptime, leftovers, popen_bench,
+                      read_tracefs)
 
 pytestmark = pytest.mark.lab
 
@@ -116,12 +117,9 @@ def test_tracing_in_use_is_refused_and_left_alone(lab, lab_target, tmp_path):
 def start_run(out, log, *extra):
     """A `bench run` as a process of its own (so that it can be signalled);
     its output goes to `log`, which a failing test prints (conftest)."""
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--host", "lab", "--profile",
-                             "quick", "--modes", "off,function", "--methods", "pyperf",
-                             "--out", str(out), *extra],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            # Ctrl-C must reach it even when the tests run in the background
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return popen_bench(["run", "--host", "lab", "--profile", "quick", "--modes", "off,function",
+                        "--methods", "pyperf", "--out", str(out), *extra],
+                       stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 def test_ctrl_c_restores_at_once_and_keeps_completed_cells(lab, lab_target, tmp_path):

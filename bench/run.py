@@ -121,8 +121,6 @@ def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=
 
 def prepare_module(client, bundle, facts, ui):
     """Build (or reuse) and load the module; keep a built .ko for next time."""
-    import shutil
-
     cache = _kmod_cache_dir(facts)
     prebuilt = None
     if (cache / "ftrace_regs_bench.ko").exists():
@@ -137,10 +135,16 @@ def prepare_module(client, bundle, facts, ui):
         bundle.data["notes"].append("a ftrace_regs_bench module left loaded by an earlier run was "
                                     "found and removed before loading ours")
     if prep.get("built"):
+        import os
+        import tempfile
+
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / "ftrace_regs_bench.ko.tmp"
-        tmp.write_bytes(client.fetch(prep["ko"]))
-        shutil.move(tmp, cache / "ftrace_regs_bench.ko")
+        # A temporary name of its own: two runs on two hosts with the same
+        # kernel build may keep their module at the same moment.
+        fd, tmp = tempfile.mkstemp(prefix="ftrace_regs_bench.ko.", dir=cache)
+        with os.fdopen(fd, "wb") as f:
+            f.write(client.fetch(prep["ko"]))
+        os.replace(tmp, cache / "ftrace_regs_bench.ko")
     info = client.request("kmod_load", timeout=120)
     bundle.data["module"] = {"built_on_target": prep.get("built"), "prebuilt": bool(prebuilt),
                              "build_seconds": prep.get("build_seconds"), "info": info,

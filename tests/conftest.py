@@ -27,7 +27,11 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
+import threading
 import time
+import types
 
 import pytest
 
@@ -59,40 +63,45 @@ def pytest_collection_modifyitems(items):
         if tier_of(item) == "unit":
             item.add_marker(pytest.mark.unit)
 
-    # Tier by tier; 'bench lab down' once every other lab test has run, and
+    # Tier by tier.  In the lab tier, the tests that read the full-matrix run
+    # come after the others (it is measured meanwhile on a second lab, see
+    # full_run), and 'bench lab down' once every other lab test has run,
     # before the kbuild tier boots labs of its own.
     def rank(item):
         tier = TIERS.index(tier_of(item))
-        return tier + (0.5 if item.get_closest_marker("lab_down") else 0)
+        if item.get_closest_marker("lab_down"):
+            return tier + 0.5
+        return tier + (0.25 if "full_run" in getattr(item, "fixturenames", ()) else 0)
 
     items.sort(key=rank)  # stable: file and definition order within a tier
 
 
 _tier_seconds = collections.Counter()
 _tier_tests = collections.Counter()
-_slowest = []
+_test_seconds = collections.Counter()
+_session_start = time.monotonic()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    t0 = time.monotonic()
-    yield
-    took = time.monotonic() - t0
-    _tier_seconds[tier_of(item)] += took
-    _tier_tests[tier_of(item)] += 1
-    _slowest.append((took, item.nodeid))
+def pytest_runtest_logreport(report):
+    tier = next((t for t in TIERS[1:] if t in report.keywords), "unit")
+    _tier_seconds[tier] += report.duration
+    _test_seconds[report.nodeid] += report.duration
+    if report.when == "setup":
+        _tier_tests[tier] += 1
 
 
 def pytest_terminal_summary(terminalreporter):
     if not _tier_tests:
         return
     tr = terminalreporter
-    tr.section("time per tier (setup, call and teardown; shared runs count where first used)")
+    tr.section("time per tier (setup + call + teardown; a shared run counts where first used)")
     for tier in TIERS:
         if _tier_tests[tier]:
             tr.write_line(f"{tier:7s} {_tier_tests[tier]:4d} tests  {_tier_seconds[tier]:8.1f} s")
+    tr.write_line(f"session {sum(_tier_tests.values()):4d} tests  "
+                  f"{time.monotonic() - _session_start:8.1f} s wall")
     tr.write_line("slowest:")
-    for took, nodeid in sorted(_slowest, reverse=True)[:10]:
+    for nodeid, took in _test_seconds.most_common(10):
         tr.write_line(f"  {took:7.1f} s  {nodeid}")
 
 
@@ -189,24 +198,106 @@ def _invoke(args):
     return result
 
 
-@pytest.fixture(scope="session")
-def full_run(lab, tmp_path_factory):
-    """The whole matrix once: quick profile, every mode with every method and
-    --tune, and what the target looked like before and after.  test_lab_run,
-    test_lab_regs and test_lab_bpf assert on its bundle (it used to be
-    three runs)."""
-    from labtools import leftovers, module_loaded, read_tracefs, tune_state
-    from remote.ssh import open_ssh_target
+# The full-matrix run (about ten minutes of the lab) is measured on a second
+# lab of its own, in the background, from the moment the lab tier starts: the
+# session lab runs the other lab tests meanwhile on the other core.  Under
+# icount the guest's figures do not depend on what else the host is doing.
+FULL_RUN_ARGS = ["--profile", "quick", "--tune"]
 
-    target = open_ssh_target("lab", config_path=lab["ssh_config"])
-    before, tuned_before = read_tracefs(target), tune_state(target)
-    out = tmp_path_factory.mktemp("full") / "bundle"
-    result = _invoke(["run", "--host", "lab", "--profile", "quick", "--tune", "--out", str(out)])
-    state = dict(result=result, out=out, before=before, after=read_tracefs(target),
-                 tuned_before=tuned_before, tuned_after=tune_state(target),
-                 leftovers=leftovers(target), module_loaded=module_loaded(target))
-    target.close()
-    return state
+
+class BackgroundFullRun:
+    """`bench lab up --icount`, then the target's tracefs and tune state,
+    `bench run --host lab` with every mode and method, the state again,
+    `bench lab down`: all in a lab with a run directory of its own."""
+
+    def __init__(self, base):
+        self.base = pathlib.Path(base)
+        self.run_dir = self.base / "lab"
+        self.out = self.base / "bundle"
+        self.log = self.base / "full-run.log"
+        self.state = None
+        self.error = None
+        self.thread = threading.Thread(target=self._work, name="full-run", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _bench(self, *args, log):
+        env = dict(os.environ, FTRACE_REGS_BENCH_LAB_RUN=str(self.run_dir))
+        return subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env,
+                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def _work(self):
+        from labtools import leftovers, module_loaded, read_tracefs, tune_state
+        from remote.ssh import open_ssh_target
+
+        try:
+            with open(self.log, "w") as log:
+                if self._bench("lab", "up", "--icount", log=log).returncode:
+                    raise RuntimeError("the second lab did not come up")
+                config = json.loads((self.run_dir / "state.json").read_text())["ssh_config"]
+                try:
+                    target = open_ssh_target("lab", config_path=config)
+                    before, tuned_before = read_tracefs(target), tune_state(target)
+                    target.close()
+                    t0 = time.monotonic()
+                    log.write(f"== bench run --host lab {' '.join(FULL_RUN_ARGS)}\n")
+                    log.flush()
+                    start = log.tell()
+                    code = self._bench("run", "--host", "lab", *FULL_RUN_ARGS, "--out", str(self.out),
+                                       log=log).returncode
+                    log.write(f"== exit {code}, {time.monotonic() - t0:.0f} s wall\n")
+                    target = open_ssh_target("lab", config_path=config)
+                    self.state = dict(
+                        result=types.SimpleNamespace(exit_code=code,
+                                                     output=self.log.read_text()[start:]),
+                        out=self.out, before=before, after=read_tracefs(target),
+                        tuned_before=tuned_before, tuned_after=tune_state(target),
+                        leftovers=leftovers(target), module_loaded=module_loaded(target))
+                    target.close()
+                finally:
+                    self._bench("lab", "down", log=log)
+        except Exception as e:  # reported by the fixture, in the test that needs it
+            self.error = f"{type(e).__name__}: {e}"
+
+    def wait(self, timeout=3600):
+        self.thread.join(timeout)
+        tail = _tail(self.log, 40) or ""
+        if self.thread.is_alive():
+            pytest.fail(f"the full-matrix run did not end within {timeout} s:\n{tail}")
+        if self.error:
+            pytest.fail(f"the full-matrix run failed: {self.error}\n{tail}")
+        return self.state
+
+
+_full_run = None
+
+
+def _start_full_run(config):
+    global _full_run
+    if _full_run is None:
+        # tmp_path_factory's own object (the fixture hands out the same).
+        base = config._tmp_path_factory.mktemp("full")
+        _full_run = BackgroundFullRun(base).start()
+    return _full_run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # The first lab test starts the background full run if any selected test reads it.
+    if _full_run is None and tier_of(item) == "lab" and any(
+            "full_run" in getattr(i, "fixturenames", ()) for i in item.session.items):
+        _start_full_run(item.config)
+
+
+@pytest.fixture(scope="session")
+def full_run(lab, request):
+    """The whole matrix once: quick profile, every mode with every method and
+    --tune, and what its target looked like before and after.  test_lab_run,
+    test_lab_regs and test_lab_bpf assert on its bundle (it used to be
+    three runs on the session lab)."""
+    return _start_full_run(request.config).wait()
 
 
 def bundle_of(run):
@@ -214,7 +305,7 @@ def bundle_of(run):
 
 
 @pytest.fixture(scope="session")
-def lab_module(lab):
+def lab_module(lab, tmp_path_factory):
     """The suite's module as built for the session lab's kernel, kept where
     `bench run` reuses it: from the cache, or built by a small run."""
     from bench.run import _kmod_cache_dir
@@ -226,9 +317,7 @@ def lab_module(lab):
     target.close()
     ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
     if not ko.exists():
-        import tempfile
-
-        out = pathlib.Path(tempfile.mkdtemp(prefix="bench-module-")) / "b"
+        out = tmp_path_factory.mktemp("module") / "b"
         r = _invoke(["run", "--host", "lab", "--profile", "smoke", "--modes", "off",
                      "--methods", "kernel", "--out", str(out)])
         assert r.exit_code == 0, r.output

@@ -92,16 +92,21 @@ def test_a_module_left_loaded_by_a_crashed_run_is_removed(lab, lab_target, lab_m
     lab_target.run(["rm", "-f", "/tmp/leftover.ko"], timeout=60)
 
 
-def test_module_load_refused_names_the_reason(lab, lab_target, lab_module, tmp_path):
-    ko = lab_module
-    good = ko.read_bytes()
+def test_module_load_refused_names_the_reason(lab, lab_target, tmp_path, monkeypatch):
+    """A .ko the kernel refuses (here: not a module at all), in a module cache
+    of the test's own (the shared one may be in use by another run)."""
+    from bench.run import _kmod_cache_dir
+    from remote import lab as labmod
+
+    facts = {k: lab_target.run(["uname", flag], timeout=60).text.strip()
+             for k, flag in (("kernel_release", "-r"), ("kernel_version", "-v"), ("arch", "-m"))}
+    monkeypatch.setattr(labmod, "CACHE", tmp_path / "cache")
+    bad = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\x7fELF not really a module")
     before = read_tracefs(lab_target)
-    try:
-        ko.write_bytes(b"\x7fELF not really a module")
-        r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes",
-                                     "off,noregs", "--methods", "kernel", "--out", str(tmp_path / "b")])
-    finally:
-        ko.write_bytes(good)
+    r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "smoke", "--modes",
+                                 "off,noregs", "--methods", "kernel", "--out", str(tmp_path / "b")])
     assert r.exit_code == EXIT_CODES["refused"][0], r.output
     assert "refused to load ftrace_regs_bench" in r.output
     assert not module_loaded(lab_target)

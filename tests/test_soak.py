@@ -9,7 +9,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent / "perf"))
 
 
 @pytest.mark.lab
-def test_three_runs_leave_nothing_behind(lab, tmp_path):
+def test_three_runs_leave_nothing_behind(lab, full_run, tmp_path):
+    """full_run: its runs in the background are this process's children while
+    they last; the soak counts children, so it waits until they are over."""
     from soak import soak
 
     f = soak(3, out_root=tmp_path, profile="smoke")

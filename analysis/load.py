@@ -10,8 +10,9 @@ measured (SETUP_KEYS): the input of pooling, plots and reports.
 
 Cells may only be pooled (treated as replications of one measurement) when
 they were measured on the same setup: same host, kernel, ftrace variant,
-lab settings, profile and tuning (SETUP_KEYS).  check_poolable refuses anything else unless the differing
-keys are among the grouping keys, and its error names the key.
+lab settings, profile and tuning (SETUP_KEYS).  check_poolable refuses
+anything else unless the differing keys are among the grouping keys, and
+its error names the key.
 """
 import json
 
@@ -86,9 +87,9 @@ def setup(bundle):
 
 
 def tuned(data):
-    """Was the run measured under --tune?  noise.tuned where recorded; a
-    bundle from before noise was recorded had no --tune (None when it has
-    no command to tell by either)."""
+    """Was the run measured under --tune?  noise.tuned where recorded,
+    otherwise whether the recorded command says --tune (bundles from before
+    noise was recorded); None when neither tells."""
     noise = data.get("noise")
     if isinstance(noise, dict) and "tuned" in noise:
         return bool(noise["tuned"])
@@ -161,9 +162,10 @@ CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "clock", "unit", "round", "occurre
 
 def cells_frame(bundles, labels=None):
     """One row per ok cell: its setup, round, mode, method and figure (the
-    mean of its worker/run means, stats.cell_figure) in `unit`.  `occurrence` counts
-    earlier cells of the same (mode, workload, method) in the same round:
-    1 marks a repeat, which the A/A check compares with the first.
+    mean of its worker/run means, stats.cell_figure) in `unit`.
+    `occurrence` counts earlier cells of the same (mode, workload, method)
+    in the same round: 1 marks a repeat, which the A/A check compares with
+    the first.
 
     Returns (frame, notes): notes say which cells had no figure."""
     rows, notes = [], []

@@ -290,7 +290,8 @@ def results_tables(summary):
 
 
 def variants_tab(variants):
-    return table(["caller path", "group", "method", "unit", "overhead over off", "95% CI (t)", _n_header(variants)],
+    return table(["caller path", "group", "method", "unit", "overhead over off", "95% CI (t)",
+                  _n_header(variants)],
                  [[r["path"], r["group"], r["method"], r["unit"],
                    fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]), fmt_n(r)]
                   for _, r in variants.iterrows()])
@@ -333,7 +334,8 @@ def aa_recorded(aa, unit):
     table and a plain sentence; None when of another shape."""
     if not (isinstance(aa, dict) and aa and all(_is_ci(v) for v in aa.values())):
         return None
-    rows = [[m, v.get("unit", unit), fmt(v["value"], v["ci_high"] - v["ci_low"]), fmt_ci(v["ci_low"], v["ci_high"]), v.get("n"),
+    rows = [[m, v.get("unit", unit), fmt(v["value"], v["ci_high"] - v["ci_low"]),
+             fmt_ci(v["ci_low"], v["ci_high"]), v.get("n"),
              {True: "YES: numbers cannot be trusted at this resolution", False: "no"}.get(
                  v.get("significant"), "n/a")] for m, v in aa.items()]
     bad = [m for m, v in aa.items() if v.get("significant")]

@@ -1,5 +1,5 @@
 """Two bundles, cell by cell: both figures, their difference with a CI, and
-whether it is significant.
+whether it is significant, or "exact" where neither side varies.
 
 Made for the same host booted with two kernels (fallback-6.1 against
 regs-6.1), so the bundles are independent samples; the replication unit is
@@ -7,9 +7,13 @@ the round (analysis/stats.py), so each side's sample is its per-round
 figures and the difference B - A gets a Welch interval (unequal variances,
 Welch-Satterthwaite degrees of freedom).  The per-round figures are
 recomputed from the raw files in the bundles, as summarize_bundle does:
-  per_call_ns   the round's cell figure of the mode;
-  overhead_ns   the round's (mode - off), paired within the bundle;
-  regs_gain_ns  the round's (regs - noregs), paired within the bundle.
+  per_call   the round's cell figure of the mode;
+  overhead   the round's (mode - off), paired within the bundle;
+  regs_gain  the round's (regs - noregs), paired within the bundle.
+When every round of both sides gives the same figure (icount counts some
+paths exactly) there is no spread to build an interval or a test from: the
+row says "exact" and its difference is simply B - A, with no CI and no
+significance claimed.
 Bundles measured differently (workload, profile, or accel/icount: an
 instruction count is not a time) are refused; modes or methods that only
 one bundle has (regs is skipped on a kernel without a regs caller) are
@@ -22,13 +26,15 @@ from scipy import stats as st
 
 from bench.bundle import Bundle
 from bench.errors import BenchError
+from bench.units import bundle_clock, unit_of_clock
 
 from . import stats
 
-METRICS = ("per_call_ns", "overhead_ns", "regs_gain_ns")
+METRICS = ("per_call", "overhead", "regs_gain")
 WELCH_TEXT = (f"difference = B - A of the per-round figures' means; {int(stats.CONFIDENCE * 100)}% CI "
               "= Welch t (unequal variances, Welch-Satterthwaite df), n = rounds per bundle; "
-              "significant when the CI excludes 0")
+              "significant when the CI excludes 0; exact when neither bundle's figure varies over rounds "
+              "(no CI, no significance: the difference is what it is)")
 
 
 class CompareError(BenchError):
@@ -36,7 +42,8 @@ class CompareError(BenchError):
 
 
 def round_figures(bundle):
-    """{(workload, method): {mode: {round: cell figure ns}}} from the raw files."""
+    """{(workload, method): {mode: {round: cell figure}}} from the raw files,
+    in the bundle's unit (bench/units.py)."""
     out = {}
     for cell in bundle.data.get("cells", []):
         if cell.get("status") != "ok":
@@ -53,12 +60,12 @@ def metric_samples(by_mode):
     out = {}
     off = by_mode.get("off", {})
     for mode, rounds in by_mode.items():
-        out[(mode, "per_call_ns")] = [rounds[r] for r in sorted(rounds)]
+        out[(mode, "per_call")] = [rounds[r] for r in sorted(rounds)]
         if mode != "off" and off:
-            out[(mode, "overhead_ns")] = [rounds[r] - off[r] for r in sorted(rounds) if r in off]
+            out[(mode, "overhead")] = [rounds[r] - off[r] for r in sorted(rounds) if r in off]
     if "regs" in by_mode and "noregs" in by_mode:
         regs, noregs = by_mode["regs"], by_mode["noregs"]
-        out[("regs", "regs_gain_ns")] = [regs[r] - noregs[r] for r in sorted(regs) if r in noregs]
+        out[("regs", "regs_gain")] = [regs[r] - noregs[r] for r in sorted(regs) if r in noregs]
     return out
 
 
@@ -85,7 +92,7 @@ def describe(bundle):
             "kernel": lab.get("kernel") or facts.get("kernel_release"),
             "kernel_release": facts.get("kernel_release"),
             "ftrace_variant": facts.get("ftrace_variant"),
-            "accel": lab.get("accel"), "icount": bool(lab.get("icount")),
+            "accel": lab.get("accel"), "icount": bool(lab.get("icount")), "clock": bundle_clock(d),
             "emulated": bool(lab.get("emulated")), "complete": d.get("complete")}
 
 
@@ -138,12 +145,13 @@ def compare(path_a, path_b):
             ma, la, ha = stats.t_interval(sa[cell])
             mb, lb, hb = stats.t_interval(sb[cell])
             d, dl, dh = welch(sa[cell], sb[cell])
+            exact = stats.is_exact(sa[cell]) and stats.is_exact(sb[cell])
             rows.append({"workload": workload, "method": method, "mode": mode, "metric": metric,
                          "a": ma, "a_ci": [la, ha], "n_a": len(sa[cell]),
                          "b": mb, "b_ci": [lb, hb], "n_b": len(sb[cell]),
-                         "diff": d, "diff_ci": [dl, dh],
-                         "significant": bool(not math.isnan(dl) and (dl > 0 or dh < 0))})
+                         "diff": d, "diff_ci": [None, None] if exact else [dl, dh], "exact": exact,
+                         # A zero-width interval is no evidence of anything: None, not yes/no.
+                         "significant": None if exact else bool(not math.isnan(dl) and (dl > 0 or dh < 0))})
     da = describe(a)
-    unit = "instructions" if da["icount"] else "ns"
-    return {"a": da, "b": describe(b), "unit": unit, "rows": rows, "only_in_one": only,
-            "method": WELCH_TEXT}
+    return {"a": da, "b": describe(b), "unit": unit_of_clock(da["clock"]), "clock": da["clock"], "rows": rows,
+            "only_in_one": only, "method": WELCH_TEXT}

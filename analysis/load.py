@@ -1,14 +1,18 @@
 """Bundles into tidy pandas DataFrames.
 
 load_frame: the results rows bench run computed, one row per
-(host, kernel_release, mode, workload, method, metric) (`bench export`).
+(host, kernel_release, mode, workload, method, metric) (`bench export`),
+each with its unit (ns, or instructions under icount) and clock (wall,
+icount), so that frames of different bundles can be concatenated without
+mixing instructions with nanoseconds unseen.
 cells_frame: one row per measured cell, with the facts that say where it was
 measured (SETUP_KEYS): the input of pooling, plots and reports.
 
 Cells may only be pooled (treated as replications of one measurement) when
-they were measured on the same setup: same host, kernel, ftrace variant and
-lab settings.  check_poolable refuses anything else unless the differing
-keys are among the grouping keys, and its error names the key.
+they were measured on the same setup: same host, kernel, ftrace variant,
+lab settings, profile and tuning (SETUP_KEYS).  check_poolable refuses
+anything else unless the differing keys are among the grouping keys, and
+its error names the key.
 """
 import json
 
@@ -16,16 +20,20 @@ import pandas as pd
 
 from bench.bundle import Bundle
 from bench.errors import BundleError
+from bench.units import bundle_clock, unit_of_clock
 
 from . import stats
 
 COLUMNS = ["host", "kernel_release", "ftrace_variant", "mode", "workload", "method", "metric",
-           "value", "unit", "ci_low", "ci_high", "n"]
+           "value", "unit", "clock", "ci_low", "ci_high", "n"]
 EXTRA = ["accel", "icount", "bundle", "complete", "ci_method"]
 
-# What must be equal for cells to be replications of one measurement.
+# What must be equal for cells to be replications of one measurement: the
+# machine, the kernel, the lab, and how it was measured (the profile's
+# effort per cell and --tune's pinning both move the figures).
 SETUP_KEYS = ["host", "arch", "cpu_model", "cpu_count", "kernel_release", "kernel_version",
-              "ftrace_variant", "accel", "icount", "lab_smp", "lab_cpu_model", "qemu_version"]
+              "ftrace_variant", "accel", "icount", "lab_smp", "lab_cpu_model", "qemu_version",
+              "profile", "tune"]
 
 # Modes in the order the README lists them; unknown modes follow, sorted.
 MODE_ORDER = ["off", "function", "function-all", "noregs", "regs"]
@@ -73,13 +81,27 @@ def setup(bundle):
         "lab_smp": lab.get("smp"),
         "lab_cpu_model": lab.get("cpu_model"),
         "qemu_version": lab.get("qemu_version"),
+        "profile": ((d.get("plan") or {}).get("profile") or {}).get("name"),
+        "tune": tuned(d),
     }
+
+
+def tuned(data):
+    """Was the run measured under --tune?  noise.tuned where recorded,
+    otherwise whether the recorded command says --tune (bundles from before
+    noise was recorded); None when neither tells."""
+    noise = data.get("noise")
+    if isinstance(noise, dict) and "tuned" in noise:
+        return bool(noise["tuned"])
+    command = data.get("command")
+    return "--tune" in command.split() if isinstance(command, str) else None
 
 
 def bundle_rows(bundle):
     d = bundle.data
     facts = d.get("facts", {})
     lab = facts.get("lab") or {}
+    clock = bundle_clock(d)
     for r in d.get("results", []):
         yield {
             "host": d["host"]["name"],
@@ -91,6 +113,7 @@ def bundle_rows(bundle):
             "metric": r["metric"],
             "value": r["value"],
             "unit": r["unit"],
+            "clock": clock,
             "ci_low": r["ci_low"],
             "ci_high": r["ci_high"],
             "n": r["n"],
@@ -111,13 +134,15 @@ def load_frame(paths, extra=False):
     return pd.DataFrame(rows, columns=COLUMNS + EXTRA)[cols]
 
 
-def cell_values_ns(bundle, cell):
-    """The per-worker (pyperf) or per-run (kernel) means of a cell in ns.
+def cell_values(bundle, cell):
+    """The per-worker (pyperf) or per-run (kernel, bpf) means of a cell, in
+    the nanoseconds of the target's clock (instructions under icount).
 
     bench run keeps them in the cell (worker_means_ns); older or foreign
     cells are read from their raw file.  A method this module does not know
     is still read when its raw JSON has a 'mean' (ns per call); otherwise
     None, and the cell is left out of the figures with a note."""
+    # worker_means_ns: the cell field keeps the clock's name (bench/units.py).
     if cell.get("worker_means_ns"):
         return [float(v) for v in cell["worker_means_ns"]]
     path = bundle.path / cell["file"]
@@ -131,15 +156,16 @@ def cell_values_ns(bundle, cell):
         return None
 
 
-CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "round", "occurrence", "order", "mode", "workload", "method",
-                "cell", "figure_ns", "n_workers", "file"]
+CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "clock", "unit", "round", "occurrence", "order", "mode",
+                "workload", "method", "cell", "figure", "n_workers", "file"]
 
 
 def cells_frame(bundles, labels=None):
     """One row per ok cell: its setup, round, mode, method and figure (the
-    mean of its worker/run means, stats.cell_figure).  `occurrence` counts
-    earlier cells of the same (mode, workload, method) in the same round:
-    1 marks a repeat, which the A/A check compares with the first.
+    mean of its worker/run means, stats.cell_figure) in `unit`.
+    `occurrence` counts earlier cells of the same (mode, workload, method)
+    in the same round: 1 marks a repeat, which the A/A check compares with
+    the first.
 
     Returns (frame, notes): notes say which cells had no figure."""
     rows, notes = [], []
@@ -147,13 +173,14 @@ def cells_frame(bundles, labels=None):
         label = labels[i] if labels else str(b.path)
         order = {cid: k for k, cid in enumerate(b.data["plan"].get("order", []))}
         su = setup(b)
+        clock = bundle_clock(b.data)
         # A run is one boot's bench run: copies of a bundle share it.
         run = f"{b.data.get('facts', {}).get('boot_id')}/{b.data.get('created_utc')}"
         seen = {}
         for k, cell in enumerate(b.data["cells"]):
             if cell.get("status") != "ok":
                 continue
-            values = cell_values_ns(b, cell)
+            values = cell_values(b, cell)
             if not values:
                 notes.append(f"{label}: cell {cell.get('id')} (method {cell.get('method')}) has no "
                              "per-call figure this version can read; it is left out of the figures")
@@ -161,10 +188,11 @@ def cells_frame(bundles, labels=None):
             key = (cell["round"], cell["mode"], cell["workload"], cell["method"])
             occ = seen.get(key, 0)
             seen[key] = occ + 1
-            rows.append({"bundle": label, "run": run, **su, "round": cell["round"], "occurrence": occ,
+            rows.append({"bundle": label, "run": run, **su, "clock": clock, "unit": unit_of_clock(clock),
+                         "round": cell["round"], "occurrence": occ,
                          "order": order.get(cell.get("id"), k), "mode": cell["mode"],
                          "workload": cell["workload"], "method": cell["method"],
-                         "cell": cell.get("id"), "figure_ns": stats.cell_figure(values),
+                         "cell": cell.get("id"), "figure": stats.cell_figure(values),
                          "n_workers": len(values), "file": cell.get("file")})
     return pd.DataFrame(rows, columns=CELL_COLUMNS), notes
 

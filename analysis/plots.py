@@ -20,6 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from bench.units import bundle_unit
+
 from .load import mode_key
 from .summary import is_check_mode, mode_label
 
@@ -32,6 +34,11 @@ RC = {
     "grid.alpha": 0.3,
 }
 UNIT_TEXT = {"ns": "ns per call", "instructions": "guest instructions per call (icount, emulated)"}
+
+
+def unit_text(unit):
+    """An axis label for a figure in `unit` (bench/units.py)."""
+    return UNIT_TEXT.get(unit, f"{unit} per call")
 COLORS = matplotlib.colormaps["tab10"].colors
 
 
@@ -80,7 +87,7 @@ def overhead_figure(summary):
     own scale (function-all and the module's ops differ 30-fold), one point
     per group with its CI.  The check modes (off-aa, off-probe) are not
     tracer modes: the report's Checks section has them."""
-    rows = summary[(summary["metric"] == "overhead_ns") & ~summary["mode"].map(is_check_mode)]
+    rows = summary[(summary["metric"] == "overhead") & ~summary["mode"].map(is_check_mode)]
     keys = sorted({k for k in zip(rows["method"], rows["mode"], rows["unit"])},
                   key=lambda k: (k[2], k[0] != "pyperf", k[0], mode_key(k[1])))
     colors = _group_colors(summary["group"])
@@ -92,7 +99,7 @@ def overhead_figure(summary):
             _interval_panel(ax, list(r["group"]), list(r["value"]), list(r["ci_low"]),
                             list(r["ci_high"]), [colors[g] for g in r["group"]])
             ax.set_title(f"{mode} - off ({method})")
-            ax.set_xlabel(UNIT_TEXT[unit])
+            ax.set_xlabel(unit_text(unit))
         fig.suptitle("Overhead per traced call by mode, with 95% CIs (Student t over rounds)")
         fig.tight_layout()
     return fig
@@ -100,7 +107,7 @@ def overhead_figure(summary):
 
 def regs_gain_figure(summary):
     """The regs gain (regs - noregs, paired by round) per group and method."""
-    rows = summary[summary["metric"] == "regs_gain_ns"]
+    rows = summary[summary["metric"] == "regs_gain"]
     keys = _method_unit_keys(rows)
     colors = _group_colors(summary["group"])
     fig, axes = _figure(max(1, len(keys)), 2, 0.35 * max(2, rows["group"].nunique()) + 0.9, width=5.4)
@@ -112,7 +119,7 @@ def regs_gain_figure(summary):
             _interval_panel(ax, labels, list(r["value"]), list(r["ci_low"]), list(r["ci_high"]),
                             [colors[g] for g in r["group"]])
             ax.set_title(f"regs gain: regs - noregs ({method})")
-            ax.set_xlabel(UNIT_TEXT[unit])
+            ax.set_xlabel(unit_text(unit))
         fig.suptitle("Regs gain per kernel and host, with 95% CIs (paired by round)")
         fig.tight_layout()
     return fig
@@ -134,14 +141,15 @@ def variant_figure(variants):
             _interval_panel(ax, labels, list(r["value"]), list(r["ci_low"]), list(r["ci_high"]),
                             [colors[g] for g in r["group"]])
             ax.set_title(f"overhead over off by caller path ({method})")
-            ax.set_xlabel(UNIT_TEXT[unit])
+            ax.set_xlabel(unit_text(unit))
         fig.suptitle("Kernel-variant comparison: the module's ops, by ftrace entry path (95% CIs)")
         fig.tight_layout()
     return fig
 
 
-def raw_values_ns(bundle_path, cell):
-    """Every value of a cell in ns: each pyperf value (one call, averaged over
+def raw_values(bundle_path, cell):
+    """Every value of a cell in the nanoseconds of the target's clock
+    (instructions under icount): each pyperf value (one call, averaged over
     the loop), or each module run's total_ns / calls.  Read straight from
     the raw JSON (pyperf's format: benchmarks[].runs[].values, seconds)."""
     with open(bundle_path / cell["file"]) as f:
@@ -154,11 +162,13 @@ def raw_values_ns(bundle_path, cell):
     return []
 
 
-def distribution_figure(bundle, label, unit="ns"):
+def distribution_figure(bundle, label):
     """Every raw value of every pyperf and kernel cell of one bundle: one
     panel per (method, mode), one row of points per round, each panel on its
-    own linear scale.  It shows the spread within a cell against the spread
-    between rounds (the reason rounds, not values, are the replication unit)."""
+    own linear scale, in the bundle's unit.  It shows the spread within a
+    cell against the spread between rounds (the reason rounds, not values,
+    are the replication unit)."""
+    unit = bundle_unit(bundle.data)
     panels = {}
     for cell in bundle.data["cells"]:
         if cell.get("status") == "ok" and cell.get("method") in ("pyperf", "kernel"):
@@ -170,13 +180,13 @@ def distribution_figure(bundle, label, unit="ns"):
     with matplotlib.rc_context(RC):
         for ax, (method, mode) in zip(axes, keys):
             for c in panels[(method, mode)]:
-                vals = raw_values_ns(bundle.path, c)
+                vals = raw_values(bundle.path, c)
                 y = c["round"] + rng.uniform(-0.2, 0.2, len(vals))
                 ax.plot(vals, y, ".", ms=2.5, alpha=0.6, color=COLORS[c["round"] % len(COLORS)],
                         rasterized=True)  # thousands of points: a bitmap inside the SVG
             ax.set_yticks(range(rounds), [f"r{r}" for r in range(rounds)])
             ax.invert_yaxis()
-            ax.set_xlabel(UNIT_TEXT[unit])
+            ax.set_xlabel(unit_text(unit))
             ax.set_title(f"{mode_label(mode)} ({method})")
             ax.ticklabel_format(axis="x", useOffset=False, style="plain")
             ax.xaxis.set_major_locator(MaxNLocator(4))
@@ -260,16 +270,19 @@ def _per_mode(hists):
     return modes
 
 
-def histogram_figure(hists, label, unit="ns"):
+def histogram_figure(hists, label, unit):
     """The bpf method's two in-kernel histograms of one bundle (time from
     sys_enter to sys_exit of each getppid call), summed over runs and rounds
     per mode: log2 buckets on a log axis, and the linear buckets between the
     lowest and highest filled one, with the calls under/over the linear range
-    counted in the legend.  One curve per mode, the share of calls per bucket."""
+    counted in the legend.  One curve per mode, the share of calls per bucket.
+    `unit` is the bundle's (bench/units.py: bundle_unit): the buckets are
+    the clock's nanoseconds, instructions under icount."""
     modes = _per_mode(hists)
     order = sorted(modes, key=mode_key)
     what = {"ns": "kernel time per getppid call (ns)",
-            "instructions": "guest instructions per getppid call (icount, emulated)"}[unit]
+            "instructions": "guest instructions per getppid call (icount, emulated)"}.get(
+        unit, f"{unit} per getppid call")
     fig, axes = _figure(2, 2, 3.0, width=5.6)
     with matplotlib.rc_context(RC):
         ax_log, ax_lin = axes

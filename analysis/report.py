@@ -23,10 +23,11 @@ import jinja2
 
 from bench.bundle import Bundle, prove_writable
 from bench.errors import OutputError
+from bench.units import bundle_clock, bundle_unit
 
 from . import plots, stats
-from .load import cells_frame, load_bundles, mode_key
-from .summary import aa_from_cells, mode_label, summarize_cells, unit_of, variant_table
+from .load import SETUP_KEYS, cells_frame, load_bundles, mode_key
+from .summary import aa_from_cells, mode_label, summarize_cells, variant_table
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 
@@ -128,8 +129,19 @@ def fmt_ci(lo, hi):
     return f"[{fmt(lo, w)}, {fmt(hi, w)}]"
 
 
-def fmt_p(p):
+def fmt_p(p, exact=False):
+    """A p value; "exact" where the replications did not vary (no test applies)."""
+    if exact:
+        return "exact"
     return "" if _nan(p) else (f"{p:.4f}" if p >= 0.0001 else f"{p:.1e}")
+
+
+def fmt_n(r):
+    """The n behind a row's interval: rounds, or bundles when pooled (the
+    interval is then over per-bundle means, analysis/summary.py)."""
+    if r["ci_over"] == "bundles":
+        return f"{r['n_bundles']} bundles ({r['n_rounds']} rounds)"
+    return r["n"]
 
 
 def table(header, rows):
@@ -213,7 +225,9 @@ SYSTEM_FACTS = [
     ("lockdown", lambda b, f, lab: f.get("lockdown")),
     ("python / pyperf (target)", lambda b, f, lab: f"{f.get('python_version')} / {f.get('pyperf_version')}"),
     ("bench", lambda b, f, lab: f"{(b.data.get('tool') or {}).get('version')}, bundle format "
-                                f"v{b.data.get('format_version')}"),
+                                + (f"v{b.data['upgraded_from']} (read as v{b.data.get('format_version')})"
+                                   if b.data.get("upgraded_from") else f"v{b.data.get('format_version')}")),
+    ("clock / unit", lambda b, f, lab: f"{bundle_clock(b.data)} / {bundle_unit(b.data)}"),
     ("run", lambda b, f, lab: f"{b.data.get('created_utc')} to {b.data.get('finished_utc')}, "
                               f"{b.data.get('status')}"),
 ]
@@ -251,8 +265,12 @@ def _result_row(r, with_p=True):
     row = [r["group"], r["method"], r["workload"], mode_label(r["mode"]), r["unit"], fmt(r["value"], w),
            fmt_ci(r["ci_low"], r["ci_high"]), fmt_ci(r["boot_low"], r["boot_high"])]
     if with_p:
-        row.append(fmt_p(r["p_mw"]))
-    return row + [r["n"], r["n_workers"]]
+        row.append(fmt_p(r["p"], r["exact"]))
+    return row + [fmt_n(r), r["n_workers"]]
+
+
+def _n_header(summary):
+    return "n (bundles: CI over per-bundle means)" if (summary["ci_over"] == "bundles").any() else "n rounds"
 
 
 def results_tables(summary):
@@ -261,20 +279,21 @@ def results_tables(summary):
         return sorted((r for _, r in s.iterrows()),
                       key=lambda r: (r["method"] != "pyperf", r["method"], r["group"], mode_key(r["mode"])))
     head = ["group", "method", "workload", "mode", "unit", "mean", "95% CI (t)", "95% CI (bootstrap)"]
-    tail = ["n rounds", "n workers/runs"]
+    tail = [_n_header(summary), "n workers/runs"]
     return {
-        "gain": table(head + ["p (Mann-Whitney, regs vs noregs)"] + tail,
-                      [_result_row(r) for r in rows("regs_gain_ns")]),
-        "overhead": table(head + ["p (Mann-Whitney, mode vs off)"] + tail,
-                          [_result_row(r) for r in rows("overhead_ns")]),
-        "per_call": table(head + tail, [_result_row(r, with_p=False) for r in rows("per_call_ns")]),
+        "gain": table(head + ["p (paired t, regs - noregs)"] + tail,
+                      [_result_row(r) for r in rows("regs_gain")]),
+        "overhead": table(head + ["p (paired t, mode - off)"] + tail,
+                          [_result_row(r) for r in rows("overhead")]),
+        "per_call": table(head + tail, [_result_row(r, with_p=False) for r in rows("per_call")]),
     }
 
 
 def variants_tab(variants):
-    return table(["caller path", "group", "method", "unit", "overhead over off", "95% CI (t)", "n rounds"],
+    return table(["caller path", "group", "method", "unit", "overhead over off", "95% CI (t)",
+                  _n_header(variants)],
                  [[r["path"], r["group"], r["method"], r["unit"],
-                   fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]), r["n"]]
+                   fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]), fmt_n(r)]
                   for _, r in variants.iterrows()])
 
 
@@ -315,7 +334,8 @@ def aa_recorded(aa, unit):
     table and a plain sentence; None when of another shape."""
     if not (isinstance(aa, dict) and aa and all(_is_ci(v) for v in aa.values())):
         return None
-    rows = [[m, unit, fmt(v["value"], v["ci_high"] - v["ci_low"]), fmt_ci(v["ci_low"], v["ci_high"]), v.get("n"),
+    rows = [[m, v.get("unit", unit), fmt(v["value"], v["ci_high"] - v["ci_low"]),
+             fmt_ci(v["ci_low"], v["ci_high"]), v.get("n"),
              {True: "YES: numbers cannot be trusted at this resolution", False: "no"}.get(
                  v.get("significant"), "n/a")] for m, v in aa.items()]
     bad = [m for m, v in aa.items() if v.get("significant")]
@@ -336,10 +356,16 @@ def agreement_recorded(ma, unit):
     rows = [[x.get("metric"), mode_label(x.get("mode")), unit,
              f"{x['methods'][0]}: {_figure_ci(x[x['methods'][0]])}",
              f"{x['methods'][1]}: {_figure_ci(x[x['methods'][1]])}", _yes_no(x.get("agree"))] for x in ma]
-    text = ("two methods agree when their 95% CIs overlap.  Some disagreements are expected (README, "
-            "\"Checks in every run\"): under function-all the tracer also traces the bpf probe's own kernel "
-            "work, which inflates bpf's figure, and the kernel method's tracee is another function than "
-            "getppid's handler, called from the kernel")
+    # A reason only for the disagreeing pairs whose reason is known
+    # (stats.disagreement_reason); pairs sharing a reason share a sentence.
+    why = {}
+    for x in ma:
+        reason = stats.disagreement_reason(x.get("metric"), x.get("mode"), x["methods"])
+        if x.get("agree") is False and reason:
+            what = "regs gain" if x.get("metric") == "regs_gain" else f"{x.get('mode')} overhead"
+            why.setdefault(reason, []).append(f"{' and '.join(x['methods'])} on the {what}")
+    text = "two methods agree when their 95% CIs overlap" + "".join(
+        f".  Expected to disagree ({'; '.join(pairs)}): {reason}" for reason, pairs in why.items())
     return table(["metric", "mode", "unit", "method A [95% CI]", "method B [95% CI]", "agree"], rows), text
 
 
@@ -362,7 +388,7 @@ def checks_section(bundles, labels, aa_computed):
     out = []
     for b, label in zip(bundles, labels):
         checks = b.data.get("checks") or {}
-        unit = unit_of({"icount": ((b.data.get("facts") or {}).get("lab") or {}).get("icount")})
+        unit = bundle_unit(b.data)
         for key, name, render in (("aa", "A/A check", aa_recorded),
                                   ("method_agreement", "method agreement check", agreement_recorded),
                                   ("probe_cost", "bpf probe cost", probe_recorded)):
@@ -377,11 +403,11 @@ def checks_section(bundles, labels, aa_computed):
                         "text": shown[1] if shown else None, "table": shown[0] if shown else _generic(rec)})
     computed = None
     if len(aa_computed):
-        computed = table(["group", "method", "workload", "pair", "difference", "95% CI (t)", "p (MW)",
+        computed = table(["group", "method", "workload", "pair", "difference", "95% CI (t)", "p (paired t)",
                           "n rounds", "verdict"],
                          [[r["group"], r["method"], r["workload"], r["pair"],
                            fmt(r["value"], r["ci_high"] - r["ci_low"]), fmt_ci(r["ci_low"], r["ci_high"]),
-                           fmt_p(r["p"]), r["n"],
+                           fmt_p(r["p"], r["exact"]), r["n"],
                            {True: "pass (CI includes 0)",
                             False: "FAIL (CI excludes 0): numbers cannot be trusted at this resolution",
                             None: "n/a (n < 2)"}[r["ok"]]] for _, r in aa_computed.iterrows()])
@@ -421,9 +447,10 @@ def confounds(bundles, labels, summary, aa_computed, cell_notes, pooled):
     for b, label in zip(bundles, labels):
         lab = b.data.get("facts", {}).get("lab")
         if lab and lab.get("icount"):
-            notes.append(f"{label}: emulated under QEMU TCG with -icount shift=0: a 'ns' figure is a count "
-                         "of guest instructions, repeatable and independent of host load, not a time and "
-                         "not a cycle count on any arm64 CPU.")
+            notes.append(f"{label}: emulated under QEMU TCG with -icount shift=0: every figure is a count "
+                         "of guest instructions (the guest clock advances 1 ns per instruction), labelled "
+                         "instructions, repeatable and independent of host load, not a time and not a cycle "
+                         "count on any arm64 CPU.")
         elif lab and lab.get("accel") == "tcg":
             notes.append(f"{label}: emulated under QEMU TCG: wall-clock time of an emulator on the host, "
                          "noisy under load; it says nothing about what arm64 hardware costs.")
@@ -526,16 +553,18 @@ def figures(bundles, labels, summary, variants, out_dir):
     for i, (b, label) in enumerate(zip(bundles, labels)):
         add(f"distribution-{i + 1}", f"Distributions: {label}",
             "Every raw value (pyperf: one value = mean per call over a calibrated loop; kernel: one module "
-            "run = total ns / calls), one row per round.", plots.distribution_figure(b, label))
+            "run = total time / calls), one row per round, in the bundle's unit ("
+            + bundle_unit(b.data) + ").", plots.distribution_figure(b, label))
         hists = plots.bpf_histograms(b)
         if hists:
-            unit = unit_of({"icount": (b.data.get("facts", {}).get("lab") or {}).get("icount")})
+            unit = bundle_unit(b.data)
             add(f"bpf-histograms-{i + 1}", f"BPF histograms: {label}",
                 "The bpf method's two in-kernel histograms of each getppid call's time from sys_enter to "
                 "sys_exit (probe included), summed over runs and rounds per mode, as the share of calls per "
                 "bucket: log2 buckets (bcc's bpf_log2l: bucket s holds [2^(s-1), 2^s)) and linear buckets "
                 "(calls below or above the linear range are counted in the legend)"
-                + ("; under icount a 'ns' is one guest instruction." if unit == "instructions" else "."),
+                + ("; under icount the buckets count guest instructions." if unit == "instructions"
+                   else "."),
                 plots.histogram_figure(hists, label, unit))
     return figs
 
@@ -556,12 +585,17 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     frame, cell_notes = cells_frame(bundles, labels)
     summary = summarize_cells(frame, group_by)
     variants = variant_table(summary)
-    aa_computed = aa_from_cells(frame, group_by)
+    # The A/A is a check of one run: per bundle, pooled or not.
+    aa_computed = aa_from_cells(frame)
     pooled = None
     if list(group_by) != ["bundle"]:
+        checked = [k for k in SETUP_KEYS if k not in group_by]
         pooled = ("Bundles are pooled by " + (", ".join(group_by) or "nothing (all in one group)")
-                  + ": a replication is a (bundle, round) pair; setups were checked to be identical "
-                  "within each group.")
+                  + ": within each group these keys were checked to be equal: " + ", ".join(checked)
+                  + ".  With two or more bundles in a group the bundle (one boot's run) is the replication "
+                  "unit: each figure's CI is Student t over the per-bundle means (each bundle's mean over its "
+                  "rounds, differences paired within a round), n = bundles, because rounds of one boot vary "
+                  "less than boots do; a group of one bundle keeps its rounds as the unit.")
     prove_writable(out_dir, "the report")
     figs = figures(bundles, labels, summary, variants, out_dir)
     # A figure of an earlier report in the same place (say, of a bundle no
@@ -592,7 +626,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         "systems": systems_table(bundles, labels, anonymize_hosts),
         "method": method_table(bundles, labels),
         "ci_texts": sorted({t for t in (b.data.get("stats_method") for b in bundles) if t})
-                    + [stats.GAIN_TEXT, stats.BOOTSTRAP_TEXT, stats.MWU_TEXT],
+                    + [stats.GAIN_TEXT, stats.BOOTSTRAP_TEXT, stats.PAIRED_T_TEXT],
         "grouping": pooled or "Each bundle is reported on its own (no pooling across bundles).",
         "results": results_tables(summary),
         "variants": variants_tab(variants),
@@ -621,11 +655,14 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
 def _headline(summary):
     """One sentence per regs gain: the figure a reader will quote."""
     out = []
-    for _, r in summary[summary["metric"] == "regs_gain_ns"].iterrows():
+    for _, r in summary[summary["metric"] == "regs_gain"].iterrows():
         w = r["ci_high"] - r["ci_low"]
         sig = ("no interval (fewer than two rounds)" if _nan(r["ci_low"]) else
+               "exact (every replication gave the same figure)" if r["exact"] else
                "the CI excludes 0" if stats.excludes_zero(r) else "the CI includes 0: not resolved")
+        n = (f"{r['n_bundles']} bundles ({r['n_rounds']} rounds)" if r["ci_over"] == "bundles"
+             else f"{r['n']} rounds")
         out.append(f"{r['group']} ({r['kernel_release']}, {r['method']}): regs gain "
                    f"{fmt(r['value'], w)} {r['unit']} per call, 95% CI {fmt_ci(r['ci_low'], r['ci_high'])}, "
-                   f"n = {r['n']} rounds; {sig}.")
+                   f"n = {n}; {sig}.")
     return out

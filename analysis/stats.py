@@ -8,19 +8,23 @@ confidence intervals far too narrow.  Hence:
 
 - a cell's figure is the mean of its pyperf workers' means (each worker's
   values averaged first: they share one process, one loop count);
-- per_call_ns of a mode = mean of its cell figures over rounds, 95% CI from
+- per_call of a mode = mean of its cell figures over rounds, 95% CI from
   Student's t on those cell figures (n = rounds);
-- overhead_ns of a mode = mean over rounds of (cell figure of the mode - cell
+- overhead of a mode = mean over rounds of (cell figure of the mode - cell
   figure of off in the same round), 95% CI from Student's t on those paired
   differences (n = rounds).  Pairing by round cancels drift of the machine
   that the interleaved order spreads over all modes.
 
-- regs_gain_ns = mean over rounds of (regs - noregs in the same round): the
+- regs_gain = mean over rounds of (regs - noregs in the same round): the
   cost of saving a complete pt_regs, everything else equal.
 
 - bpf: a cell's runs each give sum_ns / count of the kernel's
   sys_enter -> sys_exit times of one process's getppid calls; they take the
   place of pyperf's worker means.
+
+Figures are in the unit of the clock they were read from (bench/units.py):
+ns, or instructions under icount; each row says which, and metric names
+carry no unit.
 
 Checks on the result rows (bundle.data["checks"]):
 - aa: the overhead of mode off-aa (off measured twice per round) per method;
@@ -30,6 +34,8 @@ Checks on the result rows (bundle.data["checks"]):
   overhead or regs gain; they disagree when their CIs do not overlap.
 
 With fewer than two rounds there is no interval (NaN, stored as null).
+Every round giving the same figure (icount counts exactly) is "exact": the
+interval has zero width and no test applies (is_exact).
 """
 import math
 
@@ -39,13 +45,13 @@ from scipy import stats
 CONFIDENCE = 0.95
 
 METHOD_TEXT = (
-    "cell figure = mean of pyperf worker means; per_call_ns = mean of cell figures over rounds, "
-    f"{int(CONFIDENCE * 100)}% CI = Student t on cell figures (n = rounds); overhead_ns = mean over "
+    "cell figure = mean of pyperf worker means; per_call = mean of cell figures over rounds, "
+    f"{int(CONFIDENCE * 100)}% CI = Student t on cell figures (n = rounds); overhead = mean over "
     "rounds of (mode - off) in the same round, CI = Student t on those paired differences"
 )
 
 
-GAIN_TEXT = ("regs_gain_ns = mean over rounds of (regs - noregs in the same round), "
+GAIN_TEXT = ("regs_gain = mean over rounds of (regs - noregs in the same round), "
              f"{int(CONFIDENCE * 100)}% CI = Student t on those paired differences")
 
 
@@ -105,20 +111,22 @@ def cell_figure(worker_means):
     return float(np.mean(worker_means))
 
 
-def summarize(cells, workload, method, baseline="off"):
-    """Result rows from {mode: {round: [worker means in ns]}}.
+def summarize(cells, workload, method, baseline="off", unit="ns"):
+    """Result rows from {mode: {round: [worker means]}}, the means in the
+    clock's unit (`unit`: ns, or instructions under icount).
 
-    One row per (mode, metric): per_call_ns for every mode, overhead_ns for
-    every mode but the baseline.  Each row: mode, workload, method, metric,
-    value, unit, ci_low, ci_high, n (rounds), n_workers, ci_method.
+    One row per (mode, metric): per_call for every mode, overhead for
+    every mode but the baseline, regs_gain with regs and noregs.  Each row:
+    mode, workload, method, metric, value, unit, ci_low, ci_high, n
+    (rounds), n_workers, ci_method.
     """
     rows = []
     figures = {m: {r: cell_figure(w) for r, w in by_round.items() if w} for m, by_round in cells.items()}
     workers = {m: sum(len(w) for w in by_round.values()) for m, by_round in cells.items()}
     for mode, by_round in figures.items():
         v, lo, hi = t_interval(list(by_round.values()))
-        rows.append(dict(mode=mode, workload=workload, method=method, metric="per_call_ns",
-                         value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(by_round),
+        rows.append(dict(mode=mode, workload=workload, method=method, metric="per_call",
+                         value=v, unit=unit, ci_low=lo, ci_high=hi, n=len(by_round),
                          n_workers=workers[mode], ci_method=METHOD_TEXT))
     base = figures.get(baseline)
     if base:
@@ -127,16 +135,16 @@ def summarize(cells, workload, method, baseline="off"):
                 continue
             diffs = [by_round[r] - base[r] for r in sorted(by_round) if r in base]
             v, lo, hi = t_interval(diffs)
-            rows.append(dict(mode=mode, workload=workload, method=method, metric="overhead_ns",
-                             value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(diffs),
+            rows.append(dict(mode=mode, workload=workload, method=method, metric="overhead",
+                             value=v, unit=unit, ci_low=lo, ci_high=hi, n=len(diffs),
                              n_workers=workers[mode], ci_method=METHOD_TEXT))
     if "regs" in figures and "noregs" in figures:
         # The headline: what saving a complete pt_regs costs per call.
         regs, noregs = figures["regs"], figures["noregs"]
         diffs = [regs[r] - noregs[r] for r in sorted(regs) if r in noregs]
         v, lo, hi = t_interval(diffs)
-        rows.append(dict(mode="regs", workload=workload, method=method, metric="regs_gain_ns",
-                         value=v, unit="ns", ci_low=lo, ci_high=hi, n=len(diffs),
+        rows.append(dict(mode="regs", workload=workload, method=method, metric="regs_gain",
+                         value=v, unit=unit, ci_low=lo, ci_high=hi, n=len(diffs),
                          n_workers=workers["regs"], ci_method=GAIN_TEXT))
     return rows
 
@@ -152,17 +160,26 @@ def excludes_zero(row):
 #
 # A second interval next to Student's t: the percentile bootstrap makes no
 # normality assumption, but with 5 rounds it is too narrow (it cannot reach
-# beyond the sample's range), so reports show both and say so.  Differences
-# between two sets of cell figures are tested with Mann-Whitney U, which
-# neither assumes normality nor equal sizes (pyperf's compare_to uses
-# Student's t, wrong for samples of unequal size and unequal spread).
+# beyond the sample's range), so reports show both and say so.  The p of a
+# difference is the paired t test on the very differences the t interval is
+# computed from (p < 0.05 exactly when that CI excludes 0): a test that
+# ignored the pairing (Mann-Whitney on the two modes' figures, as earlier
+# reports had) would not answer the question the paired CI answers.
 
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 20261126
 
 BOOTSTRAP_TEXT = (f"{int(CONFIDENCE * 100)}% percentile bootstrap of the mean over the same per-round "
                   f"figures ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})")
-MWU_TEXT = "two-sided Mann-Whitney U on the per-round cell figures of the two modes (exact for small n)"
+PAIRED_T_TEXT = ("p of a difference = two-sided paired t test on the same paired differences as its t CI "
+                 "(p < 0.05 exactly when that CI excludes 0); \"exact\" where every replication gave the "
+                 "same figure, so that no interval or test applies")
+
+
+def is_exact(sample):
+    """Two or more values, all equal: nothing to estimate a spread from."""
+    a = np.asarray(sample, dtype=float)
+    return len(a) >= 2 and bool(np.all(a == a[0]))
 
 
 def bootstrap_interval(sample, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED):
@@ -183,39 +200,43 @@ def bootstrap_interval(sample, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEE
     return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def mann_whitney(a, b):
-    """{'u', 'p', 'n_a', 'n_b'}: two-sided Mann-Whitney U of a against b;
-    p is NaN when either side is empty."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) == 0 or len(b) == 0:
-        return {"u": math.nan, "p": math.nan, "n_a": len(a), "n_b": len(b)}
-    res = stats.mannwhitneyu(a, b, alternative="two-sided")
-    return {"u": float(res.statistic), "p": float(res.pvalue), "n_a": len(a), "n_b": len(b)}
+def paired_t_p(diffs):
+    """Two-sided p of the one-sample t test of paired differences against 0;
+    NaN below two differences or when they are all equal (is_exact)."""
+    a = np.asarray(diffs, dtype=float)
+    if len(a) < 2 or is_exact(a):
+        return math.nan
+    return float(stats.ttest_1samp(a, 0.0).pvalue)
 
 
 def aa_pair_check(first, second):
     """The A/A check on raw pairs: two measurements of the same mode, paired by round,
     must show no difference.  Returns the paired difference's mean and t CI,
-    Mann-Whitney's p, n, and ok (the CI includes 0; None below two pairs)."""
+    the paired t test's p, n, exact (every pair differed by the same amount)
+    and ok (the CI includes 0; None below two pairs)."""
     diffs = [x - y for x, y in zip(first, second)]
     v, lo, hi = t_interval(diffs)
-    mw = mann_whitney(first, second)
-    row = {"value": v, "ci_low": lo, "ci_high": hi, "n": len(diffs), "p": mw["p"]}
+    row = {"value": v, "ci_low": lo, "ci_high": hi, "n": len(diffs), "p": paired_t_p(diffs),
+           "exact": is_exact(diffs)}
     row["ok"] = None if len(diffs) < 2 else not excludes_zero(row)
     return row
+
+
+# -- the run's own checks (bundle.data["checks"]) --------------------------------
+
 def _ci(row):
     return {k: row[k] for k in ("value", "ci_low", "ci_high", "n")}
 
 
 def aa_check(rows, mode="off-aa"):
     """The run's A/A check from its result rows (aa_pair_check works on raw
-    per-round pairs): {method: A/A difference (off-aa - off, paired by round) with its CI and
-    whether it is significant (CI excludes 0: then nothing in the run is
-    trustworthy at that resolution)}."""
+    per-round pairs): {method: A/A difference (off-aa - off, paired by round)
+    with its CI, its unit and whether it is significant (CI excludes 0: then
+    nothing in the run is trustworthy at that resolution)}."""
     out = {}
     for r in rows:
-        if r["mode"] == mode and r["metric"] == "overhead_ns":
-            out[r["method"]] = dict(_ci(r), significant=excludes_zero(r))
+        if r["mode"] == mode and r["metric"] == "overhead":
+            out[r["method"]] = dict(_ci(r), unit=r["unit"], significant=excludes_zero(r))
     return out
 
 
@@ -232,7 +253,7 @@ def method_agreement(rows, skip_modes=("off-aa", "off-probe")):
     the regs gain: their figures and whether their CIs overlap."""
     by_key = {}
     for r in rows:
-        if r["metric"] in ("overhead_ns", "regs_gain_ns") and r["mode"] not in skip_modes:
+        if r["metric"] in ("overhead", "regs_gain") and r["mode"] not in skip_modes:
             by_key.setdefault((r["metric"], r["mode"]), {})[r["method"]] = r
     out = []
     for (metric, mode), by_method in sorted(by_key.items()):
@@ -243,3 +264,23 @@ def method_agreement(rows, skip_modes=("off-aa", "off-probe")):
                             a: _ci(by_method[a]), b: _ci(by_method[b]),
                             "agree": overlap(by_method[a], by_method[b])})
     return out
+
+
+# Why two methods measure different things, where that is known (README,
+# "Checks in every run").  A disagreement outside these gets no excuse.
+_BPF_FUNCTION_ALL = ("under function-all the tracer also traces the bpf probe's own kernel work inside its "
+                     "window (the map update after the entry timestamp, the tracepoint dispatch and map "
+                     "lookup before the exit timestamp), which inflates bpf's figure")
+_KERNEL_TRACEE = ("the kernel method times its own tracee, a different function from getppid's handler, "
+                  "called from the kernel rather than through a system call")
+
+
+def disagreement_reason(metric, mode, methods):
+    """Why the two methods are known to measure different things for this
+    figure, or None when nothing is known (then a disagreement is just that)."""
+    methods = set(methods)
+    if metric == "overhead" and mode == "function-all" and "bpf" in methods:
+        return _BPF_FUNCTION_ALL
+    if metric == "overhead" and "kernel" in methods:
+        return _KERNEL_TRACEE
+    return None

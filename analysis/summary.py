@@ -3,9 +3,16 @@ group by group.
 
 The formulas are stats.summarize's (the round is the replication unit;
 overheads and the regs gain are paired by round), applied to a frame so that
-bundles of one setup can be pooled: a replication is then a (bundle, round)
-pair.  Every row carries both intervals (Student's t, as bench run stores
-it, and the percentile bootstrap) and, for differences, Mann-Whitney's p.
+bundles of one setup can be pooled.  Pooled, the replication unit is the
+bundle: each bundle is one boot's run, and two boots differ by more than two
+rounds of one boot do (the kernel's layout, caches and allocator state are
+set at boot), so treating every (bundle, round) pair as independent would
+give an interval too narrow.  A group of two or more bundles therefore gets
+its interval over per-bundle means (each bundle's mean over its rounds of
+the figure or the paired difference), n = bundles; one bundle gets it over
+rounds, n = rounds.  Every row carries both intervals (Student's t, as
+bench run stores it, and the percentile bootstrap) and, for differences,
+the paired t test's p; `ci_over` says which level the interval is over.
 """
 import math
 
@@ -14,8 +21,9 @@ import pandas as pd
 from . import stats
 from .load import SETUP_KEYS, check_poolable, mode_key
 
-SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode", "metric", "unit", "value",
-                   "ci_low", "ci_high", "boot_low", "boot_high", "p_mw", "n", "n_workers"]
+SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode", "metric", "unit", "clock",
+                   "value", "ci_low", "ci_high", "boot_low", "boot_high", "p", "exact", "n", "ci_over",
+                   "n_rounds", "n_bundles", "n_workers"]
 
 # Which entry path a traced call takes, by ftrace variant and mode (domain
 # notes §1): what the kernel-variant comparison puts side by side.
@@ -27,12 +35,6 @@ CALLER_PATHS = [
     ("call-ops", "noregs", "ftrace_caller (call-ops)"),
     ("direct-calls", "noregs", "ftrace_caller (call-ops, direct calls)"),
 ]
-
-
-def unit_of(setup):
-    """'instructions' under icount (1 ns of guest time = 1 instruction), else
-    'ns'.  Plots never put the two on one axis."""
-    return "instructions" if setup.get("icount") in (True,) else "ns"
 
 
 def caller_path(variant, mode):
@@ -54,19 +56,28 @@ def _groups(frame, group_by):
             yield ", ".join(f"{k}={v}" for k, v in zip(group_by, key)), g
 
 
-def _row(base, mode, metric, sample, mw=None, n_workers=0):
+def _row(base, mode, metric, by_replication, paired, n_workers=0):
+    """One summary row from {(bundle, round): figure or paired difference}:
+    the interval over rounds for one bundle, over per-bundle means for two
+    or more (see the module's docstring)."""
+    per_bundle = {}
+    for (bundle, _), v in by_replication.items():
+        per_bundle.setdefault(bundle, []).append(v)
+    if len(per_bundle) >= 2:
+        sample, over = [sum(v) / len(v) for v in per_bundle.values()], "bundles"
+    else:
+        sample, over = list(by_replication.values()), "rounds"
     v, lo, hi = stats.t_interval(sample)
     _, blo, bhi = stats.bootstrap_interval(sample)
-    # Mann-Whitney on one value a side says nothing (p = 1 whatever the values).
-    p = mw["p"] if mw and min(mw["n_a"], mw["n_b"]) >= 2 else math.nan
     return {**base, "mode": mode, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi,
-            "boot_low": blo, "boot_high": bhi, "p_mw": p,
-            "n": len(sample), "n_workers": n_workers}
+            "boot_low": blo, "boot_high": bhi, "p": stats.paired_t_p(sample) if paired else math.nan,
+            "exact": stats.is_exact(sample), "n": len(sample), "ci_over": over,
+            "n_rounds": len(by_replication), "n_bundles": len(per_bundle), "n_workers": n_workers}
 
 
 def summarize_cells(frame, group_by=("bundle",), baseline="off"):
-    """Rows per (group, workload, method, mode, metric): per_call_ns,
-    overhead_ns (mode - baseline, paired by replication) and regs_gain_ns
+    """Rows per (group, workload, method, mode, metric): per_call,
+    overhead (mode - baseline, paired within a round) and regs_gain
     (regs - noregs, paired).  Refuses (BundleError naming the key) to pool
     cells whose setup differs within a group."""
     group_by = list(group_by)
@@ -78,27 +89,26 @@ def summarize_cells(frame, group_by=("bundle",), baseline="off"):
         first = g[g["occurrence"] == 0]
         for (workload, method), gm in first.groupby(["workload", "method"], sort=False):
             base = {"group": label, "bundles": bundles, **setup, "workload": workload, "method": method,
-                    "unit": unit_of(setup)}
+                    # One clock per group: icount is a setup key, checked above.
+                    "unit": g["unit"].iloc[0], "clock": g["clock"].iloc[0]}
             fig, workers = {}, {}
             for mode in sorted(gm["mode"].unique(), key=mode_key):
                 gmm = gm[gm["mode"] == mode]
-                fig[mode] = dict(zip(zip(gmm["bundle"], gmm["round"]), gmm["figure_ns"]))
+                fig[mode] = dict(zip(zip(gmm["bundle"], gmm["round"]), gmm["figure"]))
                 workers[mode] = int(gmm["n_workers"].sum())
             for mode, by in fig.items():
-                rows.append(_row(base, mode, "per_call_ns", list(by.values()), n_workers=workers[mode]))
+                rows.append(_row(base, mode, "per_call", by, False, workers[mode]))
             if baseline in fig:
                 off = fig[baseline]
                 for mode, by in fig.items():
                     if mode == baseline:
                         continue
-                    diffs = [by[r] - off[r] for r in by if r in off]
-                    mw = stats.mann_whitney(list(by.values()), list(off.values()))
-                    rows.append(_row(base, mode, "overhead_ns", diffs, mw, workers[mode]))
+                    diffs = {r: by[r] - off[r] for r in by if r in off}
+                    rows.append(_row(base, mode, "overhead", diffs, True, workers[mode]))
             if "regs" in fig and "noregs" in fig:
                 regs, noregs = fig["regs"], fig["noregs"]
-                diffs = [regs[r] - noregs[r] for r in regs if r in noregs]
-                mw = stats.mann_whitney(list(regs.values()), list(noregs.values()))
-                rows.append(_row(base, "regs", "regs_gain_ns", diffs, mw, workers["regs"]))
+                diffs = {r: regs[r] - noregs[r] for r in regs if r in noregs}
+                rows.append(_row(base, "regs", "regs_gain", diffs, True, workers["regs"]))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -136,8 +146,8 @@ def aa_from_cells(frame, group_by=("bundle",)):
         for workload, method, mode, second, rep in pairs:
             firsts = first[(first["workload"] == workload) & (first["method"] == method)
                            & (first["mode"] == mode)]
-            a = dict(zip(zip(firsts["bundle"], firsts["round"]), firsts["figure_ns"]))
-            b = dict(zip(zip(rep["bundle"], rep["round"]), rep["figure_ns"]))
+            a = dict(zip(zip(firsts["bundle"], firsts["round"]), firsts["figure"]))
+            b = dict(zip(zip(rep["bundle"], rep["round"]), rep["figure"]))
             keys = [k for k in b if k in a]
             if not keys:
                 continue
@@ -146,13 +156,13 @@ def aa_from_cells(frame, group_by=("bundle",)):
             rows.append({"group": label, "workload": workload, "method": method, "mode": mode,
                          "pair": pair, **res})
     return pd.DataFrame(rows, columns=["group", "workload", "method", "mode", "pair", "value", "ci_low",
-                                       "ci_high", "n", "p", "ok"])
+                                       "ci_high", "n", "p", "exact", "ok"])
 
 
 def variant_table(summary):
     """Overhead rows of the module's modes, labelled by the caller path they
     take (CALLER_PATHS); rows of unknown variants are left out."""
-    rows = summary[summary["metric"] == "overhead_ns"].copy()
+    rows = summary[summary["metric"] == "overhead"].copy()
     rows["path"] = [caller_path(v, m) for v, m in zip(rows["ftrace_variant"], rows["mode"])]
     order = {name: i for i, (_, _, name) in enumerate(CALLER_PATHS)}
     rows = rows[rows["path"].notna()]

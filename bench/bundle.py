@@ -30,10 +30,14 @@ import os
 import pathlib
 
 from .errors import BundleError, OutputError
+from .units import clock_of, unit_of_clock
 
 FORMAT = "ftrace-regs-bench/bundle"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+
+# Version 1's metric names carried a unit that was wrong under icount.
+V1_METRICS = {"per_call_ns": "per_call", "overhead_ns": "overhead", "regs_gain_ns": "regs_gain"}
 
 
 def utc_now():
@@ -86,6 +90,7 @@ class Bundle:
             "status": "running",
             "host": host,
             "facts": {},
+            "clock": None,
             "plan": {},
             "cells": [],
             "results": [],
@@ -170,7 +175,47 @@ class Bundle:
             raise BundleError(f"{f} has bundle format version {v!r}; this bench reads "
                               + ", ".join(map(str, SUPPORTED_VERSIONS)),
                               hint="use a bench release that knows that version")
+        if v == 1:
+            upgrade_v1(data)
         return cls(f.parent, data)
+
+
+def _v1_names(text):
+    for old, new in V1_METRICS.items():
+        text = text.replace(old, new)
+    return text
+
+
+def upgrade_v1(data):
+    """A version 1 bundle's data as version 2, in place: metric names
+    without a unit, and every unit the one its clock implies (version 1
+    wrote "ns" under icount too).  The numbers are not touched.
+    "upgraded_from" records the version read, so a report can say so; a
+    resumed version 1 bundle is written back as version 2."""
+    clock = data.get("clock") or clock_of(data.get("facts"))
+    unit = unit_of_clock(clock)
+    data["clock"] = clock
+    for r in data.get("results") or []:
+        r["metric"] = V1_METRICS.get(r.get("metric"), r.get("metric"))
+        r["unit"] = unit
+        if isinstance(r.get("ci_method"), str):
+            r["ci_method"] = _v1_names(r["ci_method"])
+    if isinstance(data.get("stats_method"), str):
+        data["stats_method"] = _v1_names(data["stats_method"])
+    checks = data.get("checks") or {}
+    aa = checks.get("aa")
+    if isinstance(aa, dict):
+        for v in aa.values():
+            if isinstance(v, dict) and "value" in v:
+                v["unit"] = unit
+    if isinstance(checks.get("probe_cost"), dict):
+        checks["probe_cost"]["unit"] = unit
+    for a in checks.get("method_agreement") or []:
+        if isinstance(a, dict):
+            a["metric"] = V1_METRICS.get(a.get("metric"), a.get("metric"))
+    data["format_version"] = FORMAT_VERSION
+    data["upgraded_from"] = 1
+    return data
 
 
 def _json_default(o):

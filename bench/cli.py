@@ -263,7 +263,8 @@ def check(host, as_json, accept_new_host_key, ssh_config, connect_timeout):
 @click.option("--extra", is_flag=True, help="Add lab accel/icount, bundle path and CI method columns.")
 def export(bundles, fmt, extra):
     """Print the results of BUNDLES as a tidy table: one row per
-    (host, kernel_release, mode, workload, method, metric)."""
+    (host, kernel_release, mode, workload, method, metric), each with its
+    unit (ns, or instructions under icount) and clock (wall, icount)."""
     from analysis.load import load_frame
 
     df = load_frame(bundles, extra=extra)
@@ -284,8 +285,8 @@ def export(bundles, fmt, extra):
               help="Remove hostnames, addresses, serials and instance IDs from the report.")
 @click.option("--pool", is_flag=True,
               help="Pool the bundles (their rounds become replications of one measurement) instead "
-                   "of reporting each on its own; refused when host, kernel, variant or lab settings "
-                   "differ, unless grouped by them with --group-by.")
+                   "of reporting each on its own; refused when host, kernel, variant, lab settings, "
+                   "profile or --tune differ, unless grouped by them with --group-by.")
 @click.option("--group-by", default="", metavar="KEYS",
               help="With --pool: comma-separated setup keys to pool within (e.g. kernel_release,icount).")
 @click.option("--title", default=None, help="Report title (default: names the bundles).")

@@ -19,6 +19,7 @@ from .check import noise_notes
 from .errors import MeasurementError
 from .kernel import ftrace_variant
 from .plan import PROBE_MODE, tracefs_mode
+from .units import bundle_unit, clock_of
 
 
 def _clean(o):
@@ -59,7 +60,8 @@ def check_mode(mode, function, v):
 
 
 def summarize_bundle(bundle):
-    """Result rows from the cells' raw pyperf files (recomputable from the bundle alone)."""
+    """Result rows from the cells' raw files (recomputable from the bundle
+    alone), in the unit of the bundle's clock (bench/units.py)."""
     plan = bundle.data["plan"]
     samples = {}
     if not plan:
@@ -74,7 +76,7 @@ def summarize_bundle(bundle):
     modes = list(plan["modes"]) + list(plan.get("check_modes", []))
     for (workload, method), by_mode in samples.items():
         ordered = {m: by_mode[m] for m in modes if m in by_mode}
-        rows.extend(stats.summarize(ordered, workload, method))
+        rows.extend(stats.summarize(ordered, workload, method, unit=bundle_unit(bundle.data)))
     return _clean(rows)
 
 
@@ -174,7 +176,7 @@ def checks(rows):
     return {"aa": stats.aa_check(rows),
             "probe_cost": next(({k: r[k] for k in ("value", "ci_low", "ci_high", "n", "unit")}
                                 for r in rows if r["mode"] == PROBE_MODE
-                                and r["metric"] == "overhead_ns"), None),
+                                and r["metric"] == "overhead"), None),
             "method_agreement": stats.method_agreement(rows)}
 
 
@@ -270,6 +272,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
             bundle.data["notes"] += resume_mod.check_target(bundle, facts)
         else:
             bundle.data["facts"] = facts
+            bundle.data["clock"] = clock_of(facts)
             bundle.data["check"] = check
         ui.facts(facts)
         modes, methods, skipped = restrict(request["modes"], request["methods"], check)

@@ -5,10 +5,12 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from analysis.stats import excludes_zero
+from analysis.stats import disagreement_reason, excludes_zero
+
+from .units import bundle_unit, unit_of
 
 
-def fmt_ns(v):
+def fmt_ns(v):  # a figure in any unit: the name is older than units
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:,.1f}"
@@ -19,12 +21,14 @@ class RunUI:
         self.out = Console(stderr=True, highlight=False)
         self.quiet = quiet
         self._dots = 0
+        self.unit = "ns"  # until facts() says which clock the target has
 
     def step(self, text):
         if not self.quiet:
             self.out.print(f"[bold]>[/bold] {text}")
 
     def facts(self, f):
+        self.unit = unit_of(f)
         if self.quiet:
             return
         lab = f.get("lab")
@@ -65,7 +69,7 @@ class RunUI:
         unit = "workers" if record["method"] == "pyperf" else "runs"
         if record.get("counts"):
             unit += f" of {record['calls']:,} calls, counted exactly"
-        self.out.print(f" {fmt_ns(mean)} ns/call ({record['n_workers']} {unit}, "
+        self.out.print(f" {fmt_ns(mean)} {self.unit}/call ({record['n_workers']} {unit}, "
                        f"{record['elapsed_s']:.0f} s)")
 
     def finished(self, bundle, status, problems):
@@ -82,17 +86,18 @@ def results_table(bundle):
     data = bundle.data
     facts = data.get("facts", {})
     lab = facts.get("lab")
+    unit = bundle_unit(data)
     title = f"{data['host']['name']}: kernel {facts.get('kernel_release')} ({facts.get('ftrace_variant')})"
     if lab:
         title += f", emulated (QEMU {lab['accel']}{' icount' if lab.get('icount') else ''})"
-        if lab.get("icount"):
-            title += ": 1 ns = 1 guest instruction"
-    t = Table(title=title, caption="n = rounds; 95% CIs: Student t over rounds, overhead paired with "
-                                   "off and regs gain with noregs by round")
-    for col in ("mode", "workload", "method", "ns/call", "95% CI", "overhead ns", "95% CI", "n"):
+        if unit == "instructions":
+            title += ": figures are guest instructions, not time"
+    t = Table(title=title, caption=f"unit: {unit} per call; n = rounds; 95% CIs: Student t over rounds, "
+                                   "overhead paired with off and regs gain with noregs by round")
+    for col in ("mode", "workload", "method", f"{unit}/call", "95% CI", f"overhead {unit}", "95% CI", "n"):
         t.add_column(col, justify="right" if col not in ("mode", "workload", "method") else "left")
-    per = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call_ns"}
-    ovh = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "overhead_ns"}
+    per = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call"}
+    ovh = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "overhead"}
     for key, r in per.items():
         o = ovh.get(key)
         t.add_row(key[0], key[1], key[2], fmt_ns(r["value"]),
@@ -105,12 +110,13 @@ def results_table(bundle):
 
 
 def gain_table(bundle):
-    rows = [r for r in bundle.data["results"] if r["metric"] == "regs_gain_ns"]
+    rows = [r for r in bundle.data["results"] if r["metric"] == "regs_gain"]
     if not rows:
         return None
+    unit = bundle_unit(bundle.data)
     t = Table(title="regs gain: ftrace_regs_caller - ftrace_caller, per call",
-              caption="paired by round (regs - noregs); n = rounds")
-    for col in ("method", "workload", "regs gain ns", "95% CI", "n"):
+              caption=f"unit: {unit} per call; paired by round (regs - noregs); n = rounds")
+    for col in ("method", "workload", f"regs gain {unit}", "95% CI", "n"):
         t.add_column(col, justify="right" if col not in ("method", "workload") else "left")
     for r in rows:
         t.add_row(r["method"], r["workload"], fmt_ns(r["value"]),
@@ -132,34 +138,40 @@ def print_results(bundle, file=None):
         c.print(line)
 
 
-def _ci_text(r):
-    return f"{fmt_ns(r['value'])} [{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}] ns (n={r['n']})"
+def _ci_text(r, unit):
+    return f"{fmt_ns(r['value'])} [{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}] {unit} (n={r['n']})"
 
 
 def check_lines(data):
     """The run's checks in words: A/A, probe cost, method agreement, noise."""
     out = []
     checks = data.get("checks") or {}
+    unit = bundle_unit(data)
     for method, r in sorted((checks.get("aa") or {}).items()):
         if r["significant"]:
             out.append(f"[red]A/A check FAILED ({method}): off measured twice differs by "
-                       f"{_ci_text(r)}; the numbers of this run cannot be trusted at that "
+                       f"{_ci_text(r, unit)}; the numbers of this run cannot be trusted at that "
                        f"resolution[/red]")
         else:
             half = ((r["ci_high"] - r["ci_low"]) / 2 if r["ci_low"] is not None
                     and r["ci_high"] is not None else None)
-            out.append(f"A/A check ({method}): off twice per round differs by {_ci_text(r)}: "
+            out.append(f"A/A check ({method}): off twice per round differs by {_ci_text(r, unit)}: "
                        "no significant difference"
-                       + (f"; differences within +/-{fmt_ns(half)} ns are not resolved" if half else ""))
+                       + (f"; differences within +/-{fmt_ns(half)} {unit} are not resolved" if half else ""))
     probe = checks.get("probe_cost")
     if probe:
-        out.append(f"bpf probe cost (pyperf, probes on vs off, tracer off): {_ci_text(probe)} per call")
+        out.append(f"bpf probe cost (pyperf, probes on vs off, tracer off): {_ci_text(probe, unit)} per call")
+    told = set()
     for a in checks.get("method_agreement") or []:
         if a["agree"] is False:
             m1, m2 = a["methods"]
-            what = "regs gain" if a["metric"] == "regs_gain_ns" else f"{a['mode']} overhead"
-            out.append(f"[yellow]methods disagree on the {what}: {m1} {_ci_text(a[m1])} vs "
-                       f"{m2} {_ci_text(a[m2])} (CIs do not overlap)[/yellow]")
+            what = "regs gain" if a["metric"] == "regs_gain" else f"{a['mode']} overhead"
+            # A known reason is said once; a disagreement without one gets none.
+            why = disagreement_reason(a["metric"], a["mode"], a["methods"])
+            because = "" if not why else ("; expected, as above" if why in told else f"; expected: {why}")
+            told.add(why)
+            out.append(f"[yellow]methods disagree on the {what}: {m1} {_ci_text(a[m1], unit)} vs "
+                       f"{m2} {_ci_text(a[m2], unit)} (CIs do not overlap){because}[/yellow]")
     noise = data.get("noise") or {}
     if noise.get("tuned"):
         out.append(f"tuned: measured on CPU {noise.get('cpu')}, settings restored: "
@@ -204,18 +216,23 @@ def print_compare(result, file=None):
     unit = result["unit"]
     title = f"A = {side(a)}\nB = {side(b)}"
     if unit == "instructions":
-        title += "\nicount: figures are guest instruction counts (1 ns = 1 instruction)"
+        title += "\nicount: figures are guest instruction counts, not time"
     t = Table(title=title, caption=result["method"])
     for col in ("method", "mode", "metric", "A", "95% CI", "B", "95% CI", "B - A", "95% CI",
                 "significant"):
         t.add_column(col, justify="left" if col in ("method", "mode", "metric") else "right")
     for r in result["rows"]:
-        t.add_row(r["method"], r["mode"], r["metric"].replace("_ns", ""),
+        exact = r.get("exact")
+        t.add_row(r["method"], r["mode"], r["metric"],
                   fmt_ns(r["a"]), f"[{fmt_ns(r['a_ci'][0])}, {fmt_ns(r['a_ci'][1])}]",
                   fmt_ns(r["b"]), f"[{fmt_ns(r['b_ci'][0])}, {fmt_ns(r['b_ci'][1])}]",
-                  fmt_ns(r["diff"]), f"[{fmt_ns(r['diff_ci'][0])}, {fmt_ns(r['diff_ci'][1])}]",
-                  "yes" if r["significant"] else "no")
+                  fmt_ns(r["diff"]),
+                  "exact" if exact else f"[{fmt_ns(r['diff_ci'][0])}, {fmt_ns(r['diff_ci'][1])}]",
+                  "exact" if exact else ("yes" if r["significant"] else "no"))
     c.print(t)
     c.print(f"unit: {unit} per call; n = rounds (A {a['path']}, B {b['path']})")
+    if any(r.get("exact") for r in result["rows"]):
+        c.print("exact: every round of both bundles gave the same figure, so B - A is the difference "
+                "itself: no interval or significance applies")
     for o in result["only_in_one"]:
         c.print(f"only in {o['in']}: {o['method']} {o['mode']} {o['metric']}")

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as st
 
 from analysis import stats
 from analysis.load import cells_frame, check_poolable, load_bundles
@@ -33,11 +34,15 @@ def test_summary_from_cells_matches_what_bench_run_stored():
 def test_icount_regs_gain_and_units():
     frame, _ = cells_frame(load_bundles([ICOUNT]), ["icount"])
     s = summarize_cells(frame)
-    gain = s[(s["metric"] == "regs_gain_ns") & (s["method"] == "kernel")].iloc[0]
+    gain = s[(s["metric"] == "regs_gain") & (s["method"] == "kernel")].iloc[0]
     assert 9.0 < gain["value"] < 9.02 and gain["unit"] == "instructions"
     assert gain["boot_low"] <= gain["value"] <= gain["boot_high"]
-    # 5 rounds each, every regs figure above every noregs one: the smallest exact p.
-    assert math.isclose(gain["p_mw"], 2 / 252, rel_tol=1e-9)
+    # p is the paired t test on the very differences behind the t CI.
+    k = frame[(frame["method"] == "kernel")]
+    regs = k[k["mode"] == "regs"].set_index("round")["figure"]
+    noregs = k[k["mode"] == "noregs"].set_index("round")["figure"]
+    assert math.isclose(gain["p"], st.ttest_1samp(regs - noregs, 0).pvalue, rel_tol=1e-9)
+    assert gain["p"] < 0.05 and gain["ci_over"] == "rounds" and gain["clock"] == "icount"
     paths = set(variant_table(s)["path"])
     assert paths == {"ftrace_caller (regs era)", "ftrace_regs_caller (regs era)"}
 
@@ -63,18 +68,43 @@ def test_pooling_different_setups_is_refused_naming_the_key(tmp_path):
         check_poolable(frame, [key])
 
 
-def test_pooling_one_setup_doubles_the_replications(tmp_path):
+def test_pooling_two_runs_puts_the_ci_over_per_bundle_means(tmp_path):
     copy = copy_bundle(ICOUNT, tmp_path / "copy")
     frame, _ = cells_frame(load_bundles([ICOUNT, copy]), ["a", "b"])
     with pytest.raises(BundleError, match="a and b hold the same run .* count its rounds twice"):
         summarize_cells(frame, group_by=[])
     summarize_cells(frame)  # each on its own: fine
-    # The same data as if from a second run (another boot): pooled, n doubles.
+    # The same data as if from a second run (another boot): pooled, the
+    # bundle is the replication unit; two equal bundle means leave no spread.
     again = copy_bundle(ICOUNT, tmp_path / "again", lambda d: d["facts"].update(boot_id="another-boot"))
     frame, _ = cells_frame(load_bundles([ICOUNT, again]), ["a", "b"])
     s = summarize_cells(frame, group_by=[])
-    row = s[(s["metric"] == "regs_gain_ns") & (s["method"] == "kernel")].iloc[0]
-    assert row["n"] == 10 and row["bundles"] == "a, b"
+    row = s[(s["metric"] == "regs_gain") & (s["method"] == "kernel")].iloc[0]
+    assert row["bundles"] == "a, b" and row["ci_over"] == "bundles"
+    assert (row["n"], row["n_bundles"], row["n_rounds"]) == (2, 2, 10)
+    assert row["exact"] and row["ci_low"] == row["ci_high"] == pytest.approx(row["value"])
+
+
+def test_pooled_ci_is_over_bundle_means_not_over_rounds(tmp_path):
+    """A second boot 0.5 instructions slower on every kernel cell: the
+    pooled regs gain is unchanged, but pooled per-call figures get the
+    between-boot spread (t over two means, df 1), far wider than the
+    rounds of either boot alone would give."""
+    def slower(d):
+        d["facts"]["boot_id"] = "another-boot"
+        for c in d["cells"]:
+            if c["method"] == "kernel":
+                c["worker_means_ns"] = [v + 0.5 for v in c["worker_means_ns"]]
+    again = copy_bundle(ICOUNT, tmp_path / "slower", slower)
+    frame, _ = cells_frame(load_bundles([ICOUNT, again]), ["a", "b"])
+    s = summarize_cells(frame, group_by=[])
+    per = s[(s["metric"] == "per_call") & (s["method"] == "kernel") & (s["mode"] == "noregs")].iloc[0]
+    alone = summarize_cells(frame)
+    one = alone[(alone["metric"] == "per_call") & (alone["method"] == "kernel") & (alone["mode"] == "noregs")]
+    means = list(one["value"])
+    m, lo, hi = stats.t_interval(means)
+    assert (per["value"], per["ci_low"], per["ci_high"]) == pytest.approx((m, lo, hi))
+    assert per["ci_high"] - per["ci_low"] > 5 * (one["ci_high"] - one["ci_low"]).max()
 
 
 def test_bootstrap_interval():
@@ -91,12 +121,17 @@ def test_bootstrap_interval():
     assert abs(lo - tlo) < 0.5 and abs(hi - thi) < 0.5, "large normal sample: bootstrap ~ t"
 
 
-def test_mann_whitney_known_values_and_unequal_sizes():
-    r = stats.mann_whitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
-    assert r["u"] == 0 and math.isclose(r["p"], 2 / 252)
-    r = stats.mann_whitney([1, 2, 3], [1.5, 2.5, 3.5, 0.5, 2.2, 2.8, 1.1])
-    assert r["n_a"] == 3 and r["n_b"] == 7 and r["p"] > 0.5
-    assert math.isnan(stats.mann_whitney([], [1.0])["p"])
+def test_paired_t_p_agrees_with_the_paired_t_interval():
+    rng = np.random.default_rng(11)
+    for shift in (0.0, 0.4, 1.0, 3.0):
+        diffs = rng.normal(shift, 1.0, 5)
+        p = stats.paired_t_p(diffs)
+        assert math.isclose(p, st.ttest_1samp(diffs, 0).pvalue)
+        v, lo, hi = stats.t_interval(diffs)
+        assert (p < 0.05) == stats.excludes_zero({"ci_low": lo, "ci_high": hi}), shift
+    # No spread (icount counted the same every round) and one value: no test.
+    assert math.isnan(stats.paired_t_p([9.0, 9.0, 9.0])) and stats.is_exact([9.0, 9.0, 9.0])
+    assert math.isnan(stats.paired_t_p([1.0])) and not stats.is_exact([1.0])
 
 
 def _with_repeats(tmp_path, delay_ns):

@@ -48,7 +48,7 @@ def test_bpf_run_completes_in_every_mode(bpf_run):
     assert data["bpf"]["nr"] == 173 and data["bpf"]["bcc"]  # arm64's getppid
     modes = {c["mode"] for c in bpf_cells(data)}
     assert modes == {"off", "function", "function-all", "noregs", "regs", "off-aa"}
-    per_call = {r["mode"]: r for r in bpf_rows(data) if r["metric"] == "per_call_ns"}
+    per_call = {r["mode"]: r for r in bpf_rows(data) if r["metric"] == "per_call"}
     assert set(per_call) == modes
     for r in per_call.values():
         assert r["value"] > 0 and r["n"] == PROFILES["quick"].rounds
@@ -70,10 +70,10 @@ def test_the_probe_counts_exactly_the_calls_made(bpf_run):
 
 def test_bpf_sees_the_tracer_and_the_regs_gain(bpf_run, lab):
     rows = bpf_rows(bundle(bpf_run))
-    ovh = {r["mode"]: r for r in rows if r["metric"] == "overhead_ns"}
+    ovh = {r["mode"]: r for r in rows if r["metric"] == "overhead"}
     assert ovh["function"]["ci_low"] > 0
     assert ovh["noregs"]["ci_low"] > 0 and ovh["regs"]["ci_low"] > 0
-    gain = [r for r in rows if r["metric"] == "regs_gain_ns"]
+    gain = [r for r in rows if r["metric"] == "regs_gain"]
     assert len(gain) == 1 and gain[0]["ci_low"] is not None
     if lab.get("icount"):
         # 1 ns = 1 instruction; ftrace_regs_entry 1 stores x10-x29 with ten
@@ -93,8 +93,8 @@ def test_bpf_rows_export(bpf_run):
     r = CliRunner().invoke(cli, ["export", str(bpf_run["out"])])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert any(",bpf,per_call_ns," in line and ",off," in line for line in lines[1:])
-    assert any(",bpf,overhead_ns," in line and ",off-aa," in line for line in lines[1:])
+    assert any(",bpf,per_call," in line and ",off," in line for line in lines[1:])
+    assert any(",bpf,overhead," in line and ",off-aa," in line for line in lines[1:])
 
 
 def test_tune_restored_every_file_byte_for_byte(bpf_run, lab):

@@ -22,7 +22,7 @@ def kernel_per_call(out):
     data = json.loads((out / "bundle.json").read_text())
     assert data["facts"]["lab"]["icount"] is True
     return {r["mode"]: r for r in data["results"]
-            if r["method"] == "kernel" and r["metric"] == "per_call_ns"}
+            if r["method"] == "kernel" and r["metric"] == "per_call"}
 
 
 def test_check_reports_icount(lab):

@@ -5,6 +5,7 @@ The lab is booted once per session (conftest.lab).  These tests run real
 """
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def test_quick_run_completes_with_bundle_and_pyperf_files(quick):
     r = quick["result"]
     assert r.exit_code == 0, r.output
     data = json.loads((quick["out"] / "bundle.json").read_text())
-    assert data["complete"] and data["format_version"] == 1
+    assert data["complete"] and data["format_version"] == 2
     plan = data["plan"]
     assert set(plan["modes"]) == {"off", "function", "function-all", "noregs", "regs"}
     assert set(plan["methods"]) == {"pyperf", "kernel", "bpf"} and plan["skipped"] == []
@@ -76,18 +77,34 @@ def test_facts_describe_the_lab(quick):
 
 def test_function_overhead_is_positive_and_its_ci_excludes_zero(quick):
     results = json.loads((quick["out"] / "bundle.json").read_text())["results"]
-    ovh = {r["mode"]: r for r in results if r["metric"] == "overhead_ns"}
+    ovh = {r["mode"]: r for r in results if r["metric"] == "overhead"}
     f = ovh["function"]
     assert f["value"] > 0 and f["ci_low"] > 0, f
     assert ovh["function-all"]["value"] > f["value"]
 
 
-def test_csv_export(quick):
+def test_terminal_output_says_the_unit(quick, lab):
+    """The run's own lines and tables name the clock's unit: under icount a
+    figure is a count of instructions, and nothing calls it ns."""
+    out = quick["result"].output
+    if lab.get("icount"):
+        assert "instructions/call" in out and "] instructions (n=" in out
+        assert not re.search(r"(?<![a-z])ns/call|overhead ns|\] ns \(n=", out)
+    else:
+        assert re.search(r"(?<![a-z])ns/call", out)
+
+
+def test_csv_export(quick, lab):
     r = CliRunner().invoke(cli, ["export", str(quick["out"]), "--format", "csv"])
     assert r.exit_code == 0, r.output
     df = pd.read_csv(io.StringIO(r.output))
     assert list(df.columns) == COLUMNS
-    assert set(df.metric) == {"per_call_ns", "overhead_ns", "regs_gain_ns"}
+    assert set(df.metric) == {"per_call", "overhead", "regs_gain"}
+    # Every row says what it counts: instructions under icount, never "ns".
+    if lab.get("icount"):
+        assert set(df.unit) == {"instructions"} and set(df.clock) == {"icount"}
+    else:
+        assert set(df.unit) == {"ns"} and set(df.clock) == {"wall"}
     assert set(df["mode"]) == {"off", "function", "function-all", "noregs", "regs", "off-aa",
                                "off-probe"}
     assert set(df.method) == {"pyperf", "kernel", "bpf"}

@@ -41,7 +41,8 @@ def test_markdown_has_every_section_in_order_and_its_tables(report):
     results = md.split("## Results")[1].split("## Figures")[0]
     assert "| debian-6.1-icount-standard | kernel | kmod-tracee | regs | instructions | 9.009 | [9.006, 9.012] |" \
         in results
-    assert "95% CI (bootstrap)" in results and "Mann-Whitney" in results
+    assert "95% CI (bootstrap)" in results and "p (paired t, regs - noregs)" in results
+    assert "Mann-Whitney" not in md, "an unpaired test next to paired CIs"
     method = md.split("## Method")[1].split("## Results")[0]
     assert "5 rounds x 8 workers x 3 values" in method and "Student t" in method and "bootstrap" in method
     assert "no A/A check recorded" in md
@@ -226,9 +227,9 @@ def test_the_bpf_bundle_report_has_histograms_and_its_checks_as_tables(tmp_path)
     assert not re.search(r"\d\.\d{5,}", checks), "raw floats in the Checks section"
     assert "| pyperf | instructions | -0.1 | [-1.8, 1.7] | 4 | no |" in checks
     assert "No A/A difference is significant" in checks
-    assert ("| overhead_ns | function-all | instructions | bpf: 12,228 [12,185, 12,272] | "
+    assert ("| overhead | function-all | instructions | bpf: 12,228 [12,185, 12,272] | "
             "pyperf: 4,347 [4,327, 4,368] | no |") in checks
-    assert "| regs_gain_ns | regs | instructions | bpf: 8.7 [7.5, 9.9] | kernel: 8.999 [8.992, 9.007] | yes |" \
+    assert "| regs_gain | regs | instructions | bpf: 8.7 [7.5, 9.9] | kernel: 8.999 [8.992, 9.007] | yes |" \
         in checks
     assert "| probe cost: off-probe - off (pyperf, paired by round) | instructions | 2,022.8 [2,019.3, 2,026.3] |" \
         in checks and "probes on and the tracer off" in checks

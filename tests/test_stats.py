@@ -19,12 +19,12 @@ def test_known_difference_is_found_and_aa_is_not():
             "off-again": cells(rng, 1000, shift=drift)}
     rows = stats.summarize(data, "getppid", "pyperf")
     by = {(r["mode"], r["metric"]): r for r in rows}
-    d = by[("function", "overhead_ns")]
+    d = by[("function", "overhead")]
     assert d["ci_low"] < 30 < d["ci_high"] and stats.excludes_zero(d)
     assert d["ci_high"] - d["ci_low"] < 10, "pairing by round must remove the drift"
-    aa = by[("off-again", "overhead_ns")]
+    aa = by[("off-again", "overhead")]
     assert not stats.excludes_zero(aa), "A/A must come out as no difference"
-    per = by[("off", "per_call_ns")]
+    per = by[("off", "per_call")]
     assert per["n"] == 6 and per["n_workers"] == 24
     assert per["ci_high"] - per["ci_low"] > 50, "per-call CI must carry the between-round spread"
 
@@ -48,12 +48,12 @@ def test_regs_gain_is_paired_with_noregs():
     data = {"off": cells(rng, 700, rounds=5, shift=drift),
             "noregs": cells(rng, 900, rounds=5, shift=drift),
             "regs": cells(rng, 912, rounds=5, shift=drift)}
-    gain = [r for r in stats.summarize(data, "getppid", "kernel") if r["metric"] == "regs_gain_ns"]
+    gain = [r for r in stats.summarize(data, "getppid", "kernel") if r["metric"] == "regs_gain"]
     assert len(gain) == 1 and gain[0]["mode"] == "regs"
     assert gain[0]["ci_low"] < 12 < gain[0]["ci_high"] and stats.excludes_zero(gain[0])
 
 
-def row(mode, method, value, lo, hi, metric="overhead_ns", n=4):
+def row(mode, method, value, lo, hi, metric="overhead", n=4):
     return dict(mode=mode, method=method, metric=metric, value=value, ci_low=lo, ci_high=hi, n=n,
                 workload="getppid", unit="ns")
 
@@ -68,16 +68,16 @@ def test_aa_check_flags_a_significant_difference_only():
 
 def test_method_agreement_compares_pairs_with_a_figure_for_the_same_thing():
     rows = [row("function", "pyperf", 577, 513, 641), row("function", "bpf", 597.4, 597.3, 597.5),
-            row("regs", "pyperf", 8.7, 7.2, 10.2, metric="regs_gain_ns"),
-            row("regs", "kernel", 9.0, 9.0, 9.01, metric="regs_gain_ns"),
-            row("regs", "bpf", 20.0, 18.0, 22.0, metric="regs_gain_ns"),
+            row("regs", "pyperf", 8.7, 7.2, 10.2, metric="regs_gain"),
+            row("regs", "kernel", 9.0, 9.0, 9.01, metric="regs_gain"),
+            row("regs", "bpf", 20.0, 18.0, 22.0, metric="regs_gain"),
             row("off-aa", "bpf", 0, -1, 1), row("off-aa", "pyperf", 9, 8, 10)]
     got = {(a["metric"], a["mode"], tuple(a["methods"])): a["agree"]
            for a in stats.method_agreement(rows)}
-    assert got == {("overhead_ns", "function", ("bpf", "pyperf")): True,
-                   ("regs_gain_ns", "regs", ("bpf", "kernel")): False,
-                   ("regs_gain_ns", "regs", ("bpf", "pyperf")): False,
-                   ("regs_gain_ns", "regs", ("kernel", "pyperf")): True}
+    assert got == {("overhead", "function", ("bpf", "pyperf")): True,
+                   ("regs_gain", "regs", ("bpf", "kernel")): False,
+                   ("regs_gain", "regs", ("bpf", "pyperf")): False,
+                   ("regs_gain", "regs", ("kernel", "pyperf")): True}
     # no interval, no verdict
     assert stats.overlap(row("x", "a", 1, None, None), row("x", "b", 1, 0, 2)) is None
 

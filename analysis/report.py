@@ -336,7 +336,7 @@ def agreement_recorded(ma, unit):
     rows = [[x.get("metric"), mode_label(x.get("mode")), unit,
              f"{x['methods'][0]}: {_figure_ci(x[x['methods'][0]])}",
              f"{x['methods'][1]}: {_figure_ci(x[x['methods'][1]])}", _yes_no(x.get("agree"))] for x in ma]
-    text = ("two methods agree when their 95% CIs overlap.  Some disagreements are expected (README, "
+    text = ("two methods agree when their 95% CIs overlap.  Some disagreements are expected (docs/method.md, "
             "\"Checks in every run\"): under function-all the tracer also traces the bpf probe's own kernel "
             "work, which inflates bpf's figure, and the kernel method's tracee is another function than "
             "getppid's handler, called from the kernel")

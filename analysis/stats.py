@@ -266,7 +266,7 @@ def method_agreement(rows, skip_modes=("off-aa", "off-probe")):
     return out
 
 
-# Why two methods measure different things, where that is known (README,
+# Why two methods measure different things, where that is known (docs/method.md,
 # "Checks in every run").  A disagreement outside these gets no excuse.
 _BPF_FUNCTION_ALL = ("under function-all the tracer also traces the bpf probe's own kernel work inside its "
                      "window (the map update after the entry timestamp, the tracepoint dispatch and map "

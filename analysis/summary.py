@@ -25,8 +25,8 @@ SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode"
                    "value", "ci_low", "ci_high", "boot_low", "boot_high", "p", "exact", "n", "ci_over",
                    "n_rounds", "n_bundles", "n_workers"]
 
-# Which entry path a traced call takes, by ftrace variant and mode (domain
-# notes §1): what the kernel-variant comparison puts side by side.
+# Which entry path a traced call takes, by ftrace variant and mode
+# (docs/lab.md, "The eras of arm64 ftrace"): what the kernel-variant comparison puts side by side.
 CALLER_PATHS = [
     ("mcount", "noregs", "mcount (fallback) ftrace_caller"),
     ("regs", "noregs", "ftrace_caller (regs era)"),

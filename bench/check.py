@@ -1,8 +1,8 @@
 """`bench check`: what a host can do, each answer with its reason.
 
 The agent reports raw observations (remote/agent/capabilities.py and
-facts.py); this module decides.  The JSON keys are stable (README, "bench
-check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
+facts.py); this module decides.  The JSON keys are stable (docs/method.md,
+"bench check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
 """
 from .kernel import ftrace_variant
 

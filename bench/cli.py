@@ -451,17 +451,18 @@ def lab_status(as_json):
 @lab.command("ssh", context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def lab_ssh(command):
-    """Open a shell in the lab, or run COMMAND there (bench lab ssh -- CMD ...)."""
+    """Open a shell in the lab, or run COMMAND there (bench lab ssh -- CMD ...).
+
+    As with ssh, the words of COMMAND are joined with spaces and the remote
+    shell runs the result: bench lab ssh -- 'uname -r; id' runs two commands,
+    and anything the remote shell must keep whole needs quoting for it."""
     from remote import lab as labmod
     from remote.errors import LabError
 
     state = labmod.read_state()
     if not state or not state["alive"]:
         raise LabError("the lab is not running", hint="start it with 'bench lab up'")
-    argv = ["ssh", "-F", state["ssh_config"], "lab"]
-    if command:
-        argv += ["--", shlex.join(command)]
-    sys.exit(subprocess.call(argv))
+    sys.exit(subprocess.call(labmod.ssh_argv(state["ssh_config"], command)))
 
 
 @lab.command("logs")

@@ -1,4 +1,5 @@
-"""What kind of ftrace a kernel has, from its config (see shared domain notes §1).
+"""What kind of ftrace a kernel has, from its config (docs/lab.md, "The eras of
+arm64 ftrace", which cites the kernel sources).
 
 Eras on arm64:
   mcount        DYNAMIC_FTRACE without WITH_REGS/ARGS (-pg, bl _mcount)

@@ -103,7 +103,7 @@ def apply_variant(tree, variant):
     if len(lines) - len(kept) != 2:
         raise LabError(f"expected 2 '{REGS_SELECT.strip()}' lines in {kconfig}, found "
                        f"{len(lines) - len(kept)}", hint="this source is not the 6.1 tree the "
-                       "fallback recipe knows; see domain notes §1")
+                       "fallback recipe knows; see docs/lab.md, \"The eras of arm64 ftrace\"")
     kconfig.unlink()
     kconfig.write_text("".join(kept))
 
@@ -269,7 +269,7 @@ def check_variant_config(variant, config):
     if variant == "fallback" and (c.get("DYNAMIC_FTRACE_WITH_REGS", "n") != "n"
                                   or c.get("FTRACE_MCOUNT_USE_RECORDMCOUNT") != "y"):
         raise LabError("the fallback build still has DYNAMIC_FTRACE_WITH_REGS or lacks "
-                       "FTRACE_MCOUNT_USE_RECORDMCOUNT", hint="see the domain notes §1")
+                       "FTRACE_MCOUNT_USE_RECORDMCOUNT", hint="see docs/lab.md, \"The eras of arm64 ftrace\"")
     if c.get("DYNAMIC_FTRACE") != "y":
         raise LabError(f"the {variant} build has no DYNAMIC_FTRACE", hint="check the fragment")
 

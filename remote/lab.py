@@ -560,6 +560,20 @@ def read_state():
     return state
 
 
+def ssh_argv(ssh_config, command=()):
+    """The ssh command line for `bench lab ssh [-- COMMAND...]`, as a list.
+
+    As ssh(1) does, the words of COMMAND are joined with spaces and the string
+    goes to the remote shell: ('uname -r; id',) runs two commands, and
+    ('ls', '/tmp/a b') lists two paths.  Quote for the remote shell what it
+    must keep whole.  No COMMAND: an interactive shell.
+    """
+    argv = ["ssh", "-F", str(ssh_config), "lab"]
+    if command:
+        argv += ["--", " ".join(command)]
+    return argv
+
+
 def ssh_banner(port, timeout=5.0):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -25,7 +25,7 @@ def read_tracefs(target):
 def assert_same_tracefs(before, after):
     for f in FILES:
         if f == "buffer_size_kb" and "expanded" in before[f]:
-            # The kernel's one-time expansion on first tracer use (README).
+            # The kernel's one-time expansion on first tracer use (docs/safety.md).
             assert same_state(f, before[f], after[f]), (before[f], after[f])
         else:
             assert after[f] == before[f], f"{f}: {before[f]!r} -> {after[f]!r}"

@@ -78,3 +78,26 @@ def test_export_refuses_bad_bundles(tmp_path):
     assert r.exit_code == 8 and "truncated or corrupt" in one_line(r)
     r = run("export", str(tmp_path / "nowhere"))
     assert r.exit_code == 8 and "no bundle.json" in one_line(r)
+
+
+def test_lab_ssh_joins_the_command_with_spaces_as_ssh_does():
+    from remote.lab import ssh_argv
+
+    assert ssh_argv("/run/ssh_config") == ["ssh", "-F", "/run/ssh_config", "lab"]
+    # bench lab ssh -- 'uname -r; id': one word, which the remote shell splits.
+    argv = ssh_argv("/run/ssh_config", ("uname -r; id",))
+    assert argv == ["ssh", "-F", "/run/ssh_config", "lab", "--", "uname -r; id"]
+    # bench lab ssh -- echo a 'b  c': words joined with one space, as ssh(1) does.
+    assert ssh_argv("c", ("echo", "a", "b  c"))[-1] == "echo a b  c"
+    # sshd hands that string to the user's shell as 'sh -c STRING': two commands,
+    # not one named 'echo one; echo two'.
+    import subprocess
+
+    remote = ssh_argv("c", ("echo one;", "echo", "two"))[-1]
+    out = subprocess.run(["sh", "-c", remote], capture_output=True, text=True).stdout
+    assert out.splitlines() == ["one", "two"]
+
+
+def test_lab_ssh_help_says_how_the_command_is_passed():
+    r = run("lab", "ssh", "--help")
+    assert r.exit_code == 0 and "joined with spaces" in r.output

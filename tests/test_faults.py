@@ -8,7 +8,7 @@ guest seconds: under icount they pass several times slower than the
 host's while the guest is busy, hence the allowance), no module loaded, no
 agent or guardian process, no agent directory, no target lock; the partial
 bundle is valid and marked incomplete; `bench run --resume` completes it.
-Each prints its recovery time (the README's fault table).
+Each prints its recovery time (the fault table in docs/safety.md).
 
 Cheap cells: --profile smoke (2 rounds), pyperf, modes off and function
 (noregs where the module must be loaded), a 10 s lease.
@@ -58,7 +58,7 @@ def differences(before, now):
     diff = []
     for k in KNOBS:
         same = (same_state(k, before[k], now[k]) if k == "buffer_size_kb" and "expanded" in before[k]
-                else before[k] == now[k])  # the kernel's one-time buffer expansion (README)
+                else before[k] == now[k])  # the kernel's one-time buffer expansion (docs/safety.md)
         if not same:
             diff.append(f"{k}: {before[k]!r} -> {now[k]!r}")
     for k in ("module", "procs", "dirs", "lock"):

@@ -14,7 +14,7 @@ from bench.cli import cli
 pytestmark = pytest.mark.lab
 
 # Measured here: the same kernel cell in two runs differed by under 0.01 ns
-# (README, "The lab"); a fraction of a nanosecond is the promise.
+# (docs/lab.md, "The lab"); a fraction of a nanosecond is the promise.
 TOLERANCE_NS = 0.05
 
 

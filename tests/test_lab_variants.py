@@ -4,7 +4,7 @@ config, each built (or taken from the cache), booted in a lab of its own
 checked and measured with the suite's module.
 
 A cold build of each takes about 12 CPU-minutes
-(README, "The lab's own kernels"); with both in the cache this file takes a
+(docs/lab.md, "The lab's own kernels"); with both in the cache this file takes a
 few minutes."""
 import json
 import shutil

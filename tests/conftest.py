@@ -10,8 +10,8 @@ none):
             the cache, each booted in a lab of its own
 
 The fast tier, for working: python -m pytest -m "not lab and not kbuild".
-Tests run tier by tier in that order (the session lab is powered off, by the
-`lab_down` test, before the kbuild tier boots its own labs).
+Within a test process tests run tier by tier in that order; two processes
+share the work (see group_of below).
 
 Shared runs: the lab tests assert on a few `bench run`s made once per
 session (full_run, lab_module) instead of each starting its own.
@@ -58,10 +58,49 @@ def tier_of(item):
     return "unit"
 
 
+# Tests run in two processes (pytest-xdist, `-n 2 --dist loadgroup` in
+# pyproject.toml), each with a lab of its own when it needs one.  A group runs
+# in one process, in order:
+#   host        everything that uses this machine as a target (the sshd, its
+#               users and sudoers entry, /tmp/ftrace-regs-bench.*, the target
+#               lock in /run): it must not share them with itself
+#   lab-faults  fault injection and error rows on one lab
+#   lab-main    the other lab tests, the shared runs, 'bench lab down'
+#   kbuild      the lab's own kernels
+# Unit tests go wherever a process is free.
+HOST_FILES = {"test_lock.py", "test_cli.py", "test_errors.py"}
+LAB_FAULTS_FILES = {"test_faults.py", "test_errors.py"}
+
+
+def group_of(item):
+    tier, name = tier_of(item), item.path.name
+    if tier == "kbuild":
+        return "kbuild"
+    if tier == "lab":
+        return "lab-faults" if name in LAB_FAULTS_FILES else "lab-main"
+    if tier == "sshd" or name in HOST_FILES:
+        return "host"
+    return None
+
+
+def pytest_configure(config):
+    # One lab per test process: its own run directory (state, console, keys).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        from remote.kbuild import CACHE
+
+        base = os.environ.get("FTRACE_REGS_BENCH_LAB_RUN") or str(CACHE / "lab" / "run")
+        os.environ["FTRACE_REGS_BENCH_LAB_RUN"] = f"{base}-{worker}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         if tier_of(item) == "unit":
             item.add_marker(pytest.mark.unit)
+        group = group_of(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
     # Tier by tier.  In the lab tier, the tests that read the full-matrix run
     # come after the others (it is measured meanwhile on a second lab, see

@@ -5,6 +5,7 @@ The lab is booted once per session (conftest.lab).  These tests run real
 """
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -172,10 +173,15 @@ def test_ctrl_c_restores_at_once_and_keeps_completed_cells(lab, lab_target, tmp_
 def test_lab_down_leaves_no_qemu(lab):
     if not lab["started_by_tests"]:
         pytest.skip("the lab was up before the tests started; it is left running")
+    from remote import lab as labmod
+
     r = CliRunner().invoke(cli, ["lab", "down"])
     assert r.exit_code == 0 and "powered off" in r.output, r.output
-    left = subprocess.run(["pgrep", "-af", "[f]trace-regs-bench-lab"], capture_output=True, text=True)
+    # This lab's QEMU (other labs may be up meanwhile: another test worker's).
+    left = subprocess.run(["pgrep", "-af", f"[f]trace-regs-bench-lab .*{labmod.RUN_DIR}/"],
+                          capture_output=True, text=True)
     assert left.stdout.strip() == "", f"QEMU still running after 'bench lab down': {left.stdout}"
+    assert not os.path.exists(f"/proc/{lab['pid']}"), f"QEMU pid {lab['pid']} still there"
     r = CliRunner().invoke(cli, ["lab", "status"])
     assert "down" in r.output
 

@@ -37,7 +37,7 @@ def t975(df):
     return T975.get(df) or T975[max(k for k in T975 if k <= df)]
 
 
-def controller_state(settle=10.0, threads_at_most=None):
+def controller_state(settle=10.0, threads_at_most=None, agent_dirs_are_ours=True):
     """What this process holds: open descriptors, threads, children, /tmp
     entries.  A finished run's pinger thread wakes up to 7.5 s later (a
     quarter of the lease) to notice and end, and a closed SSH transport's
@@ -51,7 +51,8 @@ def controller_state(settle=10.0, threads_at_most=None):
     kids = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == os.getpid()]
     # Only names this suite would make: other programs on a shared machine
     # come and go in /tmp too.
-    tmp = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(("ftrace-regs-bench", "bench"))}
+    tmp = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(("ftrace-regs-bench", "bench"))
+           and (agent_dirs_are_ours or not n.startswith("ftrace-regs-bench."))}
     return {"fds": len(os.listdir("/proc/self/fd")), "threads": threading.active_count(),
             "children": kids, "tmp": tmp}
 
@@ -73,6 +74,7 @@ def open_target(host, ssh_config):
 def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=print, profile="quick"):
     """Run `runs` runs (quick profile unless told); returns a dict of figures and leftovers."""
     out_root = pathlib.Path(out_root or tempfile.mkdtemp(prefix="bench-soak-"))
+    local = host != "lab"  # the target may be this machine (loopback sshd, --host local)
     target = open_target(host, ssh_config)
     before_target = target_state(target)
     target.close()
@@ -84,7 +86,10 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
     before_ctl = None
     for i in range(runs):
         if i == 1:
-            before_ctl = controller_state()
+            # Agent directories in this machine's /tmp are a target's, and with
+            # a remote target not ours: another test may be using this machine
+            # as its target meanwhile.
+            before_ctl = controller_state(agent_dirs_are_ours=local)
         t0 = time.monotonic()
         r = CliRunner().invoke(cli, args + ["--out", str(out_root / f"run{i:02d}")])
         walls.append(time.monotonic() - t0)
@@ -97,7 +102,8 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
             f"{len(os.listdir('/proc/self/fd'))} threads {threading.active_count()}"
             + (f", left on the target: {left}" if left else "")
             + ("" if r.exit_code == 0 else f"\n{r.output}"))
-    after_ctl = controller_state(threads_at_most=before_ctl and before_ctl["threads"])
+    after_ctl = controller_state(threads_at_most=before_ctl and before_ctl["threads"],
+                                 agent_dirs_are_ours=local)
     before_ctl = before_ctl or after_ctl
     n = len(walls)
     mean = statistics.mean(walls)

@@ -324,9 +324,11 @@ def _start_full_run(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    # The first lab test starts the background full run if any selected test reads it.
+    # The first lab test of a group starts the background full run if a
+    # selected test of the same group (so: of this process) reads it.
     if _full_run is None and tier_of(item) == "lab" and any(
-            "full_run" in getattr(i, "fixturenames", ()) for i in item.session.items):
+            "full_run" in getattr(i, "fixturenames", ()) and group_of(i) == group_of(item)
+            for i in item.session.items):
         _start_full_run(item.config)
 
 

@@ -424,7 +424,8 @@ class _ChannelProcess(Process):
         self._pid = None
         self._pid_known = threading.Event()
         threading.Thread(target=self._pump_out, daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
+        self._err_pump = threading.Thread(target=self._pump_err, daemon=True)
+        self._err_pump.start()
 
     def _pump_out(self):
         for line in self.chan.makefile("rb"):
@@ -467,6 +468,11 @@ class _ChannelProcess(Process):
         return line
 
     def stderr_text(self):
+        # Once the process has exited, what it wrote is all there: give the
+        # stderr thread a moment to finish reading (on a busy controller it
+        # lags behind the exit status).
+        if self.chan.exit_status_ready():
+            self._err_pump.join(5)
         return "".join(self._err)
 
     def close_stdin(self):

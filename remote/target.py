@@ -144,7 +144,8 @@ class _PopenProcess(Process):
         self._lines = queue.Queue()
         self._err = []
         threading.Thread(target=self._pump_out, daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
+        self._err_pump = threading.Thread(target=self._pump_err, daemon=True)
+        self._err_pump.start()
 
     def _pump_out(self):
         for line in iter(self.p.stdout.readline, b""):
@@ -169,6 +170,8 @@ class _PopenProcess(Process):
         return line
 
     def stderr_text(self):
+        if self.p.poll() is not None:  # exited: let the reader catch up (see ssh.py)
+            self._err_pump.join(5)
         return "".join(self._err)
 
     def close_stdin(self):

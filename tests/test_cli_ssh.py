@@ -38,7 +38,7 @@ def _state():
 
 
 def bench_run(sshd, alias, tmp_path, *extra):
-    before = target_state()
+    before = target_state(settle=True)  # an earlier test's guardian may still be finishing
     out = tmp_path / "out" / "bundle"
     r = CliRunner().invoke(cli, ["run", "--host", alias, "--ssh-config", sshd.config_path,
                                  "--profile", "quick", "--out", str(out), *extra])

@@ -52,7 +52,7 @@ def controller_state(settle=10.0, threads_at_most=None, agent_dirs_are_ours=True
     # Only names this suite would make: other programs on a shared machine
     # come and go in /tmp too.
     tmp = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(("ftrace-regs-bench", "bench"))
-           and (agent_dirs_are_ours or not n.startswith("ftrace-regs-bench."))}
+           and (agent_dirs_are_ours or not n.startswith(("ftrace-regs-bench.", "bench-sshd-")))}
     return {"fds": len(os.listdir("/proc/self/fd")), "threads": threading.active_count(),
             "children": kids, "tmp": tmp}
 
@@ -88,7 +88,7 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
         if i == 1:
             # Agent directories in this machine's /tmp are a target's, and with
             # a remote target not ours: another test may be using this machine
-            # as its target meanwhile.
+            # as its target meanwhile (with its own sshd fixture).
             before_ctl = controller_state(agent_dirs_are_ours=local)
         t0 = time.monotonic()
         r = CliRunner().invoke(cli, args + ["--out", str(out_root / f"run{i:02d}")])

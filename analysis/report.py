@@ -25,7 +25,7 @@ from bench.bundle import Bundle, prove_writable
 from bench.errors import OutputError
 from bench.units import bundle_clock, bundle_unit
 
-from . import plots, stats
+from . import plots, stats, steps
 from .load import SETUP_KEYS, cells_frame, load_bundles, mode_key
 from .summary import aa_from_cells, mode_label, summarize_cells, variant_table
 
@@ -381,6 +381,49 @@ def probe_recorded(pc, unit):
             "not in its per-call figures")
 
 
+STEP_HEADER = ["method", "workload", "mode", "unit", "step (split - rest)", "threshold (set by)", "|step| / se",
+               "cells of the split", "where the level changed", "verdict"]
+
+
+def _step_row(r):
+    by = {"spread": "within-cell spread", "level": f"{steps.LEVEL_FRACTION:.1%} of level",
+          "unit": f"{steps.UNIT_FLOOR:g} unit"}.get(r.get("threshold_by"), "n/a")
+    verdict = {True: "FAIL: a step; this mode's figures cannot be trusted at that resolution",
+               False: "pass", None: "n/a (too few cells or samples)"}[r.get("flagged")]
+    return [r.get("method"), r.get("workload"), mode_label(r.get("mode")), r.get("unit"),
+            steps._num(r.get("step")), f"{steps._num(r.get('threshold'))} ({by})", steps._num(r.get("z")),
+            steps.cells_text(r), (steps.edges_text(r) if r.get("flagged") else "") or "-", verdict]
+
+
+def _is_step_rows(rec):
+    return isinstance(rec, list) and rec and all(
+        isinstance(x, dict) and {"method", "mode", "step", "threshold", "flagged"} <= set(x) for x in rec)
+
+
+def steps_recorded(rec, unit):
+    """checks.steps (analysis/steps.py: one row per method and mode) as a
+    table and a sentence; None when of another shape."""
+    if not _is_step_rows(rec):
+        return None
+    bad = [f"{x['method']} {x['mode']}" for x in rec if x.get("flagged")]
+    text = ("each mode's cells in run order, every contiguous run of them against the rest; a step is flagged "
+            "above max(t x se, 0.5% of the level, 1 unit).  "
+            + (f"Flagged: {', '.join(bad)}: those figures cannot be trusted at that resolution" if bad else
+               "No step is flagged"))
+    return table(STEP_HEADER, [_step_row(x) for x in rec]), text
+
+
+def steps_computed(bundles, labels):
+    """The step check computed here from every bundle's cells: a table (one
+    row per bundle, method and mode) and the sentences for the caveats."""
+    rows, notes = [], []
+    for b, label in zip(bundles, labels):
+        got = steps.step_check(b)
+        rows += [[label, *_step_row(r)] for r in got]
+        notes += [f"{label}: {line}." for kind, line in steps.check_lines(got) if kind == "fail"]
+    return (table(["bundle", *STEP_HEADER], rows) if rows else None), notes
+
+
 def checks_section(bundles, labels, aa_computed):
     """The checks bench run recorded (checks.aa, checks.method_agreement,
     checks.probe_cost) as tables when of the shape bench run writes, as a
@@ -390,11 +433,13 @@ def checks_section(bundles, labels, aa_computed):
         checks = b.data.get("checks") or {}
         unit = bundle_unit(b.data)
         for key, name, render in (("aa", "A/A check", aa_recorded),
+                                  ("steps", "step check", steps_recorded),
                                   ("method_agreement", "method agreement check", agreement_recorded),
                                   ("probe_cost", "bpf probe cost", probe_recorded)):
             rec = checks.get(key)
             if rec is None:
-                if key != "probe_cost":
+                # (bundles from before the step check: it is computed below from their cells)
+                if key not in ("probe_cost", "steps"):
                     out.append({"bundle": label, "name": f"{name} (recorded by bench run)",
                                 "text": f"no {name} recorded", "table": None})
                 continue
@@ -442,7 +487,7 @@ def _config_diff(bundles, labels):
     return notes
 
 
-def confounds(bundles, labels, summary, aa_computed, cell_notes, pooled):
+def confounds(bundles, labels, summary, aa_computed, cell_notes, pooled, step_notes=()):
     notes = []
     for b, label in zip(bundles, labels):
         lab = b.data.get("facts", {}).get("lab")
@@ -471,6 +516,7 @@ def confounds(bundles, labels, summary, aa_computed, cell_notes, pooled):
             notes.append(f"A/A check FAILED for {r['group']} {r['method']} ({r['pair']}): two cells of the "
                          f"same mode differ by {fmt(r['value'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]; "
                          "differences of that size between modes are not trustworthy there.")
+    notes += step_notes
     for b, label in zip(bundles, labels):
         aa = (b.data.get("checks") or {}).get("aa")
         if isinstance(aa, dict) and aa.get("ok") is False:
@@ -605,6 +651,8 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         if old.suffix in (".svg", ".png") and f"figures/{old.name}" not in current:
             old.unlink()
     checks, aa_table = checks_section(bundles, labels, aa_computed)
+    # The step check, like the A/A, is a check of one run: per bundle, pooled or not.
+    step_table, step_notes = steps_computed(bundles, labels)
     repro, report_cmd = reproduce(bundles, labels, report_args or
                                   [*(shlex.quote(str(p)) for p in paths), "--out", shlex.quote(str(out_dir))])
     if anonymize_hosts:
@@ -633,7 +681,9 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         "figures": figs,
         "checks": checks,
         "aa_table": aa_table,
-        "confounds": confounds(bundles, labels, summary, aa_computed, cell_notes, pooled),
+        "step_table": step_table,
+        "step_text": steps.METHOD_TEXT,
+        "confounds": confounds(bundles, labels, summary, aa_computed, cell_notes, pooled, step_notes),
         "reproduce": repro,
         "report_command": report_cmd,
         "anonymized": anonymize_hosts,

@@ -22,6 +22,10 @@ Format history:
      rows like any mode), "checks" (aa, probe_cost, method_agreement),
      "noise" (tuned, warnings, cpu, changed, restored), plan.affinity and
      plan.bpf_calls.
+  2  metric names without a unit (per_call, overhead, regs_gain), "clock"
+     and a unit on every row (version 1 is read as 2: upgrade_v1).
+     Later additions that version-2 readers may ignore: checks.steps (the
+     step check, analysis/steps.py; docs/bundle.md lists its fields).
 """
 import contextlib
 import datetime

@@ -8,7 +8,7 @@ the bundle as soon as it completes, and always asks the agent to restore.
 import json
 import math
 
-from analysis import stats
+from analysis import stats, steps
 from remote.agent.tracefs import kernel_expanded
 from remote.agent_client import AgentClient
 from remote.errors import AgentError, RemoteError
@@ -171,13 +171,17 @@ KERNEL_SETTINGS = {"off": dict(save_regs=False, relevant=0), "noregs": dict(save
                    "regs": dict(save_regs=True, relevant=1)}
 
 
-def checks(rows):
-    """The run's own checks on its result rows (bundle.data["checks"])."""
-    return {"aa": stats.aa_check(rows),
-            "probe_cost": next(({k: r[k] for k in ("value", "ci_low", "ci_high", "n", "unit")}
-                                for r in rows if r["mode"] == PROBE_MODE
-                                and r["metric"] == "overhead"), None),
-            "method_agreement": stats.method_agreement(rows)}
+def checks(rows, bundle=None):
+    """The run's own checks (bundle.data["checks"]): on its result rows, and
+    the step check on the bundle's cells in run order (analysis/steps.py)."""
+    out = {"aa": stats.aa_check(rows),
+           "probe_cost": next(({k: r[k] for k in ("value", "ci_low", "ci_high", "n", "unit")}
+                               for r in rows if r["mode"] == PROBE_MODE
+                               and r["metric"] == "overhead"), None),
+           "method_agreement": stats.method_agreement(rows)}
+    if bundle is not None:
+        out["steps"] = steps.step_check(bundle)
+    return out
 
 
 def run_cell(client, bundle, plan, cell, function, kernel_calls):
@@ -375,7 +379,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
         if bundle.data["cells"]:
             try:
                 rows = summarize_bundle(bundle)
-                bundle.data["checks"] = _clean(checks(rows))
+                bundle.data["checks"] = _clean(checks(rows, bundle))
             except Exception as e:  # never lose the bundle to a statistics failure
                 bundle.data["notes"].append(f"summary failed: {type(e).__name__}: {e}")
         if not resume or session is not None:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.stats import disagreement_reason, excludes_zero
+from analysis.steps import check_lines as step_lines
 
 from .units import bundle_unit, unit_of
 
@@ -158,6 +159,9 @@ def check_lines(data):
             out.append(f"A/A check ({method}): off twice per round differs by {_ci_text(r, unit)}: "
                        "no significant difference"
                        + (f"; differences within +/-{fmt_ns(half)} {unit} are not resolved" if half else ""))
+    # The step check next to the A/A, failed in red like it (analysis/steps.py).
+    for kind, line in step_lines(checks.get("steps") or []):
+        out.append(f"[red]{line}[/red]" if kind == "fail" else line)
     probe = checks.get("probe_cost")
     if probe:
         out.append(f"bpf probe cost (pyperf, probes on vs off, tracer off): {_ci_text(probe, unit)} per call")

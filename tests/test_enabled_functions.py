@@ -41,3 +41,13 @@ def test_lines_parse_into_symbol_module_ops_count_and_flags():
     assert enabled_line("frb_tracee [ftrace_regs_bench] (2) R    ") == {
         "symbol": "frb_tracee", "module": "ftrace_regs_bench", "count": 2, "flags": ["R"]}
     assert enabled_line("#### all functions enabled ####") is None
+
+
+def test_6_1_module_tracee_lines_keep_their_blank_flag_fields():
+    from remote.agent.tracefs import enabled_line
+
+    regs, noregs, dropped = (DATA / "enabled_functions-6.1-lab-kmod.txt").read_text().splitlines()
+    assert regs.endswith(" R    ") and noregs.endswith(")      ")  # ' R' / '  ', then I, D blank
+    assert enabled_line(regs) == {"symbol": "frb_tracee", "module": "ftrace_regs_bench",
+                                  "count": 1, "flags": ["R"]}
+    assert enabled_line(noregs)["flags"] == enabled_line(dropped)["flags"] == []

@@ -1,7 +1,9 @@
 """The kernel method's tracefs proof (issue 12, section 4): a kernel-method
 cell is reported only when enabled_functions shows the module's tracee with
-the cell's ops and, for regs, the R flag.  The lines are 6.1's t_show()
-format (remote/kmod/README.md, "Verifying through tracefs")."""
+the cell's ops and, for regs, the R flag.  The lines are real ones, read in
+the debian-6.1 lab while the module held its ops (tests/data, with origins)."""
+import pathlib
+
 import pytest
 
 from bench.cli import exit_code
@@ -9,14 +11,17 @@ from bench.errors import MeasurementError
 from bench.run import KERNEL_SETTINGS, check_kernel_cell
 from remote.agent.tracefs import enabled_view
 
-REGS_LINE = "frb_tracee [ftrace_regs_bench] (1) R"
-NOREGS_LINE = "frb_tracee [ftrace_regs_bench] (1)"
+DATA = pathlib.Path(__file__).parent / "data"
+# module held save_regs=1; save_regs=0; the test build (FRB_TEST_DROP_SAVE_REGS=1) held save_regs=1
+REGS_LINE, NOREGS_LINE, DROPPED_LINE = (
+    DATA / "enabled_functions-6.1-lab-kmod.txt").read_text().splitlines()
 
 
 def view(*lines, tracer="nop"):
-    """What the agent's verify returns for these enabled_functions lines."""
+    """What the agent's verify returns for these enabled_functions lines
+    (it strips them, as Tracefs.lines does)."""
     return dict(current_tracer=tracer, tracing_on="1", set_ftrace_filter=[],
-                **enabled_view(list(lines), "frb_tracee"))
+                **enabled_view([l.strip() for l in lines], "frb_tracee"))
 
 
 @pytest.mark.parametrize("mode, lines", [("off", ()), ("noregs", (NOREGS_LINE,)),
@@ -26,9 +31,9 @@ def test_each_mode_passes_with_its_own_state(mode, lines):
 
 
 def test_a_regs_cell_without_the_R_flag_is_an_error():
-    # What the test build (FRB_TEST_DROP_SAVE_REGS=1) leaves in enabled_functions.
+    # What the test build (FRB_TEST_DROP_SAVE_REGS=1) left in enabled_functions.
     with pytest.raises(MeasurementError) as e:
-        check_kernel_cell("regs", view(NOREGS_LINE), KERNEL_SETTINGS["regs"])
+        check_kernel_cell("regs", view(DROPPED_LINE), KERNEL_SETTINGS["regs"])
     assert str(e.value) == (
         "kernel-method mode 'regs' is not in effect on the target: tracefs shows "
         "current_tracer='nop', 1 enabled function(s), frb_tracee: "

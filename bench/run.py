@@ -9,6 +9,8 @@ import json
 import math
 
 from analysis import stats, steps
+from remote.agent.kmod import NAME as KMOD_NAME
+from remote.agent.kmod import TRACEE
 from remote.agent.tracefs import kernel_expanded
 from remote.agent_client import AgentClient
 from remote.errors import AgentError, RemoteError
@@ -57,6 +59,30 @@ def check_mode(mode, function, v):
             f"{v['current_tracer']!r}, tracing_on={v['tracing_on']}, "
             f"{v['enabled_functions_count']} enabled function(s), {function}: "
             f"{v['target_line']!r}; expected {want}")
+
+
+def check_kernel_cell(mode, v, settings):
+    """Refuse a kernel-method cell whose ops tracefs does not show as its mode
+    claims: for off no ops at all; for noregs/regs the module's tracee alone
+    in enabled_functions, with as many ops as the cell registered, and the R
+    flag (FTRACE_FL_REGS: the call site goes to ftrace_regs_caller) exactly
+    for regs.  The same proof a pyperf cell gives for the syscall handler."""
+    tracee = f"{TRACEE} [{KMOD_NAME}]"
+    relevant, flags = settings["relevant"], v.get("target_flags") or []
+    if not relevant:
+        ok = v["current_tracer"] == "nop" and v["enabled_functions_count"] == 0
+        want = "current_tracer nop and enabled_functions empty"
+    else:
+        ok = (v["current_tracer"] == "nop" and v["enabled_functions_count"] == 1
+              and v.get("target_module") == KMOD_NAME and v.get("target_count") == relevant
+              and ("R" in flags) == settings["save_regs"])
+        want = (f"{tracee} alone with {relevant} ops, "
+                f"{'with' if settings['save_regs'] else 'without'} the R (regs) flag")
+    if not ok:
+        raise MeasurementError(
+            f"kernel-method mode {mode!r} is not in effect on the target: tracefs shows "
+            f"current_tracer={v['current_tracer']!r}, {v['enabled_functions_count']} enabled "
+            f"function(s), {TRACEE}: {v['target_line']!r}; expected {want}")
 
 
 def summarize_bundle(bundle):
@@ -151,6 +177,13 @@ def prepare_module(client, bundle, facts, ui):
     bundle.data["module"] = {"built_on_target": prep.get("built"), "prebuilt": bool(prebuilt),
                              "build_seconds": prep.get("build_seconds"), "info": info,
                              "leftover_removed": prep.get("leftover_removed")}
+    if info.get("test", "none") != "none":
+        # A test build (remote/kmod/README.md, "info") lies on purpose:
+        # say so wherever its figures could be read.
+        note = (f"the module is a test build (test={info['test']}): its figures are not "
+                f"measurements of the kernel")
+        bundle.data["notes"].append(note)
+        ui.warn(note)
     bundle.save()
 
 
@@ -216,14 +249,22 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls):
                       counts=[r["count"] for r in b["runs"]],
                       tracefs={"before": before, "after": after})
     else:  # kernel: the module times its own tracee, total ns and calls per repetition
+        # The cell's ops stay registered ("held") across all its timings, so
+        # that tracefs shows them before and after, as for the other methods.
         p = plan.profile
         reps = p.processes * p.values
-        k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600,
-                           **KERNEL_SETTINGS[tmode])
+        settings = KERNEL_SETTINGS[tmode]
+        before = client.request("kmod_hold", timeout=120, **settings)
+        check_kernel_cell(tmode, before, settings)
+        k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600, **settings)
+        after = client.request("verify", function=TRACEE, timeout=60)
+        client.request("kmod_release", timeout=120)
+        check_kernel_cell(tmode, after, settings)
         rel = bundle.write_raw(f"kernel/{cell.id}.json",
                                json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
         means, n_values = stats.kernel_means_ns(bundle.path / rel)
-        record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls)
+        record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls,
+                      tracefs={"before": before, "after": after})
     record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
     return record
 

@@ -25,3 +25,29 @@ def test_6_12_lines_carry_call_ops_and_an_ops_field():
     assert enabled_flags(module) == ["O"]
     assert enabled_flags(tracer) == ["O"]
     assert "frb_attach_cb" in module and "function_trace_call" in tracer
+
+
+def test_lines_parse_into_symbol_module_ops_count_and_flags():
+    from remote.agent.tracefs import enabled_line
+
+    regs, noregs = (DATA / "enabled_functions-6.1-lab.txt").read_text().splitlines()
+    assert enabled_line(regs) == {"symbol": "__arm64_sys_getppid", "module": None, "count": 1,
+                                  "flags": ["R"]}
+    assert enabled_line(noregs)["flags"] == []
+    module, _ = (DATA / "enabled_functions-6.12-lab.txt").read_text().splitlines()
+    assert enabled_line(module) == {"symbol": "__arm64_sys_getppid", "module": None, "count": 1,
+                                    "flags": ["O"]}
+    # 6.1 print_rec(): ' [module]' after a module function's symbol
+    assert enabled_line("frb_tracee [ftrace_regs_bench] (2) R    ") == {
+        "symbol": "frb_tracee", "module": "ftrace_regs_bench", "count": 2, "flags": ["R"]}
+    assert enabled_line("#### all functions enabled ####") is None
+
+
+def test_6_1_module_tracee_lines_keep_their_blank_flag_fields():
+    from remote.agent.tracefs import enabled_line
+
+    regs, noregs, dropped = (DATA / "enabled_functions-6.1-lab-kmod.txt").read_text().splitlines()
+    assert regs.endswith(" R    ") and noregs.endswith(")      ")  # ' R' / '  ', then I, D blank
+    assert enabled_line(regs) == {"symbol": "frb_tracee", "module": "ftrace_regs_bench",
+                                  "count": 1, "flags": ["R"]}
+    assert enabled_line(noregs)["flags"] == enabled_line(dropped)["flags"] == []

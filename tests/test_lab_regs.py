@@ -49,12 +49,18 @@ def test_regs_run_completes(regs_run):
 
 def test_enabled_functions_showed_R_for_regs_only(regs_run):
     data = json.loads((regs_run["out"] / "bundle.json").read_text())
+    seen = set()
     for c in data["cells"]:
-        if c["method"] != "pyperf" or c["mode"] not in ("regs", "noregs"):
+        if c["method"] not in ("pyperf", "kernel") or c["mode"] not in ("regs", "noregs"):
             continue
+        seen.add(c["method"])
         for when in ("before", "after"):
-            flags = c["tracefs"][when]["target_flags"]
-            assert ("R" in flags) == (c["mode"] == "regs"), (c["id"], when, c["tracefs"][when])
+            tr = c["tracefs"][when]
+            assert ("R" in tr["target_flags"]) == (c["mode"] == "regs"), (c["id"], when, tr)
+            if c["method"] == "kernel":  # the module's own tracee, its one ops held across the cell
+                assert tr["target_line"].startswith("frb_tracee [ftrace_regs_bench] (1)"), tr
+                assert tr["target_count"] == 1 and tr["enabled_functions_count"] == 1, tr
+    assert seen == {"pyperf", "kernel"}
 
 
 def test_regs_gain_with_a_ci_per_method(regs_run):

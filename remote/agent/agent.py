@@ -341,6 +341,30 @@ class Agent:
             runs = self.kmod.time(calls, bool(req.get("save_regs")), relevant, irrelevant, reps)
         return {"runs": runs, "elapsed_s": time.monotonic() - t0}
 
+    def _kmod_settings(self, req):
+        save_regs = req.get("save_regs")
+        relevant, irrelevant = int(req.get("relevant", 1)), int(req.get("irrelevant", 0))
+        if not (isinstance(save_regs, bool) and 0 <= relevant <= 16 and 0 <= irrelevant <= 16):
+            raise Fatal("kmod settings out of range", kind="usage")
+        return save_regs, relevant, irrelevant
+
+    def op_kmod_hold(self, req):
+        """Register the ops of a kernel-method cell and keep them across its
+        timings; returns what tracefs shows, the module's tracee included
+        (the controller checks it, as for every other cell)."""
+        if self.kmod is None or not self.kmod.loaded_by_us:
+            raise Fatal("kmod_hold before kmod_load")
+        save_regs, relevant, irrelevant = self._kmod_settings(req)
+        with self.state_lock:
+            self.kmod.hold(save_regs, relevant, irrelevant)
+            return self.op_verify({"function": kmod_mod.TRACEE})
+
+    def op_kmod_release(self, req):
+        if self.kmod is not None and self.kmod.loaded_by_us:
+            with self.state_lock:
+                self.kmod.release()
+        return None
+
     def op_begin(self, req):
         """Snapshot everything we may touch; nothing is written before this."""
         with self.state_lock:
@@ -365,6 +389,7 @@ class Agent:
         with self.state_lock:
             if self.kmod is not None and self.kmod.loaded_by_us:
                 self.kmod.detach()
+                self.kmod.release()
             t.write("current_tracer", "nop")
             t.write("set_ftrace_filter", "")
             if mode == "off":
@@ -389,15 +414,10 @@ class Agent:
         t = self.tracefs
         with self.state_lock:
             enabled = t.lines("enabled_functions") if t.exists("enabled_functions") else []
-            target = [l for l in enabled if function and l.split()[0] == function]
-            return {
-                "current_tracer": t.read("current_tracer").strip(),
-                "tracing_on": t.read("tracing_on").strip(),
-                "set_ftrace_filter": t.lines("set_ftrace_filter"),
-                "enabled_functions_count": len(enabled),
-                "target_line": target[0] if target else None,
-                "target_flags": tracefs_mod.enabled_flags(target[0]) if target else None,
-            }
+            return dict(current_tracer=t.read("current_tracer").strip(),
+                        tracing_on=t.read("tracing_on").strip(),
+                        set_ftrace_filter=t.lines("set_ftrace_filter"),
+                        **tracefs_mod.enabled_view(enabled, function))
 
     def op_measure(self, req):
         cell = req["cell"]

@@ -8,6 +8,8 @@ it built earlier on a target running exactly the same kernel build.
 Its interface is a debugfs directory (remote/kmod/README.md):
     attach  'FUNC 0|1' / 'none'  one ops (SAVE_REGS or not) on FUNC
     run     'calls=N save_regs=S relevant=R irrelevant=I'  timed in the kernel
+    hold    'save_regs=S relevant=R irrelevant=I' / 'none'  a run's ops kept
+            registered across runs, so that tracefs can show them
     info    what the module was built for
 """
 import os
@@ -19,6 +21,9 @@ import time
 NAME = "ftrace_regs_bench"
 DEBUGFS = "/sys/kernel/debug"
 DIR = DEBUGFS + "/" + NAME
+# The module's timed function, as enabled_functions names it
+# ('frb_tracee [ftrace_regs_bench] (1) R').
+TRACEE = "frb_tracee"
 
 
 class KmodError(Exception):
@@ -67,11 +72,13 @@ def unload(reason_log=None):
     problems = []
     if not loaded():
         return problems
-    if os.path.exists(os.path.join(DIR, "attach")):
-        try:
-            _write("attach", "none")
-        except KmodError as e:
-            problems.append(str(e))
+    # (module exit does both too; 'hold' is missing in a 1.0 module left behind)
+    for name in ("attach", "hold"):
+        if os.path.exists(os.path.join(DIR, name)):
+            try:
+                _write(name, "none")
+            except KmodError as e:
+                problems.append(str(e))
     r = subprocess.run(["rmmod", NAME], capture_output=True, text=True)
     if r.returncode != 0:
         problems.append("rmmod %s failed: %s" % (NAME, r.stderr.strip()))
@@ -149,6 +156,15 @@ class Kmod:
     def detach(self):
         if loaded() and os.path.exists(os.path.join(DIR, "attach")):
             _write("attach", "none")
+
+    def hold(self, save_regs, relevant, irrelevant=0):
+        _write("hold", "save_regs=%d relevant=%d irrelevant=%d"
+               % (1 if save_regs else 0, relevant, irrelevant))
+        return parse_line(_read("hold"))
+
+    def release(self):
+        if loaded() and os.path.exists(os.path.join(DIR, "hold")):
+            _write("hold", "none")
 
     def time(self, calls, save_regs, relevant, irrelevant=0, reps=1):
         out = []

@@ -10,6 +10,7 @@ The snapshot is also written to a file so that a fresh process can restore it
 import errno
 import json
 import os
+import re
 
 MOUNTPOINTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -281,6 +282,41 @@ def enabled_flags(line):
     head, _, rest = line.partition(")")
     rest = rest.split("\t")[0]
     return [tok for tok in rest.split() if len(tok) == 1 and tok.isalpha()]
+
+
+# 6.1 t_show(): print_rec() writes the symbol and, for a module function,
+# ' [module]'; then ' (%ld)' is ftrace_rec_count(rec), the number of ops on
+# the record, and the flag fields follow.
+_ENABLED_LINE = re.compile(r"^(?P<symbol>\S+)(?: \[(?P<module>[^\]]+)\])? \((?P<count>\d+)\)")
+
+
+def enabled_line(line):
+    """One enabled_functions line, parsed; None if it is not one.
+
+    'frb_tracee [ftrace_regs_bench] (1) R    ' ->
+    {'symbol': 'frb_tracee', 'module': 'ftrace_regs_bench', 'count': 1, 'flags': ['R']}
+    """
+    m = _ENABLED_LINE.match(line)
+    if not m:
+        return None
+    return {"symbol": m.group("symbol"), "module": m.group("module"),
+            "count": int(m.group("count")), "flags": enabled_flags(line)}
+
+
+def enabled_view(enabled, function):
+    """What enabled_functions (its lines, stripped) says about one function:
+    the part of a cell's tracefs proof that the checks read."""
+    target = [l for l in enabled if function and l.split()[0] == function]
+    parsed = enabled_line(target[0]) if target else None
+    return {
+        "enabled_functions_count": len(enabled),
+        "target_line": target[0] if target else None,
+        "target_flags": enabled_flags(target[0]) if target else None,
+        # the ops count and the module of the record: what the kernel
+        # method's proof needs (its tracee lives in the module)
+        "target_count": parsed["count"] if parsed else None,
+        "target_module": parsed["module"] if parsed else None,
+    }
 
 
 def restore_from_file(path):

@@ -12,6 +12,9 @@
  * Interface (debugfs, <debugfs>/ftrace_regs_bench/, see README.md):
  *   attach  rw  "FUNC 0|1" attaches one counting ops to FUNC, "none" detaches
  *   run     rw  "calls=N save_regs=0|1 relevant=R irrelevant=I" runs a timing
+ *   hold    rw  "save_regs=0|1 relevant=R irrelevant=I" keeps those ops
+ *               registered across runs (so that tracefs can show them),
+ *               "none" releases them
  *   info    ro  kernel and ftrace configuration of this build
  *
  * Every ops lives in module memory, so __register_ftrace_function() marks it
@@ -41,7 +44,7 @@
 #include <linux/utsname.h>
 #include <generated/utsrelease.h>
 
-#define FRB_VERSION	"1.0"
+#define FRB_VERSION	"1.1"
 
 #define FRB_MAX_CALLS	1000000000ULL
 #define FRB_MAX_OPS	16
@@ -49,6 +52,22 @@
 #define FRB_CHUNK	65536ULL
 /* Longest command we accept: a symbol name plus a few short fields. */
 #define FRB_CMD_MAX	(KSYM_NAME_LEN + 64)
+
+/*
+ * Test builds only (make FRB_TEST_DROP_SAVE_REGS=1): every ops is registered
+ * without FTRACE_OPS_FL_SAVE_REGS, whatever the command asked for, while the
+ * module still reports save_regs=1.  This is the module lying about its regs
+ * path, so that a test can check that the controller's tracefs proof (the R
+ * flag in enabled_functions) refuses such a cell.  "info" says test=...
+ * so that a bundle measured with it can never pass for a real one.
+ */
+#ifdef FRB_TEST_DROP_SAVE_REGS
+#define FRB_TEST	"drop_save_regs"
+#define FRB_OPS_FLAGS(save_regs)	((void)(save_regs), 0UL)
+#else
+#define FRB_TEST	"none"
+#define FRB_OPS_FLAGS(save_regs)	((save_regs) ? FTRACE_OPS_FL_SAVE_REGS : 0UL)
+#endif
 
 /* Serialises every command and every read of the state below. */
 static DEFINE_MUTEX(frb_mutex);
@@ -78,6 +97,24 @@ struct frb_result {
 };
 
 static struct frb_result frb_last;
+
+/*
+ * A set of run ops: @relevant ops on frb_tracee, then @irrelevant ops on
+ * frb_idle, in one array.  A "run" registers its own set for the timing and
+ * unregisters it at once, unless a set is held ("hold"): then the run times
+ * the calls with the held set, which stays registered between runs, so that
+ * tracefs (enabled_functions) can show the record and its flags before and
+ * after a whole series of runs.
+ */
+struct frb_opset {
+	struct ftrace_ops *ops;		/* NULL when the set has no ops */
+	unsigned int relevant;
+	unsigned int irrelevant;
+	bool save_regs;
+};
+
+static struct frb_opset frb_held;
+static bool frb_holding;
 
 /*
  * Call counters of the two module-local functions.  Each function writes its
@@ -255,14 +292,15 @@ static int frb_attach(char *func, bool save_regs)
 
 	lockdep_assert_held(&frb_mutex);
 
-	if (frb_attach_ops)
+	/* Like a run, a held set must not share its ops list with us. */
+	if (frb_attach_ops || frb_holding)
 		return -EBUSY;
 
 	ops = kzalloc(sizeof(*ops), GFP_KERNEL);
 	if (!ops)
 		return -ENOMEM;
 	ops->func = frb_attach_cb;
-	ops->flags = save_regs ? FTRACE_OPS_FL_SAVE_REGS : 0;
+	ops->flags = FRB_OPS_FLAGS(save_regs);
 
 	/*
 	 * The filter must be in place before registering: an ops with an
@@ -390,7 +428,7 @@ static int frb_register_n(struct ftrace_ops *ops, unsigned int n,
 
 	for (i = 0; i < n; i++) {
 		ops[i].func = frb_run_cb;
-		ops[i].flags = save_regs ? FTRACE_OPS_FL_SAVE_REGS : 0;
+		ops[i].flags = FRB_OPS_FLAGS(save_regs);
 
 		/* By address: exact, whatever the symbol is called. */
 		ret = ftrace_set_filter_ip(&ops[i], ip, 0, 1);
@@ -450,17 +488,73 @@ static int frb_time_calls(u64 calls, u64 *total_ns)
 	return 0;
 }
 
+/*
+ * Allocate and register @set's ops: irrelevant ones first, because
+ * add_ftrace_ops() inserts at the head of the list, so that the relevant ops
+ * end up ahead of them.  The list function still tests every ops against the
+ * traced ip on each call.  On failure nothing stays registered (unless
+ * leaked, see frb_unregister) and @set->ops is NULL.
+ */
+static int frb_opset_register(struct frb_opset *set)
+{
+	unsigned int nr = set->relevant + set->irrelevant;
+	bool leaked = false;
+	int ret;
+
+	set->ops = NULL;
+	if (!nr)
+		return 0;
+	set->ops = kcalloc(nr, sizeof(*set->ops), GFP_KERNEL);
+	if (!set->ops)
+		return -ENOMEM;
+
+	ret = frb_register_n(set->ops + set->relevant, set->irrelevant,
+			     (unsigned long)frb_idle, set->save_regs, &leaked);
+	if (!ret) {
+		ret = frb_register_n(set->ops, set->relevant,
+				     (unsigned long)frb_tracee, set->save_regs,
+				     &leaked);
+		if (ret)
+			frb_unregister_n(set->ops + set->relevant,
+					 set->irrelevant, &leaked);
+	}
+	if (!ret)
+		return 0;
+	if (leaked)
+		WARN(1, KBUILD_MODNAME ": ops still registered, not freed\n");
+	else
+		kfree(set->ops);
+	set->ops = NULL;
+	return ret;
+}
+
+/* Unregister and free @set's ops (leaked, not freed, if ftrace refuses). */
+static void frb_opset_release(struct frb_opset *set)
+{
+	bool leaked = false;
+
+	if (!set->ops)
+		return;
+	frb_unregister_n(set->ops, set->relevant + set->irrelevant, &leaked);
+	if (leaked)
+		WARN(1, KBUILD_MODNAME ": ops still registered, not freed\n");
+	else
+		kfree(set->ops);
+	set->ops = NULL;
+}
+
 static int frb_run(u64 calls, bool save_regs, unsigned int relevant,
 		   unsigned int irrelevant)
 {
-	unsigned int nr = relevant + irrelevant;
 	struct frb_result res = {
 		.calls = calls, .save_regs = save_regs,
 		.relevant = relevant, .irrelevant = irrelevant,
 	};
-	struct ftrace_ops *ops = NULL;
+	struct frb_opset own = {
+		.relevant = relevant, .irrelevant = irrelevant,
+		.save_regs = save_regs,
+	};
 	unsigned long tracee_before;
-	bool leaked = false;
 	int ret;
 
 	lockdep_assert_held(&frb_mutex);
@@ -472,36 +566,31 @@ static int frb_run(u64 calls, bool save_regs, unsigned int relevant,
 	if (frb_attach_ops)
 		return -EBUSY;
 
-	if (nr) {
-		ops = kcalloc(nr, sizeof(*ops), GFP_KERNEL);
-		if (!ops)
-			return -ENOMEM;
-	}
-
-	frb_zero(&frb_run_hits);
-
 	/*
-	 * Irrelevant ops first: add_ftrace_ops() inserts at the head of the
-	 * list, so the relevant ops end up ahead of them.  The list function
-	 * still tests every ops against the traced ip on each call.
+	 * While a set is held, a run times exactly that set: other settings
+	 * would either add ops to the held ones or claim ops that are not
+	 * there.
 	 */
-	ret = frb_register_n(ops + relevant, irrelevant,
-			     (unsigned long)frb_idle, save_regs, &leaked);
-	if (ret)
-		goto out_free;
-	ret = frb_register_n(ops, relevant, (unsigned long)frb_tracee,
-			     save_regs, &leaked);
-	if (ret) {
-		frb_unregister_n(ops + relevant, irrelevant, &leaked);
-		goto out_free;
+	if (frb_holding) {
+		if (frb_held.relevant != relevant ||
+		    frb_held.irrelevant != irrelevant ||
+		    frb_held.save_regs != save_regs)
+			return -EBUSY;
+	} else {
+		ret = frb_opset_register(&own);
+		if (ret)
+			return ret;
 	}
 
+	/* Only the loop below calls frb_tracee, under frb_mutex. */
+	frb_zero(&frb_run_hits);
 	tracee_before = frb_tracee_calls;
 	ret = frb_time_calls(calls, &res.total_ns);
 
-	frb_unregister_n(ops, nr, &leaked);
+	if (!frb_holding)
+		frb_opset_release(&own);
 	if (ret)
-		goto out_free;
+		return ret;
 
 	/*
 	 * Built-in check: every call reached the tracee, every relevant ops
@@ -518,17 +607,17 @@ static int frb_run(u64 calls, bool save_regs, unsigned int relevant,
 			calls * relevant);
 		ret = -EIO;
 	}
-
-out_free:
-	if (leaked)
-		WARN(1, KBUILD_MODNAME ": ops still registered, not freed\n");
-	else
-		kfree(ops);
 	return ret;
 }
 
-/* The keys of a "run" command, each required exactly once. */
+/*
+ * The keys of a "run" command, each required exactly once; a "hold" command
+ * takes the same keys but calls.
+ */
 enum { FRB_CALLS, FRB_SAVE_REGS, FRB_RELEVANT, FRB_IRRELEVANT, FRB_NR_KEYS };
+
+#define FRB_RUN_KEYS	(BIT(FRB_NR_KEYS) - 1)
+#define FRB_HOLD_KEYS	(FRB_RUN_KEYS & ~BIT(FRB_CALLS))
 
 static const struct {
 	const char *key;
@@ -540,38 +629,48 @@ static const struct {
 	[FRB_IRRELEVANT] = { "irrelevant", 0, FRB_MAX_OPS },
 };
 
-static ssize_t frb_run_write(struct file *file, const char __user *ubuf,
-			     size_t count, loff_t *ppos)
+/*
+ * key=value tokens of @buf, in any order, no unknown or repeated keys; the
+ * keys present must be exactly those in the bit mask @want.
+ */
+static int frb_parse_keys(char *buf, unsigned int want, u64 *val)
 {
-	u64 val[FRB_NR_KEYS];
 	unsigned int seen = 0;
-	char *buf, *cur, *tok;
-	int ret = -EINVAL;
+	char *cur = buf, *tok;
 
-	buf = frb_get_cmd(ubuf, count);
-	if (IS_ERR(buf))
-		return PTR_ERR(buf);
-
-	/* key=value tokens, in any order, no unknown or repeated keys. */
-	cur = buf;
 	while ((tok = frb_next_token(&cur))) {
 		char *v = strchr(tok, '=');
 		unsigned int k;
 
 		if (!v)
-			goto out_free;
+			return -EINVAL;
 		*v++ = '\0';
 		for (k = 0; k < FRB_NR_KEYS; k++)
 			if (!strcmp(tok, frb_run_keys[k].key))
 				break;
-		if (k == FRB_NR_KEYS || (seen & BIT(k)))
-			goto out_free;
+		if (k == FRB_NR_KEYS || !(want & BIT(k)) || (seen & BIT(k)))
+			return -EINVAL;
 		seen |= BIT(k);
 		if (frb_parse_u64(v, frb_run_keys[k].min, frb_run_keys[k].max,
 				  &val[k]))
-			goto out_free;
+			return -EINVAL;
 	}
-	if (seen != BIT(FRB_NR_KEYS) - 1)
+	return seen == want ? 0 : -EINVAL;
+}
+
+static ssize_t frb_run_write(struct file *file, const char __user *ubuf,
+			     size_t count, loff_t *ppos)
+{
+	u64 val[FRB_NR_KEYS];
+	char *buf;
+	int ret;
+
+	buf = frb_get_cmd(ubuf, count);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	ret = frb_parse_keys(buf, FRB_RUN_KEYS, val);
+	if (ret)
 		goto out_free;
 
 	ret = mutex_lock_interruptible(&frb_mutex);
@@ -613,16 +712,118 @@ static const struct file_operations frb_run_fops = {
 	.release	= single_release,
 };
 
+/* ---- hold ------------------------------------------------------------ */
+
+static void frb_release(void)
+{
+	lockdep_assert_held(&frb_mutex);
+
+	if (!frb_holding)
+		return;
+	frb_opset_release(&frb_held);
+	frb_holding = false;
+}
+
+static int frb_hold(bool save_regs, unsigned int relevant,
+		    unsigned int irrelevant)
+{
+	struct frb_opset set = {
+		.relevant = relevant, .irrelevant = irrelevant,
+		.save_regs = save_regs,
+	};
+	int ret;
+
+	lockdep_assert_held(&frb_mutex);
+
+	/* One held set at a time, and never beside the attach ops. */
+	if (frb_holding || frb_attach_ops)
+		return -EBUSY;
+	ret = frb_opset_register(&set);
+	if (ret)
+		return ret;
+	frb_held = set;
+	frb_holding = true;
+	return 0;
+}
+
+static ssize_t frb_hold_write(struct file *file, const char __user *ubuf,
+			      size_t count, loff_t *ppos)
+{
+	u64 val[FRB_NR_KEYS];
+	char *buf, *cmd;
+	int ret;
+
+	buf = frb_get_cmd(ubuf, count);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+
+	/* strim() drops the blanks around the command ("echo none" works). */
+	cmd = strim(buf);
+	if (!strcmp(cmd, "none")) {
+		ret = mutex_lock_interruptible(&frb_mutex);
+		if (ret)
+			goto out_free;
+		frb_release();
+		mutex_unlock(&frb_mutex);
+		goto out_free;
+	}
+
+	ret = frb_parse_keys(cmd, FRB_HOLD_KEYS, val);
+	if (ret)
+		goto out_free;
+
+	ret = mutex_lock_interruptible(&frb_mutex);
+	if (ret)
+		goto out_free;
+	ret = frb_hold(val[FRB_SAVE_REGS], val[FRB_RELEVANT],
+		       val[FRB_IRRELEVANT]);
+	mutex_unlock(&frb_mutex);
+
+out_free:
+	kfree(buf);
+	return ret ? ret : count;
+}
+
+static int frb_hold_show(struct seq_file *m, void *v)
+{
+	int ret = mutex_lock_interruptible(&frb_mutex);
+
+	if (ret)
+		return ret;
+	if (frb_holding)
+		seq_printf(m, "save_regs=%d relevant=%u irrelevant=%u\n",
+			   frb_held.save_regs, frb_held.relevant,
+			   frb_held.irrelevant);
+	else
+		seq_puts(m, "none\n");
+	mutex_unlock(&frb_mutex);
+	return 0;
+}
+
+static int frb_hold_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, frb_hold_show, NULL);
+}
+
+static const struct file_operations frb_hold_fops = {
+	.owner		= THIS_MODULE,
+	.open		= frb_hold_open,
+	.read		= seq_read,
+	.write		= frb_hold_write,
+	.llseek		= seq_lseek,
+	.release	= single_release,
+};
+
 /* ---- info ------------------------------------------------------------ */
 
 static int frb_info_show(struct seq_file *m, void *v)
 {
-	seq_printf(m, "kernel=%s regs_caller=%d args=%d call_ops=%d arch=%s version=%s\n",
+	seq_printf(m, "kernel=%s regs_caller=%d args=%d call_ops=%d arch=%s version=%s test=%s\n",
 		   UTS_RELEASE,
 		   IS_ENABLED(CONFIG_DYNAMIC_FTRACE_WITH_REGS),
 		   IS_ENABLED(CONFIG_DYNAMIC_FTRACE_WITH_ARGS),
 		   IS_ENABLED(CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS),
-		   init_utsname()->machine, FRB_VERSION);
+		   init_utsname()->machine, FRB_VERSION, FRB_TEST);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(frb_info);
@@ -640,6 +841,7 @@ static int __init frb_init(void)
 
 	debugfs_create_file("attach", 0600, dir, NULL, &frb_attach_fops);
 	debugfs_create_file("run", 0600, dir, NULL, &frb_run_fops);
+	debugfs_create_file("hold", 0600, dir, NULL, &frb_hold_fops);
 	debugfs_create_file("info", 0400, dir, NULL, &frb_info_fops);
 	return 0;
 }
@@ -650,12 +852,14 @@ static void __exit frb_exit(void)
 	 * Remove the files first: debugfs_remove_recursive() waits for
 	 * handlers still running, and no new command can start afterwards.
 	 * Open files hold a module reference, so a run cannot be in progress
-	 * here anyway.  Then drop the attachment; runs never leave ops behind.
+	 * here anyway.  Then drop the attachment and a held set; runs never
+	 * leave ops behind.
 	 */
 	debugfs_remove_recursive(frb_dir);
 
 	mutex_lock(&frb_mutex);
 	frb_detach();
+	frb_release();
 	mutex_unlock(&frb_mutex);
 }
 

@@ -179,3 +179,19 @@ def test_ssh_keepalives_stop_during_a_quiet_window():
         assert 59 < target._quiet_left() <= 60
     assert Client.transport.keepalive[-1] == KEEPALIVE_INTERVAL
     assert target._quiet_left() == 0
+
+
+def test_the_agent_holds_the_lease_for_a_measuring_request_with_a_budget():
+    from remote.agent import agent
+
+    a = agent.Agent("/nonexistent", 30)
+    held = a.run_op("measure", lambda req: a.lease.quiet, {"budget_s": 50, "cell": "r00-off"})
+    assert held[1:] == (50.0, "r00-off") and a.lease.quiet is None
+    assert a.run_op("verify", lambda req: "plain", {}) == "plain"
+    for op, budget in (("hello", 5), ("measure", 0), ("kmod_time", "soon")):
+        with pytest.raises(agent.Fatal, match="bad budget_s") as e:
+            a.run_op(op, lambda req: None, {"budget_s": budget})
+        assert e.value.kind == "usage"
+    with pytest.raises(RuntimeError):  # a failing cell ends the quiet window too
+        a.run_op("measure", lambda req: (_ for _ in ()).throw(RuntimeError("x")), {"budget_s": 5})
+    assert a.lease.quiet is None

@@ -191,14 +191,17 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
               "method": cell.method, "status": "ok"}
     tmode = tracefs_mode(cell.mode)
     budget = budgets.for_cell(cell.method) if budgets is not None else None
-    quiet = dict(budget_s=budget.agent_s, quiet_s=budget.quiet_s, cell=cell.id) if budget else {}
+    # cell: the agent names it if the cell overruns its budget (and pyperf's files)
+    quiet = dict(cell=cell.id)
+    if budget is not None:
+        quiet.update(budget_s=budget.agent_s, quiet_s=budget.quiet_s)
     before = client.request("set_mode", mode=tmode if cell.method != "kernel" else "off",
                             function=function, timeout=120)
     if cell.method == "pyperf":
         check_mode(tmode, function, before)
         t0 = time.monotonic()
-        m = client.request("measure", **(quiet or dict(cell=cell.id)), pyperf_args=plan.pyperf_args(),
-                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600)
+        m = client.request("measure", pyperf_args=plan.pyperf_args(),
+                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600, **quiet)
         host_s = time.monotonic() - t0
         after = client.request("verify", function=function, timeout=60)
         check_mode(tmode, function, after)

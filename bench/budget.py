@@ -11,6 +11,12 @@ longest cell of the same method seen so far in this run, and never less
 than an estimate from the profile that allows each Python process a slow
 start (an emulated guest starts one in seconds).
 
+The controller's own quiet window is tighter: twice its longest cell of the
+method plus 10 s (the profile's estimate until one was seen).  Too short,
+it lets a keepalive into the tail of a slow cell (noise, not a failure);
+too long, it delays noticing a network that died during a cell (the
+keepalive asks only when the window ends).
+
 Two clocks: the agent counts the budget in the target's seconds (under
 QEMU icount they pass several times slower than ours while the guest is
 busy), the controller its quiet window in its own; each is learnt from its
@@ -24,6 +30,9 @@ import dataclasses
 STARTUP_S = 15.0
 # Growth room over the longest cell of the method seen so far.
 FACTOR = 3.0
+# The controller's quiet window over its longest cell of the method.
+QUIET_FACTOR = 2.0
+QUIET_SLACK_S = 10.0
 # Added to every budget: fixed costs nobody estimated (bcc's first attach,
 # a page cache miss on the target's disk).
 SLACK_S = 30.0
@@ -72,8 +81,9 @@ class CellBudget:
     def for_cell(self, method):
         base = estimate(self.profile, method)
         seen_agent, seen_ours = self.longest.get(method, (0.0, 0.0))
+        quiet = QUIET_FACTOR * seen_ours + QUIET_SLACK_S if seen_ours else base
         return Budget(agent_s=round(max(base, FACTOR * seen_agent + SLACK_S), 1),
-                      quiet_s=round(max(base, FACTOR * seen_ours + SLACK_S), 1))
+                      quiet_s=round(quiet, 1))
 
     def record(self, method, agent_s, ours_s):
         a, o = self.longest.get(method, (0.0, 0.0))

@@ -19,11 +19,12 @@ import sys
 import pyperf
 from scipy import stats
 
+from bench.units import bundle_unit
+
 
 def values_by_cell(bundle):
     data = json.loads((bundle / "bundle.json").read_text())
-    unit = "instructions" if (data.get("clock") or {}).get("kind") == "icount" or (
-        data.get("facts", {}).get("lab", {}) or {}).get("icount") else "ns"
+    unit = bundle_unit(data)
     out = {}
     for cell in data["cells"]:
         if cell.get("method") != "pyperf" or cell.get("status") != "ok":

@@ -118,7 +118,9 @@ def cli(debug):
 @click.option("--ssh-config", type=click.Path(dir_okay=False), default=None,
               help="ssh_config file to read aliases from (default ~/.ssh/config).")
 @click.option("--lease", type=click.FloatRange(5, 3600), default=30.0, show_default=True,
-              help="Seconds without word from the controller before the target restores itself.")
+              help="Seconds without word from the controller before the target restores itself "
+                   "(while a cell is measured the controller keeps silent: then the lease runs from "
+                   "the cell's end, or its declared budget).")
 @click.option("--seed", type=int, default=None, help="Seed for the order of modes in each round.")
 @click.option("--connect-timeout", type=click.FloatRange(1, 600), default=None,
               help="Seconds to wait for the SSH connection.")

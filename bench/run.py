@@ -7,6 +7,7 @@ the bundle as soon as it completes, and always asks the agent to restore.
 """
 import json
 import math
+import time
 
 from analysis import stats, steps
 from remote.agent.kmod import NAME as KMOD_NAME
@@ -16,6 +17,7 @@ from remote.agent_client import AgentClient
 from remote.errors import AgentError, RemoteError
 
 from . import __version__
+from .budget import CellBudget
 from .bundle import Bundle, utc_now
 from .check import noise_notes
 from .errors import MeasurementError
@@ -217,17 +219,27 @@ def checks(rows, bundle=None):
     return out
 
 
-def run_cell(client, bundle, plan, cell, function, kernel_calls):
-    """Measure one cell; returns its record (written to the bundle by the caller)."""
+def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
+    """Measure one cell; returns its record (written to the bundle by the caller).
+
+    budgets (CellBudget): the measuring request declares the cell's budget,
+    so that nothing passes between controller and agent while it runs."""
     record = {"id": cell.id, "round": cell.round, "mode": cell.mode, "workload": cell.workload,
               "method": cell.method, "status": "ok"}
     tmode = tracefs_mode(cell.mode)
+    budget = budgets.for_cell(cell.method) if budgets is not None else None
+    # cell: the agent names it if the cell overruns its budget (and pyperf's files)
+    quiet = dict(cell=cell.id)
+    if budget is not None:
+        quiet.update(budget_s=budget.agent_s, quiet_s=budget.quiet_s)
     before = client.request("set_mode", mode=tmode if cell.method != "kernel" else "off",
                             function=function, timeout=120)
     if cell.method == "pyperf":
         check_mode(tmode, function, before)
-        m = client.request("measure", cell=cell.id, pyperf_args=plan.pyperf_args(),
-                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600)
+        t0 = time.monotonic()
+        m = client.request("measure", pyperf_args=plan.pyperf_args(),
+                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600, **quiet)
+        host_s = time.monotonic() - t0
         after = client.request("verify", function=function, timeout=60)
         check_mode(tmode, function, after)
         rel = bundle.write_raw(f"pyperf/{cell.id}.json", client.fetch(m["file"]))
@@ -239,7 +251,9 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls):
     elif cell.method == "bpf":  # the kernel's own sys_enter -> sys_exit times, exact call count
         check_mode(tmode, function, before)
         calls, reps = plan.profile.bpf_calls, plan.profile.processes
-        b = client.request("bpf_measure", calls=calls, reps=reps, timeout=3600)
+        t0 = time.monotonic()
+        b = client.request("bpf_measure", calls=calls, reps=reps, timeout=3600, **quiet)
+        host_s = time.monotonic() - t0
         after = client.request("verify", function=function, timeout=60)
         check_mode(tmode, function, after)
         rel = bundle.write_raw(f"bpf/{cell.id}.json", json.dumps(
@@ -256,7 +270,9 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls):
         settings = KERNEL_SETTINGS[tmode]
         before = client.request("kmod_hold", timeout=120, **settings)
         check_kernel_cell(tmode, before, settings)
-        k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600, **settings)
+        t0 = time.monotonic()
+        k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600, **settings, **quiet)
+        host_s = time.monotonic() - t0
         after = client.request("verify", function=TRACEE, timeout=60)
         client.request("kmod_release", timeout=120)
         check_kernel_cell(tmode, after, settings)
@@ -266,6 +282,9 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls):
         record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls,
                       tracefs={"before": before, "after": after})
     record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
+    if budget is not None:
+        budgets.record(cell.method, record["elapsed_s"], host_s)
+        record["budget"] = {"agent_s": budget.agent_s, "quiet_s": budget.quiet_s}
     return record
 
 
@@ -362,8 +381,12 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
             tuned = client.request("tune", timeout=60)
             plan.affinity = tuned["cpu"]
             bundle.data["plan"]["affinity"] = tuned["cpu"]
-            noise.update(cpu=tuned["cpu"], changed=tuned["changed"])
-            ui.step(f"tuned: measuring on CPU {tuned['cpu']}; "
+            noise.update(cpu=tuned["cpu"], changed=tuned["changed"],
+                         housekeeping=tuned.get("housekeeping"))
+            house = tuned.get("housekeeping")
+            ui.step(f"tuned: measuring on CPU {tuned['cpu']}, "
+                    + (f"the agent on CPU {','.join(map(str, house))}; " if house
+                       else "one CPU: the agent shares it (and keeps quiet during cells); ")
                     + ("; ".join(f"{c['path']}: {c['before']} -> {c['after']}" for c in tuned["changed"])
                        or "no setting needed changing"))
         else:
@@ -378,9 +401,10 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
                 kernel_calls = calibrate_kernel(client, plan.profile.min_time,
                                                 save_regs="regs" in plan.modes)
                 bundle.data["plan"]["kernel_calls"] = kernel_calls
+        budgets = CellBudget(plan.profile)
         for i, cell in enumerate(cells, 1):
             ui.cell_start(i, len(cells), cell)
-            record = run_cell(client, bundle, plan, cell, function, kernel_calls)
+            record = run_cell(client, bundle, plan, cell, function, kernel_calls, budgets)
             if session:
                 record["session"] = session["session"]
             bundle.add_cell(record)

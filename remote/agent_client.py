@@ -17,7 +17,7 @@ from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsup
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
 AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
-               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py")
+               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py", "lease.py")
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
 # A file the agent's stderr is copied to as it comes (set by the test suite).
 STDERR_COPY_ENV = "FTRACE_REGS_BENCH_AGENT_STDERR"
@@ -103,6 +103,16 @@ _WORKDIR_HOLDER = ('d=$(mktemp -d /tmp/ftrace-regs-bench.XXXXXXXX) || exit 1; '
                    'read -r answer; [ "$answer" = keep ] || rm -rf "$d"')
 
 
+def ping_wait(now, due, quiet_until):
+    """Seconds the pinger waits before its next ping (0: ping now): until the
+    ping is due and no quiet window is open.  A window that closes on the
+    cell's answer moves `due` a full interval on (request()); one that
+    expires first leaves `due` in the past: the pinger pings at once."""
+    if quiet_until is not None and now < quiet_until:
+        return quiet_until - now
+    return max(0.0, due - now)
+
+
 class AgentClient:
     """One agent process on one target, for one run."""
 
@@ -122,6 +132,12 @@ class AgentClient:
         self._closed = False
         self._eof = False
         self._lost = None  # the RemoteError that ended the connection, if any
+        # While a cell with a declared budget runs, nothing is sent (no ping):
+        # until this moment (time.monotonic()), or until its answer.
+        self._quiet_until = None
+        self._ping_cond = threading.Condition()
+        self._ping_interval = max(1.0, lease / 4)
+        self._ping_due = None
 
     # -- lifecycle ------------------------------------------------------------
     def start(self):
@@ -238,22 +254,55 @@ class AgentClient:
 
     def _pinger(self):
         # Renew the lease well before it lapses; the agent answers pings from
-        # its reader thread even while a measurement runs.
-        while not self._closed and not self._eof:
-            time.sleep(max(1.0, self.lease / 4))
-            if self._closed or self._eof:
-                return
-            try:
-                self._send({"id": "ping", "op": "ping"})
-            except Exception:
-                return
+        # its reader thread even while a measurement runs.  During a quiet
+        # cell (request(..., budget_s=...)) it sends nothing: the agent holds
+        # the lease for the cell's budget; it pings again a full interval
+        # after the cell's answer, or at once when the cell outlives the
+        # controller's own quiet window.
+        with self._ping_cond:
+            self._ping_due = time.monotonic() + self._ping_interval
+            while not self._closed and not self._eof:
+                wait = ping_wait(time.monotonic(), self._ping_due, self._quiet_until)
+                if wait > 0:
+                    self._ping_cond.wait(wait)
+                    continue
+                try:
+                    self._send({"id": "ping", "op": "ping"})
+                except Exception:
+                    return
+                self._ping_due = time.monotonic() + self._ping_interval
 
     def _send(self, obj):
         with self._send_lock:
             self.proc.send((json.dumps(obj) + "\n").encode())
 
     # -- requests -------------------------------------------------------------
-    def request(self, op, timeout=300.0, **kw):
+    def request(self, op, timeout=300.0, budget_s=None, quiet_s=None, **kw):
+        """Send one request and wait for its answer.
+
+        budget_s (a measuring op): the most the cell should take on the
+        target's clock; the agent holds its lease that long, and nothing is
+        sent to it until the answer, or for at most quiet_s seconds of ours
+        (then pings and SSH keepalives resume: a cell that overruns must not
+        hide a dead network for good)."""
+        if budget_s is None:
+            return self._request(op, timeout, kw)
+        kw["budget_s"] = round(float(budget_s), 1)
+        quiet_s = float(quiet_s if quiet_s is not None else budget_s)
+        with self._ping_cond:
+            self._quiet_until = time.monotonic() + quiet_s
+        try:
+            with self.target.quiet(quiet_s):
+                return self._request(op, timeout, kw)
+        finally:
+            with self._ping_cond:
+                self._quiet_until = None
+                # The answer came (or the request failed): a full interval
+                # before the next ping, so none lands in the next cell's start.
+                self._ping_due = time.monotonic() + self._ping_interval
+                self._ping_cond.notify_all()
+
+    def _request(self, op, timeout, kw):
         rid = next(self._ids)
         self._send(dict(kw, id=rid, op=op))
         deadline = time.monotonic() + timeout

@@ -11,6 +11,7 @@ paramiko only parses ssh_config: everything OpenSSH would do with the values
 silently; an unknown key is accepted only when the user passed
 --accept-new-host-key, a changed key never.
 """
+import contextlib
 import dataclasses
 import getpass
 import math
@@ -508,6 +509,12 @@ class SSHTarget(Target):
     seconds and drops the connection after ``spec.alive_count`` intervals of
     silence, as OpenSSH's ServerAliveInterval/CountMax do: TCP keepalives
     alone do not notice a hung peer, and run()/readline() would wait forever.
+
+    Inside ``quiet(seconds)`` (a cell is measured) neither the watchdog nor
+    paramiko's transport keepalive sends anything: each would wake sshd on
+    the target, on the measured CPU of a single-CPU guest.  A dead network is
+    then noticed after the cell: the watchdog asks at once when the window
+    ends, and gives up after the usual alive_interval x alive_count.
     """
 
     kind = "ssh"
@@ -519,14 +526,49 @@ class SSHTarget(Target):
         self._sftp = None
         self._lost = None
         self._closing = threading.Event()
+        self._quiet = threading.Condition()
+        self._quiet_until = None  # time.monotonic() until which nothing is sent
         if spec.alive_interval > 0:
             threading.Thread(target=self._watchdog, daemon=True).start()
 
     # -- connection health ----------------------------------------------------
+    def _quiet_left(self):
+        until = self._quiet_until
+        return 0.0 if until is None else max(0.0, until - time.monotonic())
+
+    @contextlib.contextmanager
+    def quiet(self, seconds):
+        transport = self.client.get_transport()
+        with self._quiet:
+            self._quiet_until = time.monotonic() + seconds
+        if transport is not None:
+            transport.set_keepalive(0)  # 0: paramiko sends no keepalive@lag.net
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._quiet_until = None
+                self._quiet.notify_all()
+            if transport is not None and transport.is_active():
+                transport.set_keepalive(KEEPALIVE_INTERVAL)
+
     def _watchdog(self):
         transport = self.client.get_transport()
         interval, count = self.spec.alive_interval, self.spec.alive_count
         while not self._closing.wait(interval):
+            # A quiet window (a cell): wait it out.  Closed by the cell's
+            # answer, the connection works: back to the usual schedule.
+            # Expired with no answer: ask at once.
+            waited = False
+            with self._quiet:
+                while (left := self._quiet_left()) > 0 and not self._closing.is_set():
+                    waited = True
+                    self._quiet.wait(left)
+                answered_in_window = waited and self._quiet_until is None
+            if self._closing.is_set():
+                return
+            if answered_in_window:
+                continue
             if not transport.is_active():
                 return
             answered = threading.Event()
@@ -660,6 +702,8 @@ class SSHTarget(Target):
 
     def close(self):
         self._closing.set()
+        with self._quiet:
+            self._quiet.notify_all()
         if self._sftp is not None:
             self._sftp.close()
             self._sftp = None

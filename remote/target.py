@@ -9,6 +9,7 @@ Side effects are kept apart from their description: callers build argv lists,
 targets run them.
 """
 import abc
+import contextlib
 import dataclasses
 import os
 import queue
@@ -88,6 +89,13 @@ class Target(abc.ABC):
 
     def close(self):
         pass
+
+    @contextlib.contextmanager
+    def quiet(self, seconds):
+        """Send nothing of our own accord (keepalives) for up to `seconds`
+        while the body runs: a cell is being measured.  Nothing to silence
+        here; SSHTarget overrides it."""
+        yield
 
     def describe(self) -> dict:
         """Facts about how we reach the target (no secrets)."""

@@ -10,6 +10,13 @@ and may send events ``{"event": "progress", ...}`` in between.  ``ping``
 requests are answered by the reader thread at once, even during a
 measurement: they renew the lease.
 
+A quiet harness: a measuring request (measure, bpf_measure, kmod_time) may
+declare ``budget_s``, the most the cell should take.  The controller then
+sends nothing until the answer (no pings), the lease holds for the budget
+(lease.py), the watchdog sleeps until its deadline, pyperf's output goes to a
+file and is forwarded after the cell, and under --tune the agent's threads
+sit on the other CPUs: nothing of the harness runs during a timed value.
+
 The agent owns the target's state.  Before its first write it snapshots
 every tracefs knob it may touch, to memory and to ``state.json``.  It
 restores that snapshot, removes its directory and exits when: the
@@ -37,6 +44,7 @@ import bpfmethod  # noqa: E402
 import capabilities  # noqa: E402
 import facts as facts_mod  # noqa: E402
 import kmod as kmod_mod  # noqa: E402
+import lease as lease_mod  # noqa: E402
 import lock as lock_mod  # noqa: E402
 import tracefs as tracefs_mod  # noqa: E402
 import tune as tune_mod  # noqa: E402
@@ -75,10 +83,9 @@ class Fatal(Exception):
 class Agent:
     def __init__(self, workdir, lease, lock_holder=None):
         self.workdir = workdir
-        self.lease = lease
+        self.lease = lease_mod.Lease(lease)
         self.lock_holder = lock_holder
         self.lock = None  # the target lock (lock.py), held from start to exit
-        self.last_seen = time.monotonic()
         self.out_lock = threading.Lock()
         self.state_lock = threading.RLock()  # held for every tracefs write
         self.requests = []
@@ -89,6 +96,8 @@ class Agent:
         self.kmod = None
         self.bpf = None  # the bpf collector (bpfmethod.Collector), once started
         self.tune_cpu = None  # the measuring CPU under --tune
+        self.housekeeping = None  # the other CPUs, where the agent's threads sit under --tune
+        self.thread_ids = []  # native ids of the reader and watchdog threads (to pin them)
         self.finished = False
         self.stop_reason = None
 
@@ -113,8 +122,9 @@ class Agent:
 
     # -- input ----------------------------------------------------------------
     def reader(self):
+        self.thread_ids.append(threading.get_native_id())
         for raw in iter(sys.stdin.buffer.readline, b""):
-            self.last_seen = time.monotonic()
+            self.lease.heard()
             try:
                 req = json.loads(raw)
             except ValueError:
@@ -138,11 +148,11 @@ class Agent:
         self.controller_gone("stdin closed: the controller or its connection is gone")
 
     def watchdog(self):
-        while not self.finished:
-            time.sleep(1.0)
-            if time.monotonic() - self.last_seen > self.lease:
-                self.controller_gone("lease of %.0f s lapsed: no word from the controller" % self.lease)
-                return
+        # Sleeps until the lease's deadline: no wake-up on a fixed period.
+        self.thread_ids.append(threading.get_native_id())
+        reason = self.lease.wait_lapse(lambda: self.finished)
+        if reason:
+            self.controller_gone(reason)
 
     def controller_gone(self, reason):
         # From any thread: stop the workload, restore, clean up, exit.
@@ -157,6 +167,7 @@ class Agent:
                 return problems
             self.finished = True
             self.stop_reason = reason
+            self.lease.stop()
             try:
                 if exit_code:
                     self.log("restoring and exiting: " + reason)
@@ -338,7 +349,15 @@ class Agent:
             raise Fatal("kmod_time arguments out of range", kind="usage")
         t0 = time.monotonic()
         with self.state_lock:
-            runs = self.kmod.time(calls, bool(req.get("save_regs")), relevant, irrelevant, reps)
+            # The module times its loop in this thread: under --tune it goes
+            # to the measuring CPU for the timing alone, then back.
+            if self.tune_cpu is not None and self.housekeeping:
+                os.sched_setaffinity(0, {self.tune_cpu})
+            try:
+                runs = self.kmod.time(calls, bool(req.get("save_regs")), relevant, irrelevant, reps)
+            finally:
+                if self.tune_cpu is not None and self.housekeeping:
+                    os.sched_setaffinity(0, self.housekeeping)
         return {"runs": runs, "elapsed_s": time.monotonic() - t0}
 
     def _kmod_settings(self, req):
@@ -437,23 +456,23 @@ class Agent:
             # process (the pyperf workers come and go), tracer off.
             self.need_bpf().attach(0)
         t0 = time.monotonic()
-        self.workload = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         start_new_session=True, cwd=self.workdir)
+        # pyperf's output goes to a file and is forwarded once the cell is
+        # over: read as it comes, each line would wake this thread, sshd and
+        # the network between (and, on one CPU, during) timed values.
+        log = os.path.join(out_dir, cell + ".out")
+        with open(log, "wb") as logf:
+            self.workload = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             cwd=self.workdir)
         with open(os.path.join(self.workdir, "workload.pgid"), "w") as f:
             f.write(str(self.workload.pid))
-        text = []
-        while True:
-            chunk = self.workload.stdout.read1(4096) if hasattr(self.workload.stdout, "read1") \
-                else self.workload.stdout.read(1)
-            if not chunk:
-                break
-            s = chunk.decode("utf-8", "replace")
-            text.append(s)
-            self.send({"event": "progress", "cell": cell, "text": s})
-        rc = self.workload.wait()
+        rc = self.workload.wait()  # blocks in waitpid: no wake-up until pyperf exits
         self.workload = None
         probed = self.bpf.collect() if probe else None
-        output = "".join(text)
+        with open(log, "rb") as f:
+            output = f.read().decode("utf-8", "replace")
+        if output:
+            self.send({"event": "progress", "cell": cell, "text": output})
         if rc != 0 or not os.path.exists(out):
             tail = " | ".join(output.strip().splitlines()[-3:])
             raise Fatal("pyperf failed for cell %s (exit %d): %s" % (cell, rc, tail), kind="measure")
@@ -510,9 +529,17 @@ class Agent:
             saved = self.tracefs.snapshot.setdefault("tune", {})
             state = os.path.join(self.workdir, "state.json")
             changed = tune_mod.apply(cpu, saved, lambda: self.tracefs.save_snapshot(state))
-            os.sched_setaffinity(0, {cpu})  # the module's timing runs in this process
             self.tune_cpu = cpu
-            return {"cpu": cpu, "changed": changed}
+            # The agent's threads (this one, the reader, the watchdog) and
+            # what they start unpinned (pyperf's manager, the bpf collector)
+            # go to the other CPUs; the workloads pin themselves to `cpu`
+            # (pyperf --affinity, callloop), the module's timing moves there
+            # for its duration (op_kmod_time).  With one CPU there is no
+            # other: the harness keeps quiet during cells instead.
+            self.housekeeping = tune_mod.housekeeping_cpus(cpu)
+            pinned = tune_mod.pin_threads([0] + self.thread_ids, self.housekeeping or {cpu})
+            return {"cpu": cpu, "changed": changed, "housekeeping": sorted(self.housekeeping),
+                    "agent_threads_pinned": pinned}
 
     def op_restore(self, req):
         with self.state_lock:
@@ -524,6 +551,23 @@ class Agent:
             return {"problems": problems, "after": after}
 
     # -- main loop ------------------------------------------------------------
+    QUIET_OPS = ("measure", "bpf_measure", "kmod_time")
+
+    def run_op(self, op, handler, req):
+        """Run one request; a measuring one with a declared budget holds the
+        lease for that budget (the controller keeps silent meanwhile)."""
+        if "budget_s" not in req:
+            return handler(req)
+        budget = lease_mod.check_budget(req["budget_s"])
+        if budget is None or op not in self.QUIET_OPS:
+            raise Fatal("bad budget_s %r for %r (a measuring op, 0 < seconds <= 86400)"
+                        % (req["budget_s"], op), kind="usage")
+        self.lease.begin_quiet(budget, req.get("cell") or op)
+        try:
+            return handler(req)
+        finally:
+            self.lease.end_quiet()
+
     def serve(self):
         self.pid = os.getpid()
         os.umask(0o022)
@@ -561,7 +605,7 @@ class Agent:
             try:
                 if handler is None:
                     raise Fatal("unknown op %r" % op, kind="protocol")
-                result = handler(req)
+                result = self.run_op(op, handler, req)
                 self.send({"id": req.get("id"), "ok": True, "result": result})
             except Fatal as e:
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})

@@ -13,7 +13,9 @@ The settings, each only where the file exists and the value differs:
   /proc/sys/kernel/perf_event_max_sample_rate -> 1 (pyperf: fewer perf
                                              interrupts during measurements)
 Pinning the measuring processes to one CPU is process state, not a file:
-the agent passes the CPU to pyperf (--affinity) and to its own workloads.
+the agent passes the CPU to pyperf (--affinity) and to its own workloads,
+and moves its own threads to the other CPUs (housekeeping_cpus), so that
+answering the controller never runs on the measured CPU.
 """
 import os
 
@@ -109,3 +111,26 @@ def restore(saved):
             problems.append("cannot restore %s: %s" % (path, os.strerror(e.errno) if e.errno else e))
     return problems
 
+
+def housekeeping_cpus(cpu, allowed=None, isolated=None):
+    """The CPUs the harness may use while `cpu` measures: every CPU we may run
+    on but `cpu`, leaving out other isolated CPUs when that leaves any
+    (someone isolated them for a reason).  Empty on a single-CPU target."""
+    allowed = set(online_cpus() if allowed is None else allowed)
+    isolated = set(isolated_cpus() if isolated is None else isolated)
+    rest = allowed - {cpu}
+    return (rest - isolated) or rest
+
+
+def pin_threads(tids, cpus):
+    """sched_setaffinity for each thread id (0: the calling thread); Linux
+    pins threads one by one, a process's other threads keep their mask.
+    Returns how many were pinned (a thread already gone is skipped)."""
+    n = 0
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+            n += 1
+        except ProcessLookupError:
+            pass
+    return n

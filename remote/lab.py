@@ -480,13 +480,16 @@ RUN_DIR = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_LAB_RUN", CACHE / "lab"
 @dataclasses.dataclass
 class LabConfig:
     kernel: str = DEFAULT_KERNEL
-    accel: str = "auto"  # auto | tcg | kvm
+    accel: str = "tcg"  # auto | tcg | kvm
     # vCPUs; None: 1 under TCG (one host thread emulates it, leaving the other
     # core of a small host to the controller: per-cell spread measured here
     # fell by about half against -smp 2), 2 under KVM.
     smp: int = None
     memory_mb: int = 2048
-    icount: bool = False
+    # icount by default: only instruction counts resolve the regs gain (about
+    # nine instructions) in an emulator; plain TCG's wall clock on a shared
+    # host moves by more than that between cells.
+    icount: bool = True
 
 
 def host_accel(requested="auto"):
@@ -595,13 +598,15 @@ def up(cfg=None, progress=print, boot_timeout=300.0):
     if state and state["alive"]:
         if state["kernel"] == kernel.name and state.get("icount") == cfg.icount:
             return state
-        raise LabError(f"the lab is already up with {state['kernel']}"
-                       f"{' (icount)' if state.get('icount') else ''}",
+        raise LabError(f"the lab is already up with {state['kernel']} "
+                       f"({'icount' if state.get('icount') else 'QEMU ' + state.get('accel', '?')})",
                        hint="run 'bench lab down' first")
     if shutil.which("qemu-system-aarch64") is None:
         raise LabError("qemu-system-aarch64 not found", hint="apt-get install qemu-system-arm")
+    if cfg.icount and cfg.accel == "kvm":
+        raise LabError("icount needs TCG; it cannot be combined with KVM", hint="use --accel kvm alone")
     image = build(kernel, progress=progress)
-    accel = host_accel(cfg.accel)
+    accel = "tcg" if cfg.icount else host_accel(cfg.accel)
     if RUN_DIR.exists():
         shutil.rmtree(RUN_DIR)
     RUN_DIR.mkdir(parents=True, mode=0o700)

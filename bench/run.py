@@ -12,6 +12,7 @@ import time
 from analysis import stats, steps
 from remote.agent.kmod import NAME as KMOD_NAME
 from remote.agent.kmod import TRACEE
+from remote.agent.precondition import SMALL_INT_MAX
 from remote.agent.tracefs import kernel_expanded
 from remote.agent_client import AgentClient
 from remote.errors import AgentError, RemoteError
@@ -85,6 +86,17 @@ def check_kernel_cell(mode, v, settings):
             f"kernel-method mode {mode!r} is not in effect on the target: tracefs shows "
             f"current_tracer={v['current_tracer']!r}, {v['enabled_functions_count']} enabled "
             f"function(s), {TRACEE}: {v['target_line']!r}; expected {want}")
+
+
+def check_workload_pid(pid):
+    """Refuse a pyperf cell whose workers' getppid() returned a cached small
+    int: those read ~80 instructions per call lower than every other cell
+    (remote/agent/precondition.py; the precondition before round 0 prevents it)."""
+    if pid is not None and pid <= SMALL_INT_MAX:
+        raise MeasurementError(
+            f"the workload's parent got pid {pid} (<= {SMALL_INT_MAX}): its workers' getppid() "
+            f"returns a cached int, which is cheaper than the int every other cell allocates, "
+            f"so this cell would not compare; the pid floor before round 0 should have prevented it")
 
 
 def summarize_bundle(bundle):
@@ -242,9 +254,11 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
         host_s = time.monotonic() - t0
         after = client.request("verify", function=function, timeout=60)
         check_mode(tmode, function, after)
+        check_workload_pid(m.get("workload_pid"))
         rel = bundle.write_raw(f"pyperf/{cell.id}.json", client.fetch(m["file"]))
         means, n_values = stats.worker_means_ns(bundle.path / rel)
         record.update(file=rel, elapsed_s=round(m["elapsed_s"], 2),
+                      workload_pid=m.get("workload_pid"),
                       tracefs={"before": before, "after": after})
         if m.get("bpf_probe"):
             record["bpf_probe"] = m["bpf_probe"]  # the probes' count over the cell: proof they ran
@@ -286,6 +300,19 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
         budgets.record(cell.method, record["elapsed_s"], host_s)
         record["budget"] = {"agent_s": budget.agent_s, "quiet_s": budget.quiet_s}
     return record
+
+
+def precondition(client, record, ui):
+    """Take the target out of its just-booted state before round 0 and keep
+    what was done in record["precondition"] (the bundle, or a resumed
+    session's record: a resume may follow a reboot).  See
+    remote/agent/precondition.py: the pid floor."""
+    done = client.request("precondition", timeout=600)
+    record["precondition"] = done
+    f = done["pid_floor"]
+    if f["forks"] > 1:
+        ui.step(f"pid floor: {f['forks']} short-lived children took pids {f['first_pid']}.."
+                f"{f['last_pid']}, so that no worker's getppid() returns a cached small int")
 
 
 def start_bpf(client, bundle, plan, ui):
@@ -392,6 +419,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
         else:
             for n in noise["warnings"]:
                 ui.warn(f"noisy: {n} (bench run --tune pins and tunes, and restores afterwards)")
+        precondition(client, this_session, ui)
         bundle.save()
         if "bpf" in plan.methods:
             start_bpf(client, bundle, plan, ui)

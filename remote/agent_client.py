@@ -17,7 +17,8 @@ from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsup
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
 AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
-               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py", "lease.py")
+               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py", "lease.py",
+               "precondition.py")
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
 # A file the agent's stderr is copied to as it comes (set by the test suite).
 STDERR_COPY_ENV = "FTRACE_REGS_BENCH_AGENT_STDERR"

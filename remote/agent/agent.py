@@ -46,6 +46,7 @@ import facts as facts_mod  # noqa: E402
 import kmod as kmod_mod  # noqa: E402
 import lease as lease_mod  # noqa: E402
 import lock as lock_mod  # noqa: E402
+import precondition as precondition_mod  # noqa: E402
 import tracefs as tracefs_mod  # noqa: E402
 import tune as tune_mod  # noqa: E402
 
@@ -384,6 +385,10 @@ class Agent:
                 self.kmod.release()
         return None
 
+    def op_precondition(self, req):
+        """Out of the just-booted state before round 0 (precondition.py); says what it did."""
+        return precondition_mod.run()
+
     def op_begin(self, req):
         """Snapshot everything we may touch; nothing is written before this."""
         with self.state_lock:
@@ -464,6 +469,10 @@ class Agent:
             self.workload = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True,
                                              cwd=self.workdir)
+        # pyperf's workers are this process's children: their getppid()
+        # returns its pid, and whether that is a cached small int changes the
+        # per-call cost (precondition.py).  Kept in the cell as proof.
+        workload_pid = self.workload.pid
         with open(os.path.join(self.workdir, "workload.pgid"), "w") as f:
             f.write(str(self.workload.pid))
         rc = self.workload.wait()  # blocks in waitpid: no wake-up until pyperf exits
@@ -476,7 +485,8 @@ class Agent:
         if rc != 0 or not os.path.exists(out):
             tail = " | ".join(output.strip().splitlines()[-3:])
             raise Fatal("pyperf failed for cell %s (exit %d): %s" % (cell, rc, tail), kind="measure")
-        res = {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:]}
+        res = {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:],
+               "workload_pid": workload_pid}
         if probed is not None:
             res["bpf_probe"] = {k: probed[k] for k in ("count", "sum_ns", "mean_ns")}
         return res

@@ -84,6 +84,22 @@ def test_function_overhead_is_positive_and_its_ci_excludes_zero(quick):
     assert ovh["function-all"]["value"] > f["value"]
 
 
+def test_no_step_in_the_run_and_the_pid_floor_was_laid(quick):
+    """The full matrix starts right after the lab's boot, when pids are still
+    small: without the pid floor its first pyperf cells read ~80
+    instructions per call low (the step check flagged function, off-aa and
+    off-probe of round 0 at -78 to -81 in a run of this test before the
+    floor).  With it, no mode of any method may show a step, and every pyperf
+    cell's workload pid is above CPython's small-int cache."""
+    data = json.loads((quick["out"] / "bundle.json").read_text())
+    floor = data["precondition"]["pid_floor"]
+    assert floor["last_pid"] >= floor["floor"] == 300, floor
+    flagged = [(s["method"], s["mode"], s["step"], s["threshold"]) for s in data["checks"]["steps"]
+               if s["flagged"]]
+    assert flagged == [], flagged
+    assert all(c["workload_pid"] > 256 for c in data["cells"] if c["method"] == "pyperf")
+
+
 def test_terminal_output_says_the_unit(quick, lab):
     """The run's own lines and tables name the clock's unit: under icount a
     figure is a count of instructions, and nothing calls it ns."""

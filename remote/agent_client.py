@@ -16,9 +16,9 @@ import pyperf
 from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
-AGENT_FILES = ("agent.py", "tracefs.py", "facts.py", "workload.py", "capabilities.py", "kmod.py",
-               "bpfmethod.py", "bpfprobe.py", "callloop.py", "tune.py", "lock.py", "lease.py",
-               "precondition.py")
+# The declared protocol both sides share: shipped as the package `protocol`
+# next to agent.py.
+PROTOCOL_DIR = pathlib.Path(__file__).parent / "protocol"
 KMOD_DIR = pathlib.Path(__file__).parent / "kmod"
 # A file the agent's stderr is copied to as it comes (set by the test suite).
 STDERR_COPY_ENV = "FTRACE_REGS_BENCH_AGENT_STDERR"
@@ -28,8 +28,13 @@ KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 def payload():
     """{relative path: bytes} of everything the agent needs on the target."""
     files = {}
-    for name in AGENT_FILES:
-        files[name] = (AGENT_DIR / name).read_bytes()
+    # Everything of the agent's package and of the protocol, found rather
+    # than listed: a new agent file cannot be forgotten.
+    for path in sorted(AGENT_DIR.glob("*.py")):
+        if path.name != "__init__.py":
+            files[path.name] = path.read_bytes()
+    for path in sorted(PROTOCOL_DIR.rglob("*.py")):
+        files[str(pathlib.Path("protocol") / path.relative_to(PROTOCOL_DIR))] = path.read_bytes()
     for name in KMOD_FILES:
         if (KMOD_DIR / name).exists():
             files["kmod/" + name] = (KMOD_DIR / name).read_bytes()

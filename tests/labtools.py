@@ -4,7 +4,7 @@ and by the shared runs in conftest.py."""
 import base64
 import time
 
-from remote.agent.tracefs import same_state
+from remote.protocol.tracefs_text import same_state
 
 TRACEFS = "/sys/kernel/tracing"
 FILES = ("current_tracer", "tracing_on", "set_ftrace_filter", "set_ftrace_notrace", "set_ftrace_pid",

@@ -1,7 +1,7 @@
 """Parsing of real enabled_functions lines (tests/data, with origins)."""
 import pathlib
 
-from remote.agent.tracefs import enabled_flags
+from remote.protocol.tracefs_text import enabled_flags
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -28,7 +28,7 @@ def test_6_12_lines_carry_call_ops_and_an_ops_field():
 
 
 def test_lines_parse_into_symbol_module_ops_count_and_flags():
-    from remote.agent.tracefs import enabled_line
+    from remote.protocol.tracefs_text import enabled_line
 
     regs, noregs = (DATA / "enabled_functions-6.1-lab.txt").read_text().splitlines()
     assert enabled_line(regs) == {"symbol": "__arm64_sys_getppid", "module": None, "count": 1,
@@ -44,7 +44,7 @@ def test_lines_parse_into_symbol_module_ops_count_and_flags():
 
 
 def test_6_1_module_tracee_lines_keep_their_blank_flag_fields():
-    from remote.agent.tracefs import enabled_line
+    from remote.protocol.tracefs_text import enabled_line
 
     regs, noregs, dropped = (DATA / "enabled_functions-6.1-lab-kmod.txt").read_text().splitlines()
     assert regs.endswith(" R    ") and noregs.endswith(")      ")  # ' R' / '  ', then I, D blank

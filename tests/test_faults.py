@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from bench.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
 from labtools import popen_bench
-from remote.agent.tracefs import same_state
+from remote.protocol.tracefs_text import same_state
 
 pytestmark = pytest.mark.lab
 

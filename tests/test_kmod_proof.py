@@ -9,7 +9,7 @@ import pytest
 from bench.cli import exit_code
 from bench.errors import MeasurementError
 from bench.run import KERNEL_SETTINGS, check_kernel_cell
-from remote.agent.tracefs import enabled_view
+from remote.protocol.tracefs_text import enabled_view
 
 DATA = pathlib.Path(__file__).parent / "data"
 # module held save_regs=1; save_regs=0; the test build (FRB_TEST_DROP_SAVE_REGS=1) held save_regs=1

@@ -50,7 +50,11 @@ import precondition as precondition_mod  # noqa: E402
 import tracefs as tracefs_mod  # noqa: E402
 import tune as tune_mod  # noqa: E402
 
-PROTOCOL = 1
+try:  # on the target: shipped next to this file as the package `protocol`
+    from protocol import PROTOCOL
+except ImportError:  # in the source tree, imported as remote.agent.agent
+    from remote.protocol import PROTOCOL
+
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # user@host pid N, as the controller describes itself for the target lock
 HOLDER_RE = re.compile(r"^[A-Za-z0-9_.@:/ -]{1,200}$")

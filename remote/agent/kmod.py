@@ -18,12 +18,13 @@ import re
 import subprocess
 import time
 
-NAME = "ftrace_regs_bench"
+try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.kmod import NAME, TRACEE
+except ImportError:  # in the source tree, imported as remote.agent.kmod
+    from remote.protocol.kmod import NAME, TRACEE
+
 DEBUGFS = "/sys/kernel/debug"
 DIR = DEBUGFS + "/" + NAME
-# The module's timed function, as enabled_functions names it
-# ('frb_tracee [ftrace_regs_bench] (1) R').
-TRACEE = "frb_tracee"
 
 
 class KmodError(Exception):

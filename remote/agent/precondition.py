@@ -21,12 +21,10 @@ up for a while (every real one) measures anyway.
 import os
 import warnings
 
-# The first pid the kernel hands out after wrapping (RESERVED_PIDS in
-# kernel/pid.c): from here on no pid in this namespace is <= 256 again.
-PID_FLOOR = 300
-# CPython's cached small ints are -5..256 (Include/internal/pycore_global_objects.h,
-# _PY_NSMALLPOSINTS = 257).
-SMALL_INT_MAX = 256
+try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.precondition import PID_FLOOR, SMALL_INT_MAX  # noqa: F401
+except ImportError:  # in the source tree, imported as remote.agent.precondition
+    from remote.protocol.precondition import PID_FLOOR, SMALL_INT_MAX  # noqa: F401
 
 
 def _fork_and_reap():

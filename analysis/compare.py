@@ -24,11 +24,12 @@ import math
 import numpy as np
 from scipy import stats as st
 
-from bench.bundle import Bundle
-from bench.errors import BenchError
-from bench.units import bundle_clock, unit_of_clock
+from remote.protocol.errors import BenchError
+from remote.protocol.modes import MODES
 
 from . import stats
+from .bundle import Bundle
+from .units import bundle_clock, unit_of_clock
 
 METRICS = ("per_call", "overhead", "regs_gain")
 WELCH_TEXT = (f"difference = B - A of the per-round figures' means; {int(stats.CONFIDENCE * 100)}% CI "
@@ -43,7 +44,7 @@ class CompareError(BenchError):
 
 def round_figures(bundle):
     """{(workload, method): {mode: {round: cell figure}}} from the raw files,
-    in the bundle's unit (bench/units.py)."""
+    in the bundle's unit (analysis/units.py)."""
     out = {}
     for cell in bundle.data.get("cells", []):
         if cell.get("status") != "ok":
@@ -119,8 +120,6 @@ def _measured_alike(a, b):
 
 
 def _order(cell):
-    from bench.plan import MODES
-
     mode, metric = cell
     return METRICS.index(metric), list(MODES).index(mode) if mode in MODES else len(MODES), mode
 

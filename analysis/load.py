@@ -18,11 +18,11 @@ import json
 
 import pandas as pd
 
-from bench.bundle import Bundle
-from bench.errors import BundleError
-from bench.units import bundle_clock, unit_of_clock
+from remote.protocol.modes import MODES
 
 from . import stats
+from .bundle import Bundle, BundleError
+from .units import bundle_clock, unit_of_clock
 
 COLUMNS = ["host", "kernel_release", "ftrace_variant", "mode", "workload", "method", "metric",
            "value", "unit", "clock", "ci_low", "ci_high", "n"]
@@ -35,12 +35,9 @@ SETUP_KEYS = ["host", "arch", "cpu_model", "cpu_count", "kernel_release", "kerne
               "ftrace_variant", "accel", "icount", "lab_smp", "lab_cpu_model", "qemu_version",
               "profile", "tune"]
 
-# Modes in the order the README lists them; unknown modes follow, sorted.
-MODE_ORDER = ["off", "function", "function-all", "noregs", "regs"]
-
-
 def mode_key(mode):
-    return (MODE_ORDER.index(mode), "") if mode in MODE_ORDER else (len(MODE_ORDER), mode)
+    """Modes in their display order (MODES); unknown modes follow, sorted."""
+    return (MODES.index(mode), "") if mode in MODES else (len(MODES), mode)
 
 
 def load_bundles(paths):
@@ -142,7 +139,7 @@ def cell_values(bundle, cell):
     cells are read from their raw file.  A method this module does not know
     is still read when its raw JSON has a 'mean' (ns per call); otherwise
     None, and the cell is left out of the figures with a note."""
-    # worker_means_ns: the cell field keeps the clock's name (bench/units.py).
+    # worker_means_ns: the cell field keeps the clock's name (analysis/units.py).
     if cell.get("worker_means_ns"):
         return [float(v) for v in cell["worker_means_ns"]]
     path = bundle.path / cell["file"]

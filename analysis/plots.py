@@ -20,10 +20,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bench.units import bundle_unit
-
 from .load import mode_key
 from .summary import is_check_mode, mode_label
+from .units import bundle_unit
 
 RC = {
     "svg.hashsalt": "ftrace-regs-bench",  # stable ids inside the SVG
@@ -37,7 +36,7 @@ UNIT_TEXT = {"ns": "ns per call", "instructions": "guest instructions per call (
 
 
 def unit_text(unit):
-    """An axis label for a figure in `unit` (bench/units.py)."""
+    """An axis label for a figure in `unit` (analysis/units.py)."""
     return UNIT_TEXT.get(unit, f"{unit} per call")
 COLORS = matplotlib.colormaps["tab10"].colors
 
@@ -276,7 +275,7 @@ def histogram_figure(hists, label, unit):
     per mode: log2 buckets on a log axis, and the linear buckets between the
     lowest and highest filled one, with the calls under/over the linear range
     counted in the legend.  One curve per mode, the share of calls per bucket.
-    `unit` is the bundle's (bench/units.py: bundle_unit): the buckets are
+    `unit` is the bundle's (analysis/units.py: bundle_unit): the buckets are
     the clock's nanoseconds, instructions under icount."""
     modes = _per_mode(hists)
     order = sorted(modes, key=mode_key)

@@ -21,13 +21,11 @@ import shlex
 
 import jinja2
 
-from bench.bundle import Bundle, prove_writable
-from bench.errors import OutputError
-from bench.units import bundle_clock, bundle_unit
-
 from . import plots, stats, steps
+from .bundle import Bundle, OutputError, prove_writable
 from .load import SETUP_KEYS, cells_frame, load_bundles, mode_key
 from .summary import aa_from_cells, mode_label, summarize_cells, variant_table
+from .units import bundle_clock, bundle_unit
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 

@@ -22,7 +22,7 @@ confidence intervals far too narrow.  Hence:
   sys_enter -> sys_exit times of one process's getppid calls; they take the
   place of pyperf's worker means.
 
-Figures are in the unit of the clock they were read from (bench/units.py):
+Figures are in the unit of the clock they were read from (analysis/units.py):
 ns, or instructions under icount; each row says which, and metric names
 carry no unit.
 

@@ -59,9 +59,8 @@ import math
 import numpy as np
 from scipy import stats as sstats
 
-from bench.units import bundle_unit
-
 from .load import cell_values, mode_key
+from .units import bundle_unit
 
 ALPHA = 0.001
 LEVEL_FRACTION = 0.005

@@ -11,10 +11,9 @@ import time
 
 import click
 
-from remote.errors import RemoteError
+from remote.protocol.errors import BenchError
 
 from . import __version__
-from .errors import BenchError
 
 # kind -> (exit code, what it means).  The README's error table is this table.
 EXIT_CODES = {
@@ -59,7 +58,7 @@ class BenchGroup(click.Group):
         debug = ctx.params.get("debug") or os.environ.get("BENCH_DEBUG") == "1"
         try:
             return super().invoke(ctx)
-        except (BenchError, RemoteError) as e:
+        except BenchError as e:  # every error of the suite, RemoteError too
             if debug:
                 raise
             click.echo(f"bench: error: {e}", err=True)
@@ -135,7 +134,7 @@ def cli(debug):
 def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh_config, lease, seed,
         connect_timeout, quiet, tune, resume_path):
     """Measure per-call cost and tracer overhead on HOST; write a bundle."""
-    from . import bundle as bundle_mod
+    from analysis import bundle as bundle_mod
     from .plan import METHODS, MODES, parse_list, select_profile
     from .run import execute
     from .targets import open_target
@@ -175,8 +174,9 @@ def _resume_request(ctx, path, request, host, out):
     command line must agree with the bundle's; --host defaults to its host."""
     from click.core import ParameterSource
 
+    from analysis.bundle import prove_writable
+
     from . import resume as resume_mod
-    from .bundle import prove_writable
     from .errors import UsageError
 
     if out:
@@ -197,8 +197,7 @@ def _resume_request(ctx, path, request, host, out):
 def _prepare_out(out_dir):
     """Create --out (and its parents) and prove it writable before anything
     happens on the target.  Returns the directories it created."""
-    from .bundle import prove_writable
-    from .errors import OutputError
+    from analysis.bundle import OutputError, prove_writable
 
     p = pathlib.Path(out_dir)
     if (p / "bundle.json").exists():

@@ -1,30 +1,14 @@
-"""The controller's exception base.  bench/cli.py maps kinds to exit codes."""
+"""The controller's own errors.  bench/cli.py maps kinds to exit codes.
 
-
-class BenchError(Exception):
-    kind = "bench"
-
-    def __init__(self, message, *, hint=None, kind=None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        if kind:
-            self.kind = kind
-
-    def __str__(self):
-        return f"{self.message}; {self.hint}" if self.hint else self.message
+BenchError, the base of every error of the suite, is the protocol's
+(remote/protocol/errors.py): the agent's errors derive from it too.  Errors
+of reading bundles and writing outputs are analysis/bundle.py's.
+"""
+from remote.protocol.errors import BenchError
 
 
 class UsageError(BenchError):
     kind = "usage"
-
-
-class OutputError(BenchError):
-    kind = "output"
-
-
-class BundleError(BenchError):
-    kind = "bundle"
 
 
 class MeasurementError(BenchError):

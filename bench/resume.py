@@ -16,8 +16,10 @@ come from two sessions (minutes or days apart).  Overhead is paired per
 round (mode - off in the same round), so every cell records its session and
 the bundle keeps each session's start, boot id and tracefs snapshot.
 """
-from .bundle import Bundle
-from .errors import BenchError, UsageError
+from analysis.bundle import Bundle
+from remote.protocol.errors import BenchError
+
+from .errors import UsageError
 from .plan import PROFILES
 
 # Facts that must match for a bundle to be resumed on a target.  A reboot

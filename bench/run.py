@@ -10,21 +10,21 @@ import math
 import time
 
 from analysis import stats, steps
-from remote.agent.kmod import NAME as KMOD_NAME
-from remote.agent.kmod import TRACEE
-from remote.agent.precondition import SMALL_INT_MAX
-from remote.agent.tracefs import kernel_expanded
+from analysis.bundle import Bundle, utc_now
+from analysis.units import bundle_unit, clock_of
 from remote.agent_client import AgentClient
 from remote.errors import AgentError, RemoteError
+from remote.protocol.kmod import NAME as KMOD_NAME
+from remote.protocol.kmod import TRACEE
+from remote.protocol.precondition import SMALL_INT_MAX
+from remote.protocol.tracefs_text import kernel_expanded
 
 from . import __version__
 from .budget import CellBudget
-from .bundle import Bundle, utc_now
 from .check import noise_notes
 from .errors import MeasurementError
 from .kernel import ftrace_variant
 from .plan import PROBE_MODE, tracefs_mode
-from .units import bundle_unit, clock_of
 
 
 def _clean(o):
@@ -101,7 +101,7 @@ def check_workload_pid(pid):
 
 def summarize_bundle(bundle):
     """Result rows from the cells' raw files (recomputable from the bundle
-    alone), in the unit of the bundle's clock (bench/units.py)."""
+    alone), in the unit of the bundle's clock (analysis/units.py)."""
     plan = bundle.data["plan"]
     samples = {}
     if not plan:

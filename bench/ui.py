@@ -7,8 +7,7 @@ from rich.table import Table
 
 from analysis.stats import disagreement_reason, excludes_zero
 from analysis.steps import check_lines as step_lines
-
-from .units import bundle_unit, unit_of
+from analysis.units import bundle_unit, unit_of
 
 
 def fmt_ns(v):  # a figure in any unit: the name is older than units

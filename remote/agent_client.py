@@ -252,7 +252,7 @@ class AgentClient:
                     if fatal.get("kind") == "no-root":
                         raise NoRoot(f"{self.target.name}: {fatal.get('error')}")
                     raise AgentError(f"{self.target.name}: {fatal.get('error')}",
-                                     agent_kind=fatal.get("kind"))
+                                     kind=fatal.get("kind"))
                 if self._eof or time.monotonic() > deadline:
                     return None
                 self._cond.wait(0.5)
@@ -327,7 +327,7 @@ class AgentClient:
                 self._cond.wait(0.5)
             msg = self._responses.pop(rid)
         if not msg.get("ok"):
-            raise AgentError(f"{self.target.name}: {msg.get('error')}", agent_kind=msg.get("kind"))
+            raise AgentError(f"{self.target.name}: {msg.get('error')}", kind=msg.get("kind"))
         return msg.get("result")
 
     def fetch(self, path):

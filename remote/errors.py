@@ -1,23 +1,15 @@
-"""One exception base for everything in remote/.
+"""The errors of remote/: RemoteError and its kinds.
 
-Each class carries a stable ``kind``; only bench/cli.py turns a kind into an
-exit code (the table lives there and in the README).  Messages are one line
-and say what is wrong and what to do.
+RemoteError is a BenchError (remote/protocol/errors.py, the one base): each
+class carries a stable ``kind``; only bench/cli.py turns a kind into an exit
+code (the table lives there and in the README).  Messages are one line and
+say what is wrong and what to do.
 """
+from .protocol.errors import BenchError
 
 
-class RemoteError(Exception):
+class RemoteError(BenchError):
     kind = "remote"
-
-    def __init__(self, message, *, hint=None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self):
-        if self.hint:
-            return f"{self.message}; {self.hint}"
-        return self.message
 
 
 class HostNotFound(RemoteError):
@@ -65,13 +57,9 @@ class TracingBusy(RemoteError):
 
 
 class AgentError(RemoteError):
-    """The agent on the target reported an error; the message is its own."""
+    """The agent on the target reported an error; the message is its own and
+    so is the kind (kind=, when the agent sent one)."""
     kind = "agent"
-
-    def __init__(self, message, *, hint=None, agent_kind=None):
-        super().__init__(message, hint=hint)
-        if agent_kind:
-            self.kind = agent_kind
 
 
 class LabError(RemoteError):

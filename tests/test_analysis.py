@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as st
 
 from analysis import stats
+from analysis.bundle import BundleError
 from analysis.load import cells_frame, check_poolable, load_bundles
 from analysis.summary import aa_from_cells, summarize_cells, variant_table
-from bench.errors import BundleError
 from bundlecopy import ICOUNT, TCG, copy_bundle
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scipy import stats as st
 
 from analysis import compare
-from bench.bundle import Bundle
+from analysis.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
 
 RESULTS = pathlib.Path(__file__).parent.parent / "results" / "lab"

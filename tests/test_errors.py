@@ -217,16 +217,19 @@ def test_an_agent_that_does_not_start_is_exit_10_and_leaves_nothing(sshd, tmp_pa
 
 # -- rows that need the lab's kernel ----------------------------------------------
 
-AGENT_SRC = os.path.join(os.path.dirname(__file__), "..", "remote", "agent")
-
-
 def guest_python(target, code):
     """Run code in the lab's python3 next to the agent's tracefs.py and
-    kmod.py; returns its stdout."""
+    kmod.py and the package `protocol` they import, as the agent's payload
+    lays them out; returns its stdout."""
+    from remote.agent_client import payload
+
     d = target.run(["mktemp", "-d", "/tmp/bench-test.XXXXXXXX"], timeout=60).text.strip()
     try:
-        for name in ("tracefs.py", "kmod.py"):
-            target.write_file(f"{d}/{name}", open(os.path.join(AGENT_SRC, name), "rb").read())
+        for rel, data in payload().items():
+            if rel in ("tracefs.py", "kmod.py") or rel.startswith("protocol/"):
+                if os.path.dirname(rel):
+                    target.run(["mkdir", "-p", f"{d}/{os.path.dirname(rel)}"], timeout=60)
+                target.write_file(f"{d}/{rel}", data)
         r = target.run(["python3", "-c", f"import sys; sys.path.insert(0, {d!r})\n" + code],
                        timeout=300)
         assert r.returncode == 0, r.err

@@ -21,7 +21,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from bench.bundle import Bundle
+from analysis.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
 from labtools import popen_bench
 from remote.protocol.tracefs_text import same_state

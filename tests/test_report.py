@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from analysis import plots
+from analysis.bundle import Bundle
 from analysis.load import cells_frame, load_bundles
 from analysis.report import SECTIONS, build
 from analysis.summary import summarize_cells
-from bench.bundle import Bundle
 from bench.cli import cli
 from bundlecopy import ICOUNT, TCG, copy_bundle
 

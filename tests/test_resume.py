@@ -1,13 +1,13 @@
 """bench run --resume: which cells are missing, and what is refused (pure
-logic on bundles written by bench/bundle.py; the lab tests in
+logic on bundles written by analysis/bundle.py; the lab tests in
 tests/test_faults.py resume real interrupted runs)."""
 import json
 
 import pytest
 from click.testing import CliRunner
 
+from analysis.bundle import Bundle
 from bench import resume
-from bench.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
 from bench.plan import PROFILES, make_plan
 

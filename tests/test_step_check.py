@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from analysis import steps
+from analysis.bundle import Bundle
 from analysis.report import build
-from bench.bundle import Bundle
 from bench.run import checks
 from bench.ui import check_lines, print_results
 from bundlecopy import RESULTS, copy_bundle

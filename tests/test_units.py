@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from analysis import compare, plots, stats
+from analysis.bundle import FORMAT_VERSION, Bundle
 from analysis.load import COLUMNS, cells_frame, load_bundles
 from analysis.report import build
 from analysis.summary import summarize_cells
-from bench.bundle import FORMAT_VERSION, Bundle
 from bench.cli import cli
 from bench.ui import print_results
 from bundlecopy import ICOUNT, TCG, copy_bundle

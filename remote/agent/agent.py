@@ -52,8 +52,10 @@ import tune as tune_mod  # noqa: E402
 
 try:  # on the target: shipped next to this file as the package `protocol`
     from protocol import PROTOCOL
+    from protocol.errors import BenchError
 except ImportError:  # in the source tree, imported as remote.agent.agent
     from remote.protocol import PROTOCOL
+    from remote.protocol.errors import BenchError
 
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # user@host pid N, as the controller describes itself for the target lock
@@ -79,10 +81,8 @@ def pyperf_version():
         return None
 
 
-class Fatal(Exception):
-    def __init__(self, message, kind="agent"):
-        super().__init__(message)
-        self.kind = kind
+class Fatal(BenchError):
+    kind = "agent"
 
 
 class Agent:
@@ -621,9 +621,7 @@ class Agent:
                     raise Fatal("unknown op %r" % op, kind="protocol")
                 result = self.run_op(op, handler, req)
                 self.send({"id": req.get("id"), "ok": True, "result": result})
-            except Fatal as e:
-                self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
-            except (tracefs_mod.TracefsError, kmod_mod.KmodError, bpfmethod.BpfError) as e:
+            except BenchError as e:  # Fatal, TracefsError, KmodError, BpfError: kind and message
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
             except Exception as e:  # report, keep serving: the controller decides
                 self.send({"id": req.get("id"), "ok": False, "kind": "agent",

@@ -16,6 +16,11 @@ import sys
 import threading
 import time
 
+try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.errors import BenchError
+except ImportError:  # in the source tree, imported as remote.agent.bpfmethod
+    from remote.protocol.errors import BenchError
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # getppid's number per architecture: arm64 and riscv64 use the generic table
@@ -26,10 +31,8 @@ SYSCALL_NR = {
 }
 
 
-class BpfError(Exception):
-    def __init__(self, message, kind="measure"):
-        super().__init__(message)
-        self.kind = kind
+class BpfError(BenchError):
+    kind = "measure"
 
 
 def syscall_nr(name, machine=None):

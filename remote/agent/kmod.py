@@ -19,18 +19,18 @@ import subprocess
 import time
 
 try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.errors import BenchError
     from protocol.kmod import NAME, TRACEE
 except ImportError:  # in the source tree, imported as remote.agent.kmod
+    from remote.protocol.errors import BenchError
     from remote.protocol.kmod import NAME, TRACEE
 
 DEBUGFS = "/sys/kernel/debug"
 DIR = DEBUGFS + "/" + NAME
 
 
-class KmodError(Exception):
-    def __init__(self, message, kind="module"):
-        super().__init__(message)
-        self.kind = kind
+class KmodError(BenchError):
+    kind = "module"
 
 
 def loaded():

@@ -24,10 +24,15 @@ import json
 import os
 import time
 
+try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.errors import BenchError
+except ImportError:  # in the source tree, imported as remote.agent.lock
+    from remote.protocol.errors import BenchError
+
 PATH = "/run/ftrace-regs-bench.lock"
 
 
-class Busy(Exception):
+class Busy(BenchError):
     """Another live run holds the lock; the message names it."""
 
     kind = "target-locked"

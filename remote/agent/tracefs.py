@@ -12,9 +12,11 @@ import json
 import os
 
 try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.errors import BenchError
     from protocol.tracefs_text import (  # noqa: F401
         buffer_size, enabled_view, filter_entries, kernel_expanded, same_state)
 except ImportError:  # in the source tree, imported as remote.agent.tracefs
+    from remote.protocol.errors import BenchError
     from remote.protocol.tracefs_text import (  # noqa: F401
         buffer_size, enabled_view, filter_entries, kernel_expanded, same_state)
 
@@ -32,12 +34,8 @@ KNOBS = (
 )
 
 
-class TracefsError(Exception):
-    """kind: a stable word the controller maps to an exit code."""
-
-    def __init__(self, message, kind="tracefs"):
-        super().__init__(message)
-        self.kind = kind
+class TracefsError(BenchError):
+    kind = "tracefs"
 
 
 def _mounted_at(path):

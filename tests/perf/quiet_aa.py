@@ -19,7 +19,7 @@ import sys
 import pyperf
 from scipy import stats
 
-from bench.units import bundle_unit
+from analysis.units import bundle_unit
 
 
 def values_by_cell(bundle):

@@ -33,7 +33,8 @@ import json
 import os
 import pathlib
 
-from .errors import BundleError, OutputError
+from remote.protocol.errors import BenchError
+
 from .units import clock_of, unit_of_clock
 
 FORMAT = "ftrace-regs-bench/bundle"
@@ -42,6 +43,16 @@ SUPPORTED_VERSIONS = (1, 2)
 
 # Version 1's metric names carried a unit that was wrong under icount.
 V1_METRICS = {"per_call_ns": "per_call", "overhead_ns": "overhead", "regs_gain_ns": "regs_gain"}
+
+
+class BundleError(BenchError):
+    """A bundle that cannot be read, or bundles that cannot be read together."""
+    kind = "bundle"
+
+
+class OutputError(BenchError):
+    """A bundle, report or export that cannot be written where asked."""
+    kind = "output"
 
 
 def utc_now():

@@ -26,6 +26,12 @@ Format history:
      and a unit on every row (version 1 is read as 2: upgrade_v1).
      Later additions that version-2 readers may ignore: checks.steps (the
      step check, analysis/steps.py; docs/bundle.md lists its fields).
+  3  "check" (what `bench check` said of the host) is "host_check", so that
+     it is not one letter from "checks" (the run's own checks); version 2
+     is read as 3: upgrade_v2.
+
+Older versions are read as the current one (upgrade()); the files on disk
+are not touched.
 """
 import contextlib
 import datetime
@@ -38,8 +44,8 @@ from remote.protocol.errors import BenchError
 from .units import clock_of, unit_of_clock
 
 FORMAT = "ftrace-regs-bench/bundle"
-FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 # Version 1's metric names carried a unit that was wrong under icount.
 V1_METRICS = {"per_call_ns": "per_call", "overhead_ns": "overhead", "regs_gain_ns": "regs_gain"}
@@ -190,8 +196,8 @@ class Bundle:
             raise BundleError(f"{f} has bundle format version {v!r}; this bench reads "
                               + ", ".join(map(str, SUPPORTED_VERSIONS)),
                               hint="use a bench release that knows that version")
-        if v == 1:
-            upgrade_v1(data)
+        if v != FORMAT_VERSION:
+            upgrade(data)
         return cls(f.parent, data)
 
 
@@ -201,12 +207,24 @@ def _v1_names(text):
     return text
 
 
+def upgrade(data):
+    """An older bundle's data as the current version, in place, one version
+    at a time.  "upgraded_from" records the version read, so a report can
+    say so; a bundle already upgraded once (a resumed one, written back as
+    the then current version) keeps the version it was first read from."""
+    read = data["format_version"]
+    if data["format_version"] == 1:
+        upgrade_v1(data)
+    if data["format_version"] == 2:
+        upgrade_v2(data)
+    data["upgraded_from"] = data.get("upgraded_from") or read
+    return data
+
+
 def upgrade_v1(data):
     """A version 1 bundle's data as version 2, in place: metric names
     without a unit, and every unit the one its clock implies (version 1
-    wrote "ns" under icount too).  The numbers are not touched.
-    "upgraded_from" records the version read, so a report can say so; a
-    resumed version 1 bundle is written back as version 2."""
+    wrote "ns" under icount too).  The numbers are not touched."""
     clock = data.get("clock") or clock_of(data.get("facts"))
     unit = unit_of_clock(clock)
     data["clock"] = clock
@@ -228,8 +246,16 @@ def upgrade_v1(data):
     for a in checks.get("method_agreement") or []:
         if isinstance(a, dict):
             a["metric"] = V1_METRICS.get(a.get("metric"), a.get("metric"))
-    data["format_version"] = FORMAT_VERSION
-    data["upgraded_from"] = 1
+    data["format_version"] = 2
+    return data
+
+
+def upgrade_v2(data):
+    """A version 2 bundle's data as version 3, in place: "check" is
+    "host_check"."""
+    if "check" in data:
+        data["host_check"] = data.pop("check")
+    data["format_version"] = 3
     return data
 
 

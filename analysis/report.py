@@ -165,7 +165,7 @@ def bundle_labels(bundles, anonymous=False):
 
 
 def _era(b):
-    era = (b.data.get("check") or {}).get("ftrace_era") or {}
+    era = (b.data.get("host_check") or {}).get("ftrace_era") or {}
     return f"{era.get('value')} ({era.get('reason')})" if era else "not recorded"
 
 
@@ -213,8 +213,8 @@ SYSTEM_FACTS = [
     ("governor", lambda b, f, lab: f.get("governor") or "none (no cpufreq)"),
     ("SMT", lambda b, f, lab: f.get("smt_control")),
     ("isolated CPUs", lambda b, f, lab: f.get("cpus_isolated") or "none"),
-    ("tuning", lambda b, f, lab: _kv(f.get("tuning")) or _kv(((b.data.get("check") or {}).get("tuning")
-                                                              or {}).get("value"))),
+    ("tuning", lambda b, f, lab: _kv(f.get("tuning"))
+     or _kv(((b.data.get("host_check") or {}).get("tuning") or {}).get("value"))),
     ("noise", lambda b, f, lab: _kv(f.get("noise")) or "not recorded"),
     ("cmdline", lambda b, f, lab: f.get("cmdline")),
     ("clocksource", lambda b, f, lab: f.get("clocksource")),

@@ -23,7 +23,7 @@ from . import __version__
 from .budget import CellBudget
 from .check import noise_notes
 from .errors import MeasurementError
-from .kernel import ftrace_variant
+from .kernel import ftrace_era
 from .plan import PROBE_MODE, tracefs_mode
 
 
@@ -144,7 +144,7 @@ def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=
     ui.step(f"connecting the agent on {target.name}")
     client.start()
     facts = client.request("facts", timeout=120)
-    facts["ftrace_variant"] = ftrace_variant(facts.get("kernel_config", {}), facts.get("arch"))
+    facts["ftrace_variant"] = ftrace_era(facts.get("kernel_config", {}), facts.get("arch"))
     if lab_state:
         from remote.lab import lab_facts
         facts["lab"] = lab_facts(lab_state)
@@ -364,7 +364,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
         else:
             bundle.data["facts"] = facts
             bundle.data["clock"] = clock_of(facts)
-            bundle.data["check"] = check
+            bundle.data["host_check"] = check
         ui.facts(facts)
         modes, methods, skipped = restrict(request["modes"], request["methods"], check)
         for s_ in skipped:

@@ -35,7 +35,7 @@ def test_quick_run_completes_with_bundle_and_pyperf_files(quick):
     r = quick["result"]
     assert r.exit_code == 0, r.output
     data = json.loads((quick["out"] / "bundle.json").read_text())
-    assert data["complete"] and data["format_version"] == 2
+    assert data["complete"] and data["format_version"] == 3
     plan = data["plan"]
     assert set(plan["modes"]) == {"off", "function", "function-all", "noregs", "regs"}
     assert set(plan["methods"]) == {"pyperf", "kernel", "bpf"} and plan["skipped"] == []

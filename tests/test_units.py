@@ -34,13 +34,14 @@ def one_line(result):
     return lines[0]
 
 
-# -- the bundle format: version 1 read as version 2 ----------------------------------
+# -- the bundle format: versions 1 and 2 read as version 3 ---------------------------
 
-def test_a_version_1_icount_bundle_reads_as_version_2_in_instructions():
+def test_a_version_1_icount_bundle_reads_as_version_3_in_instructions():
     on_disk = json.loads((BPF / "bundle.json").read_text())
     assert on_disk["format_version"] == 1 and {r["unit"] for r in on_disk["results"]} == {"ns"}
     data = Bundle.load(BPF).data
-    assert data["format_version"] == FORMAT_VERSION == 2 and data["upgraded_from"] == 1
+    assert data["format_version"] == FORMAT_VERSION == 3 and data["upgraded_from"] == 1
+    assert data["host_check"] == on_disk["check"] and "check" not in data
     assert data["clock"] == "icount"
     assert {r["unit"] for r in data["results"]} == {"instructions"}
     assert {r["metric"] for r in data["results"]} == {"per_call", "overhead", "regs_gain"}
@@ -59,14 +60,33 @@ def test_a_version_1_wall_clock_bundle_reads_as_ns():
     assert data["checks"]["probe_cost"]["unit"] == "ns"
 
 
-def test_a_version_2_bundle_is_read_as_written(tmp_path):
-    """An upgraded bundle saved (as a resumed run would) is version 2 on
-    disk and reads back unchanged."""
+def test_a_version_2_bundle_reads_its_check_as_host_check(tmp_path):
+    """Version 2 named the host's `bench check` report "check"; version 3
+    reads it as "host_check", nothing else changes."""
+    v3 = Bundle.load(ICOUNT).data
+
+    def as_version_2(d):
+        d.update(format_version=2, clock=v3["clock"], results=v3["results"], checks=v3["checks"],
+                 stats_method=v3["stats_method"])
+
+    dest = copy_bundle(ICOUNT, tmp_path / "v2", as_version_2)
+    on_disk = json.loads((dest / "bundle.json").read_text())
+    data = Bundle.load(dest).data
+    assert data["format_version"] == 3 and data["upgraded_from"] == 2
+    assert data["host_check"] == on_disk["check"] and "check" not in data
+    assert {k: v for k, v in data.items() if k not in ("host_check", "format_version", "upgraded_from")} \
+        == {k: v for k, v in on_disk.items() if k not in ("check", "format_version")}
+
+
+def test_a_version_3_bundle_is_read_as_written(tmp_path):
+    """An upgraded bundle saved (as a resumed run would) is version 3 on
+    disk, keeps the version it was first read from, and reads back unchanged."""
     b = Bundle.load(ICOUNT)
-    dest = copy_bundle(ICOUNT, tmp_path / "v2")
+    dest = copy_bundle(ICOUNT, tmp_path / "v3")
     Bundle(dest, b.data).save()
     on_disk = json.loads((dest / "bundle.json").read_text())
-    assert on_disk["format_version"] == 2 and on_disk["clock"] == "icount"
+    assert on_disk["format_version"] == 3 and on_disk["clock"] == "icount"
+    assert on_disk["upgraded_from"] == 1 and "host_check" in on_disk and "check" not in on_disk
     assert Bundle.load(dest).data == on_disk
 
 

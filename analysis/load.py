@@ -9,10 +9,10 @@ cells_frame: one row per measured cell, with the facts that say where it was
 measured (SETUP_KEYS): the input of pooling, plots and reports.
 
 Cells may only be pooled (treated as replications of one measurement) when
-they were measured on the same setup: same host, kernel, ftrace variant,
-lab settings, profile and tuning (SETUP_KEYS).  check_poolable refuses
-anything else unless the differing keys are among the grouping keys, and
-its error names the key.
+they were measured on the same setup: same host, kernel, ftrace era
+(ftrace_variant), lab settings, profile and tuning (SETUP_KEYS).
+check_poolable refuses anything else unless the differing keys are among
+the grouping keys, and its error names the key.
 """
 import json
 

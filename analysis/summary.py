@@ -25,9 +25,10 @@ SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode"
                    "value", "ci_low", "ci_high", "boot_low", "boot_high", "p", "exact", "n", "ci_over",
                    "n_rounds", "n_bundles", "n_workers"]
 
-# Which entry path a traced call takes, by ftrace variant and mode
-# (docs/lab.md, "The eras of arm64 ftrace"): what the kernel-variant comparison puts side by side.
-CALLER_PATHS = [
+# Which entry path a traced call takes into ftrace, by ftrace era (the
+# bundle's facts["ftrace_variant"]) and mode (docs/lab.md, "The eras of arm64
+# ftrace"): what the kernel-variant comparison puts side by side.
+ENTRY_PATHS = [
     ("mcount", "noregs", "mcount (fallback) ftrace_caller"),
     ("regs", "noregs", "ftrace_caller (regs era)"),
     ("regs", "regs", "ftrace_regs_caller (regs era)"),
@@ -37,9 +38,9 @@ CALLER_PATHS = [
 ]
 
 
-def caller_path(variant, mode):
-    for v, m, name in CALLER_PATHS:
-        if v == variant and m == mode:
+def entry_path(era, mode):
+    for e, m, name in ENTRY_PATHS:
+        if e == era and m == mode:
             return name
     return None
 
@@ -160,10 +161,10 @@ def aa_from_cells(frame, group_by=("bundle",)):
 
 
 def variant_table(summary):
-    """Overhead rows of the module's modes, labelled by the caller path they
-    take (CALLER_PATHS); rows of unknown variants are left out."""
+    """Overhead rows of the module's modes, labelled by the entry path they
+    take (ENTRY_PATHS); rows of eras without one are left out."""
     rows = summary[summary["metric"] == "overhead"].copy()
-    rows["path"] = [caller_path(v, m) for v, m in zip(rows["ftrace_variant"], rows["mode"])]
-    order = {name: i for i, (_, _, name) in enumerate(CALLER_PATHS)}
+    rows["path"] = [entry_path(e, m) for e, m in zip(rows["ftrace_variant"], rows["mode"])]
+    order = {name: i for i, (_, _, name) in enumerate(ENTRY_PATHS)}
     rows = rows[rows["path"].notna()]
     return rows.assign(_o=rows["path"].map(order)).sort_values(["method", "_o", "group"]).drop(columns="_o")

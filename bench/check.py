@@ -4,7 +4,7 @@ The agent reports raw observations (remote/agent/capabilities.py and
 facts.py); this module decides.  The JSON keys are stable (docs/method.md,
 "bench check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
 """
-from .kernel import ftrace_variant
+from .kernel import ftrace_era
 
 # Modes and what they need.  'regs' needs a regs caller: arm64 5.5-6.1
 # (DYNAMIC_FTRACE_WITH_REGS) or any arch whose ftrace saves regs on request.
@@ -29,7 +29,7 @@ def answer(ok, value, reason):
 def era(facts, caps):
     config = facts.get("kernel_config") or {}
     arch = facts.get("arch")
-    variant = ftrace_variant(config, arch)
+    era_name = ftrace_era(config, arch)
     syms = caps.get("kallsyms")
     source = facts.get("kernel_config_source") or "no kernel config found"
     reason = f"from {source}"
@@ -38,14 +38,14 @@ def era(facts, caps):
         has_regs = "ftrace_regs_caller" in syms
         reason += f"; /proc/kallsyms {'has' if has_regs else 'has no'} ftrace_regs_caller"
         # Cross-check: on arm64 the regs era is exactly the kernels with that symbol.
-        if arch == "aarch64" and variant in ("regs", "args", "call-ops", "direct-calls", "mcount"):
-            if (variant == "regs") != has_regs:
+        if arch == "aarch64" and era_name in ("regs", "args", "call-ops", "direct-calls", "mcount"):
+            if (era_name == "regs") != has_regs:
                 ok = False
-                reason += f" (contradicts the config's {variant!r})"
-        if variant == "unknown" and arch == "aarch64":
-            variant = "regs" if has_regs else ("mcount" if "_mcount" in syms else "unknown")
+                reason += f" (contradicts the config's {era_name!r})"
+        if era_name == "unknown" and arch == "aarch64":
+            era_name = "regs" if has_regs else ("mcount" if "_mcount" in syms else "unknown")
             reason += "; era taken from kallsyms"
-    return answer(ok, variant, reason)
+    return answer(ok, era_name, reason)
 
 
 def has_regs_caller(facts, era_answer):

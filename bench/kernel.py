@@ -16,7 +16,10 @@ def _on(config, name):
     return config.get("CONFIG_" + name) == "y"
 
 
-def ftrace_variant(config, arch):
+def ftrace_era(config, arch):
+    """The era's name (above; 'unknown' without a config, 'none' without the
+    function tracer, 'static' without DYNAMIC_FTRACE).  Bundles record it as
+    facts["ftrace_variant"], a published key."""
     if not config:
         return "unknown"
     if not _on(config, "FUNCTION_TRACER"):

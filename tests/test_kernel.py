@@ -1,6 +1,6 @@
 import pathlib
 
-from bench.kernel import ftrace_variant
+from bench.kernel import ftrace_era
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -19,7 +19,7 @@ def parse_config(text):
 def test_debian_bookworm_cloud_arm64_is_regs_era():
     cfg = parse_config((DATA / "config-6.1.0-56-cloud-arm64").read_text())
     assert cfg["CONFIG_DYNAMIC_FTRACE_WITH_REGS"] == "y"
-    assert ftrace_variant(cfg, "aarch64") == "regs"
+    assert ftrace_era(cfg, "aarch64") == "regs"
 
 
 def test_debian_6_12_cloud_arm64_has_no_regs_caller():
@@ -27,15 +27,15 @@ def test_debian_6_12_cloud_arm64_has_no_regs_caller():
     assert cfg.get("CONFIG_DYNAMIC_FTRACE_WITH_REGS") in (None, "n")
     assert cfg["CONFIG_DYNAMIC_FTRACE_WITH_ARGS"] == "y"
     assert cfg["CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS"] == "y"
-    assert ftrace_variant(cfg, "aarch64") == "direct-calls"
+    assert ftrace_era(cfg, "aarch64") == "direct-calls"
 
 
 def test_arm64_eras_from_options():
     base = {"CONFIG_FUNCTION_TRACER": "y", "CONFIG_DYNAMIC_FTRACE": "y"}
-    assert ftrace_variant(base, "aarch64") == "mcount"
-    assert ftrace_variant(base | {"CONFIG_DYNAMIC_FTRACE_WITH_ARGS": "y"}, "aarch64") == "args"
+    assert ftrace_era(base, "aarch64") == "mcount"
+    assert ftrace_era(base | {"CONFIG_DYNAMIC_FTRACE_WITH_ARGS": "y"}, "aarch64") == "args"
     ops = base | {"CONFIG_DYNAMIC_FTRACE_WITH_ARGS": "y", "CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS": "y"}
-    assert ftrace_variant(ops, "aarch64") == "call-ops"
-    assert ftrace_variant(ops | {"CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS": "y"}, "aarch64") == "direct-calls"
-    assert ftrace_variant({"CONFIG_FUNCTION_TRACER": "n"}, "aarch64") == "none"
-    assert ftrace_variant({}, "aarch64") == "unknown"
+    assert ftrace_era(ops, "aarch64") == "call-ops"
+    assert ftrace_era(ops | {"CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS": "y"}, "aarch64") == "direct-calls"
+    assert ftrace_era({"CONFIG_FUNCTION_TRACER": "n"}, "aarch64") == "none"
+    assert ftrace_era({}, "aarch64") == "unknown"

@@ -1,2 +1,2 @@
-"""ftrace-regs-bench: the controller (CLI, plan, orchestration, bundle format)."""
+"""ftrace-regs-bench: the controller (CLI, plan, orchestration)."""
 __version__ = "0.1.0"

@@ -35,6 +35,7 @@ SETUP_KEYS = ["host", "arch", "cpu_model", "cpu_count", "kernel_release", "kerne
               "ftrace_variant", "accel", "icount", "lab_smp", "lab_cpu_model", "qemu_version",
               "profile", "tune"]
 
+
 def mode_key(mode):
     """Modes in their display order (MODES); unknown modes follow, sorted."""
     return (MODES.index(mode), "") if mode in MODES else (len(MODES), mode)

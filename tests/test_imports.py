@@ -90,7 +90,8 @@ def _as_agent_sees_it(module, name):
     top = name.split(".")[0]
     if top == "protocol":
         return "remote." + name
-    if layer(module) == "agent" and (ROOT / "remote" / "agent" / f"{top}.py").exists():
+    agent = ROOT / "remote" / "agent"
+    if layer(module) == "agent" and ((agent / f"{top}.py").exists() or (agent / top / "__init__.py").exists()):
         return "remote.agent." + name
     return name
 

@@ -11,7 +11,7 @@ DYNAMIC_FTRACE with no regs caller.  Both variants' .config files are
 generated on every build and compared; any difference beyond the ftrace
 mechanism is reported as a confound.
 
-Cache: CACHE/kernels/<variant>-<key>/, key = hash of the source package
+Cache: cache.ROOT/kernels/<variant>-<key>/, key = hash of the source package
 version, the fragment, the variant's tree edit, the compiler and BUILD_RECIPE.
 The directory is used in place (the kept module build tree names its own
 absolute path), so completeness is marked by manifest.json, written last; a
@@ -22,7 +22,7 @@ Cross-compiles with gcc-aarch64-linux-gnu on x86_64, natively on arm64.
 The suite's module is cross-built against the kept tree on the controller
 (kbuild's host programs in a cross-built tree are x86 binaries, so the guest
 cannot build against it) and put where bench/run.py's prepare_module finds
-it for exactly this kernel build.
+it for exactly this kernel build (remote/cache.py, kmod_dir).
 """
 import fcntl
 import hashlib
@@ -37,10 +37,9 @@ import subprocess
 import tempfile
 import time
 
+from . import agent_client, cache
 from .errors import LabError
 
-CACHE = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_CACHE",
-                                    pathlib.Path.home() / ".cache" / "ftrace-regs-bench"))
 KCONFIG_DIR = pathlib.Path(__file__).parent / "kconfig"
 DEFAULT_FRAGMENT = KCONFIG_DIR / "lab-6.1.fragment"
 VARIANTS = ("regs", "fallback")
@@ -123,7 +122,7 @@ def _run(argv, log, cwd=None, env=None):
 def fetch_source(source, log, progress):
     """The .deb (apt-get download) and its tree, extracted once.  Returns
     (package version, tree path)."""
-    src_dir = CACHE / "src"
+    src_dir = cache.ROOT / "src"
     src_dir.mkdir(parents=True, exist_ok=True)
     # Both variants may be built at once (CI starts them side by side): one
     # downloads and extracts, the other waits for it here.
@@ -190,7 +189,7 @@ def _key(obj):
 
 def kernel_dir(variant, source, source_version, fragment_text, compiler):
     r = recipe(variant, source, source_version, fragment_text, compiler)
-    return CACHE / "kernels" / f"{variant}-{source.series}-{_key(r)}"
+    return cache.ROOT / "kernels" / f"{variant}-{source.series}-{_key(r)}"
 
 
 def find_built(variant, source_name="debian-6.1"):
@@ -199,7 +198,7 @@ def find_built(variant, source_name="debian-6.1"):
     that is already built."""
     source = select_source(source_name)
     found = []
-    for d in (CACHE / "kernels").glob(f"{variant}-{source.series}-*"):
+    for d in (cache.ROOT / "kernels").glob(f"{variant}-{source.series}-*"):
         m = d / "manifest.json"
         if m.exists():
             found.append((m.stat().st_mtime, d))
@@ -289,7 +288,7 @@ def build(variant="regs", source_name="debian-6.1", fragment=None, jobs=None, pr
                       ("depmod", "kmod")):
         if shutil.which(tool) is None:
             raise LabError(f"no {tool} to build the kernel", hint=f"apt-get install {pkg}")
-    root = CACHE / "kernels"
+    root = cache.ROOT / "kernels"
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / f"build-{variant}.log"
     with open(log_path, "a") as log:  # appended: a concurrent caller may be building
@@ -409,33 +408,30 @@ def _prune_build_tree(out):
 def build_module(kdir, progress=print):
     """Cross-build remote/kmod against the kernel's tree and put the .ko where
     prepare_module looks for this exact kernel build.  Returns the .ko path."""
-    from bench.run import _kmod_cache_dir
-    from remote.agent_client import KMOD_DIR, KMOD_FILES
-
     kdir = pathlib.Path(kdir)
     m = load_manifest(kdir)
     facts = {"kernel_release": m["kernel_release"], "kernel_version": m["kernel_version"],
              "arch": "aarch64"}
-    cache = _kmod_cache_dir(facts)
-    ko = cache / "ftrace_regs_bench.ko"
+    dest = cache.kmod_dir(facts)
+    ko = dest / "ftrace_regs_bench.ko"
     if ko.exists():
         return ko
     progress(f"cross-building the suite's module for {m['kernel_release']}")
     work = pathlib.Path(tempfile.mkdtemp(prefix="kmod-", dir=kdir))
     try:
-        for name in KMOD_FILES:
-            shutil.copy(KMOD_DIR / name, work / name)
+        for name in agent_client.KMOD_FILES:
+            shutil.copy(agent_client.KMOD_DIR / name, work / name)
         with open(work / "build.log", "w") as log:
             _run(["make", "-C", kdir / "build", f"M={work}", "ARCH=arm64",
                   f"CROSS_COMPILE={cross_compile()}", "modules"], log)
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / "cross-built.json").write_text(json.dumps(
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "cross-built.json").write_text(json.dumps(
             {"kernel_build": str(kdir), "kernel_release": m["kernel_release"],
              "kernel_version": m["kernel_version"], "built_utc": time.strftime(
                  "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
         # A name of its own: `bench kernel build` and a test may finish the
         # same module at the same moment; each renames a whole file over ko.
-        fd, tmp = tempfile.mkstemp(prefix="ftrace_regs_bench.ko.", dir=cache)
+        fd, tmp = tempfile.mkstemp(prefix="ftrace_regs_bench.ko.", dir=dest)
         os.close(fd)
         shutil.copy(work / "ftrace_regs_bench.ko", tmp)
         os.rename(tmp, ko)

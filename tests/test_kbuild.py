@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import EXIT_CODES, cli
-from remote import kbuild
+from remote import agent_client, cache, kbuild
 from remote.errors import LabError
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -56,6 +56,20 @@ def test_fragment_options_lost_to_kconfig_are_named():
     assert kbuild.missing_from_config(fragment, REGS) == []
     assert kbuild.missing_from_config(fragment + "CONFIG_KALLSYMS_ALL=y\n", REGS) == [
         "CONFIG_KALLSYMS_ALL=y"]
+
+
+def test_the_module_cache_key_is_unchanged(tmp_path, monkeypatch):
+    """Pinned from bench/run.py's _kmod_cache_dir before it moved to
+    remote/cache.py: a change would orphan every kept module."""
+    src = tmp_path / "kmod"
+    src.mkdir()
+    for name in agent_client.KMOD_FILES:
+        (src / name).write_text(f"the {name}\n")
+    monkeypatch.setattr(agent_client, "KMOD_DIR", src)
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
+    facts = {"kernel_release": "6.1.192-regs", "kernel_version": "#1 SMP PREEMPT 2026-01-01",
+             "arch": "aarch64"}
+    assert cache.kmod_dir(facts) == tmp_path / "cache/kmod/6.1.192-regs-102e369bac7a"
 
 
 def test_bad_variant_and_unknown_lab_kernel_are_one_line_errors():

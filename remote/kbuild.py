@@ -270,12 +270,16 @@ def missing_from_config(fragment_text, config_text):
 
 
 def _make(b, tree, out, log, *args):
-    _run(b.make_argv(tree, out, *args), log, env=KBUILD_ENV)
+    """Run make for build b on a tree; returns the command line, for the manifest."""
+    argv = b.make_argv(tree, out, *args)
+    _run(argv, log, env=KBUILD_ENV)
+    return " ".join(map(str, argv))
 
 
 def configure(b, tree, out, log):
-    _make(b, tree, out, log, f"KCONFIG_ALLCONFIG={b.fragment}", "allnoconfig")
-    return (pathlib.Path(out) / ".config").read_text()
+    """(the .config text, the make command line for the manifest)"""
+    command = _make(b, tree, out, log, f"KCONFIG_ALLCONFIG={b.fragment}", "allnoconfig")
+    return (pathlib.Path(out) / ".config").read_text(), command
 
 
 def check_variant_config(variant, config):
@@ -353,7 +357,7 @@ def _build(b, log, progress):
     tree, out = kdir / "source", kdir / "build"
     _tree_copy(b, tree)
     progress(f"configuring {variant} ({b.source.package} {b.source_version}, {b.fragment.name})")
-    config = configure(b, tree, out, log)
+    config, configure_command = configure(b, tree, out, log)
     missing = missing_from_config(b.fragment_text, config)
     if missing:
         raise LabError("the fragment's options did not all survive Kconfig: " + ", ".join(missing),
@@ -364,7 +368,7 @@ def _build(b, log, progress):
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=".config-", dir=kdir))
     try:
         _tree_copy(other, scratch / "source")
-        other_config = configure(other, scratch / "source", scratch / "build", log)
+        other_config, _ = configure(other, scratch / "source", scratch / "build", log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     configs = {variant: config, other.variant: other_config}
@@ -380,9 +384,9 @@ def _build(b, log, progress):
                  + ", ".join(f"{k} ({v['regs']} vs {v['fallback']})"
                              for k, v in comparison["confounds"].items()))
     progress(f"building {variant} with make -j{b.jobs} Image modules (about 12 CPU-minutes)")
-    _make(b, tree, out, log, f"-j{b.jobs}", "Image", "modules")
+    build_command = _make(b, tree, out, log, f"-j{b.jobs}", "Image", "modules")
     modroot = kdir / "modroot"
-    _make(b, tree, out, log, f"INSTALL_MOD_PATH={modroot}", "modules_install")
+    install_command = _make(b, tree, out, log, f"INSTALL_MOD_PATH={modroot}", "modules_install")
     release = (out / "include/config/kernel.release").read_text().strip()
     uts = (out / "include/generated/utsversion.h").read_text()
     uts_version = re.search(r'UTS_VERSION "([^"]*)"', uts).group(1)
@@ -405,6 +409,9 @@ def _build(b, log, progress):
         # shared with other work, where wall time depends on the neighbours.
         "build_cpu_seconds": round(_children_cpu() - cpu0, 1),
         "jobs": b.jobs,
+        # How to redo it by hand (the build log is shared by all builds of a variant).
+        "make": {"env": KBUILD_ENV,
+                 "commands": [configure_command, build_command, install_command]},
         "host": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -89,9 +89,10 @@ def test_the_make_command_lines_are_unchanged(tmp_path, monkeypatch):
     (tmp_path / "build").mkdir()
     (tmp_path / "build/.config").write_text("CONFIG_FTRACE=y\n")
     b = a_build("fallback", jobs=2)
-    assert kbuild.configure(b, tmp_path / "source", tmp_path / "build", log=None) == (
-        "CONFIG_FTRACE=y\n")
-    kbuild._make(b, "T", "O", None, f"-j{b.jobs}", "Image", "modules")
+    config, configure_command = kbuild.configure(b, tmp_path / "source", tmp_path / "build",
+                                                 log=None)
+    assert config == "CONFIG_FTRACE=y\n"
+    build_command = kbuild._make(b, "T", "O", None, f"-j{b.jobs}", "Image", "modules")
     kbuild._make(b, "T", "O", None, "INSTALL_MOD_PATH=/m", "modules_install")
     base = "make -C T O=O ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- LOCALVERSION=-fallback"
     assert ran == [(f"make -C {tmp_path}/source O={tmp_path}/build ARCH=arm64 "
@@ -99,6 +100,8 @@ def test_the_make_command_lines_are_unchanged(tmp_path, monkeypatch):
                     "KCONFIG_ALLCONFIG=/lab-6.1.fragment allnoconfig", kbuild.KBUILD_ENV),
                    (f"{base} -j2 Image modules", kbuild.KBUILD_ENV),
                    (f"{base} INSTALL_MOD_PATH=/m modules_install", kbuild.KBUILD_ENV)]
+    # What the manifest records ("make"): the command lines as run.
+    assert [configure_command, build_command] == [argv for argv, _ in ran[:2]]
 
 
 def test_the_module_cache_key_is_unchanged(tmp_path, monkeypatch):

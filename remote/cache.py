@@ -2,7 +2,9 @@
 builds and the suite's modules.
 
 Modules read ROOT when they build a path, not at import, so that a test can
-point the whole cache elsewhere with one monkeypatch of `remote.cache.ROOT`.
+point the cache elsewhere with one monkeypatch of `remote.cache.ROOT`; the
+running lab's directory (remote/lab.py, RUN_DIR: FTRACE_REGS_BENCH_LAB_RUN or
+ROOT/lab/run) is the exception, fixed at import.
 """
 import hashlib
 import os

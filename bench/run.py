@@ -13,6 +13,7 @@ from analysis import stats, steps
 from analysis.bundle import Bundle, utc_now
 from analysis.units import bundle_unit, clock_of
 from remote.agent_client import AgentClient
+from remote.cache import kmod_dir
 from remote.errors import AgentError, RemoteError
 from remote.protocol.kmod import NAME as KMOD_NAME
 from remote.protocol.kmod import TRACEE
@@ -120,23 +121,6 @@ def summarize_bundle(bundle):
     return _clean(rows)
 
 
-def _kmod_cache_dir(facts):
-    """Where a module built on a target is kept for targets running the very
-    same kernel build (release, version string and arch must all match: then
-    vermagic and symbol CRCs match too)."""
-    import hashlib
-
-    from remote.agent_client import KMOD_DIR, KMOD_FILES
-    from remote.lab import CACHE
-
-    key = hashlib.sha256()
-    for part in (facts.get("kernel_release"), facts.get("kernel_version"), facts.get("arch")):
-        key.update(str(part).encode() + b"\0")
-    for name in KMOD_FILES:
-        key.update((KMOD_DIR / name).read_bytes())
-    return CACHE / "kmod" / f"{facts.get('kernel_release')}-{key.hexdigest()[:12]}"
-
-
 def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=False):
     """Start the agent; return (facts, preflight, check report)."""
     from .check import report
@@ -155,7 +139,7 @@ def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=
     # A module cross-built on the controller against the kernel's own build
     # tree (the lab's own kernels: remote/kbuild.py) stands in for headers on
     # the target; one that a target built is only a shortcut, not a substitute.
-    cache = _kmod_cache_dir(facts)
+    cache = kmod_dir(facts)
     cross = (cache / "cross-built.json").exists() and (cache / "ftrace_regs_bench.ko").exists()
     return facts, pre, report(facts, caps, pre, root_via,
                               prebuilt=cache / "ftrace_regs_bench.ko" if cross else None)
@@ -163,7 +147,7 @@ def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=
 
 def prepare_module(client, bundle, facts, ui):
     """Build (or reuse) and load the module; keep a built .ko for next time."""
-    cache = _kmod_cache_dir(facts)
+    cache = kmod_dir(facts)
     prebuilt = None
     if (cache / "ftrace_regs_bench.ko").exists():
         rel = "kmod/ftrace_regs_bench.ko"

@@ -11,7 +11,7 @@ DYNAMIC_FTRACE with no regs caller.  Both variants' .config files are
 generated on every build and compared; any difference beyond the ftrace
 mechanism is reported as a confound.
 
-Cache: CACHE/kernels/<variant>-<key>/, key = hash of the source package
+Cache: cache.ROOT/kernels/<variant>-<key>/, key = hash of the source package
 version, the fragment, the variant's tree edit, the compiler and BUILD_RECIPE.
 The directory is used in place (the kept module build tree names its own
 absolute path), so completeness is marked by manifest.json, written last; a
@@ -22,8 +22,9 @@ Cross-compiles with gcc-aarch64-linux-gnu on x86_64, natively on arm64.
 The suite's module is cross-built against the kept tree on the controller
 (kbuild's host programs in a cross-built tree are x86 binaries, so the guest
 cannot build against it) and put where bench/run.py's prepare_module finds
-it for exactly this kernel build.
+it for exactly this kernel build (remote/cache.py, kmod_dir).
 """
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -37,10 +38,9 @@ import subprocess
 import tempfile
 import time
 
+from . import agent_client, cache
 from .errors import LabError
 
-CACHE = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_CACHE",
-                                    pathlib.Path.home() / ".cache" / "ftrace-regs-bench"))
 KCONFIG_DIR = pathlib.Path(__file__).parent / "kconfig"
 DEFAULT_FRAGMENT = KCONFIG_DIR / "lab-6.1.fragment"
 VARIANTS = ("regs", "fallback")
@@ -123,7 +123,7 @@ def _run(argv, log, cwd=None, env=None):
 def fetch_source(source, log, progress):
     """The .deb (apt-get download) and its tree, extracted once.  Returns
     (package version, tree path)."""
-    src_dir = CACHE / "src"
+    src_dir = cache.ROOT / "src"
     src_dir.mkdir(parents=True, exist_ok=True)
     # Both variants may be built at once (CI starts them side by side): one
     # downloads and extracts, the other waits for it here.
@@ -178,19 +178,42 @@ def compiler_version():
     return out.stdout.splitlines()[0]
 
 
-def recipe(variant, source, source_version, fragment_text, compiler):
-    return {"variant": variant, "source": source.name, "package": source.package,
-            "source_version": source_version, "fragment": fragment_text,
-            "patch": PATCH_TEXT[variant], "compiler": compiler, "build_recipe": BUILD_RECIPE}
+@dataclasses.dataclass(frozen=True)
+class KernelBuild:
+    """One variant's build from one extracted source.  Its recipe (what the
+    result depends on) is hashed into the cache directory's name; where the
+    shared source was extracted and how many make jobs run are not part of
+    it: they do not change what is built."""
+
+    variant: str
+    source: Source
+    source_version: str
+    source_tree: pathlib.Path  # the shared extracted tree; each build hard-links a copy
+    fragment: pathlib.Path
+    fragment_text: str
+    compiler: str  # first line of `gcc --version`
+    jobs: int = 1
+
+    def recipe(self):
+        return {"variant": self.variant, "source": self.source.name,
+                "package": self.source.package, "source_version": self.source_version,
+                "fragment": self.fragment_text, "patch": PATCH_TEXT[self.variant],
+                "compiler": self.compiler, "build_recipe": BUILD_RECIPE}
+
+    @property
+    def kdir(self):
+        return (cache.ROOT / "kernels"
+                / f"{self.variant}-{self.source.series}-{_key(self.recipe())}")
+
+    def make_argv(self, tree, out, *args):
+        # LOCALVERSION names the variant in the release (6.1.192-regs): the two
+        # kernels' modules and module caches can never be mixed up.
+        return ["make", "-C", tree, f"O={out}", "ARCH=arm64", f"CROSS_COMPILE={cross_compile()}",
+                f"LOCALVERSION=-{self.variant}", *args]
 
 
 def _key(obj):
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def kernel_dir(variant, source, source_version, fragment_text, compiler):
-    r = recipe(variant, source, source_version, fragment_text, compiler)
-    return CACHE / "kernels" / f"{variant}-{source.series}-{_key(r)}"
 
 
 def find_built(variant, source_name="debian-6.1"):
@@ -199,7 +222,7 @@ def find_built(variant, source_name="debian-6.1"):
     that is already built."""
     source = select_source(source_name)
     found = []
-    for d in (CACHE / "kernels").glob(f"{variant}-{source.series}-*"):
+    for d in (cache.ROOT / "kernels").glob(f"{variant}-{source.series}-*"):
         m = d / "manifest.json"
         if m.exists():
             found.append((m.stat().st_mtime, d))
@@ -246,19 +269,17 @@ def missing_from_config(fragment_text, config_text):
     return sorted(f"CONFIG_{k}={v}" for k, v in want.items() if have.get(k, "n") != v)
 
 
-def _make(tree, out, log, *targets, variant, jobs=None, extra=()):
-    # LOCALVERSION names the variant in the release (6.1.192-regs): the two
-    # kernels' modules and module caches can never be mixed up.
-    argv = ["make", "-C", tree, f"O={out}", "ARCH=arm64", f"CROSS_COMPILE={cross_compile()}",
-            f"LOCALVERSION=-{variant}"]
-    if jobs:
-        argv.append(f"-j{jobs}")
-    _run(argv + list(extra) + list(targets), log, env=KBUILD_ENV)
+def _make(b, tree, out, log, *args):
+    """Run make for build b on a tree; returns the command line, for the manifest."""
+    argv = b.make_argv(tree, out, *args)
+    _run(argv, log, env=KBUILD_ENV)
+    return " ".join(map(str, argv))
 
 
-def configure(tree, out, fragment, log, variant):
-    _make(tree, out, log, "allnoconfig", variant=variant, extra=[f"KCONFIG_ALLCONFIG={fragment}"])
-    return (pathlib.Path(out) / ".config").read_text()
+def configure(b, tree, out, log):
+    """(the .config text, the make command line for the manifest)"""
+    command = _make(b, tree, out, log, f"KCONFIG_ALLCONFIG={b.fragment}", "allnoconfig")
+    return (pathlib.Path(out) / ".config").read_text(), command
 
 
 def check_variant_config(variant, config):
@@ -289,14 +310,16 @@ def build(variant="regs", source_name="debian-6.1", fragment=None, jobs=None, pr
                       ("depmod", "kmod")):
         if shutil.which(tool) is None:
             raise LabError(f"no {tool} to build the kernel", hint=f"apt-get install {pkg}")
-    root = CACHE / "kernels"
+    root = cache.ROOT / "kernels"
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / f"build-{variant}.log"
     with open(log_path, "a") as log:  # appended: a concurrent caller may be building
         log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} bench kernel build "
                   f"--variant {variant} --source {source_name} --config {fragment}\n")
         version, src = fetch_source(source, log, progress)
-        kdir = kernel_dir(variant, source, version, fragment_text, compiler)
+        b = KernelBuild(variant, source, version, src, fragment, fragment_text, compiler,
+                        jobs or os.cpu_count())
+        kdir = b.kdir
         if (kdir / "manifest.json").exists():
             return kdir
         with open(root / f".lock-{kdir.name}", "w") as lock:
@@ -307,8 +330,7 @@ def build(variant="regs", source_name="debian-6.1", fragment=None, jobs=None, pr
                 progress(f"removing an interrupted build in {kdir}")
                 shutil.rmtree(kdir)
             try:
-                return _build(kdir, variant, source, version, src, fragment, fragment_text,
-                              compiler, jobs or os.cpu_count(), log, progress)
+                return _build(b, log, progress)
             except BaseException:
                 log.flush()
                 shutil.copy(log_path, root / f"failed-{variant}.log")
@@ -316,11 +338,11 @@ def build(variant="regs", source_name="debian-6.1", fragment=None, jobs=None, pr
                 raise
 
 
-def _tree_copy(src, dest, variant):
+def _tree_copy(b, dest):
     """A hard-linked copy of the extracted source (seconds, no space), edited
     for the variant."""
-    subprocess.run(["cp", "-al", str(src), str(dest)], check=True)
-    apply_variant(dest, variant)
+    subprocess.run(["cp", "-al", str(b.source_tree), str(dest)], check=True)
+    apply_variant(dest, b.variant)
 
 
 def _children_cpu():
@@ -328,27 +350,28 @@ def _children_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def _build(kdir, variant, source, version, src, fragment, fragment_text, compiler, jobs, log, progress):
+def _build(b, log, progress):
     t0, cpu0 = time.monotonic(), _children_cpu()
+    variant, kdir = b.variant, b.kdir
     kdir.mkdir(parents=True)
     tree, out = kdir / "source", kdir / "build"
-    _tree_copy(src, tree, variant)
-    progress(f"configuring {variant} ({source.package} {version}, {fragment.name})")
-    config = configure(tree, out, fragment, log, variant)
-    missing = missing_from_config(fragment_text, config)
+    _tree_copy(b, tree)
+    progress(f"configuring {variant} ({b.source.package} {b.source_version}, {b.fragment.name})")
+    config, configure_command = configure(b, tree, out, log)
+    missing = missing_from_config(b.fragment_text, config)
     if missing:
         raise LabError("the fragment's options did not all survive Kconfig: " + ", ".join(missing),
                        hint="add the options they depend on to the fragment")
     check_variant_config(variant, config)
     # Both variants' configs, from this build's tree and a scratch copy for the other.
-    other = "fallback" if variant == "regs" else "regs"
+    other = dataclasses.replace(b, variant="fallback" if variant == "regs" else "regs")
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=".config-", dir=kdir))
     try:
-        _tree_copy(src, scratch / "source", other)
-        other_config = configure(scratch / "source", scratch / "build", fragment, log, other)
+        _tree_copy(other, scratch / "source")
+        other_config, _ = configure(other, scratch / "source", scratch / "build", log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    configs = {variant: config, other: other_config}
+    configs = {variant: config, other.variant: other_config}
     (kdir / "config.regs").write_text(configs["regs"])
     (kdir / "config.fallback").write_text(configs["fallback"])
     diff = subprocess.run(["diff", "-u", "--label", "config.regs", "--label", "config.fallback",
@@ -360,10 +383,10 @@ def _build(kdir, variant, source, version, src, fragment, fragment_text, compile
         progress("confounds: the variants differ beyond the ftrace mechanism in "
                  + ", ".join(f"{k} ({v['regs']} vs {v['fallback']})"
                              for k, v in comparison["confounds"].items()))
-    progress(f"building {variant} with make -j{jobs} Image modules (about 12 CPU-minutes)")
-    _make(tree, out, log, "Image", "modules", variant=variant, jobs=jobs)
+    progress(f"building {variant} with make -j{b.jobs} Image modules (about 12 CPU-minutes)")
+    build_command = _make(b, tree, out, log, f"-j{b.jobs}", "Image", "modules")
     modroot = kdir / "modroot"
-    _make(tree, out, log, "modules_install", variant=variant, extra=[f"INSTALL_MOD_PATH={modroot}"])
+    install_command = _make(b, tree, out, log, f"INSTALL_MOD_PATH={modroot}", "modules_install")
     release = (out / "include/config/kernel.release").read_text().strip()
     uts = (out / "include/generated/utsversion.h").read_text()
     uts_version = re.search(r'UTS_VERSION "([^"]*)"', uts).group(1)
@@ -374,8 +397,8 @@ def _build(kdir, variant, source, version, src, fragment, fragment_text, compile
     build_seconds = round(time.monotonic() - t0, 1)
     manifest = {
         "variant": variant,
-        "recipe": recipe(variant, source, version, fragment_text, compiler),
-        "fragment_path": str(fragment),
+        "recipe": b.recipe(),
+        "fragment_path": str(b.fragment),
         "kernel_release": release,
         "kernel_version": uts_version,
         "ftrace": {k: parse_config(config).get(k, "n") for k in sorted(MECHANISM)},
@@ -385,7 +408,10 @@ def _build(kdir, variant, source, version, src, fragment, fragment_text, compile
         # CPU time of make and the compilers: what the build costs on a host
         # shared with other work, where wall time depends on the neighbours.
         "build_cpu_seconds": round(_children_cpu() - cpu0, 1),
-        "jobs": jobs,
+        "jobs": b.jobs,
+        # How to redo it by hand (the build log is shared by all builds of a variant).
+        "make": {"env": KBUILD_ENV,
+                 "commands": [configure_command, build_command, install_command]},
         "host": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -409,33 +435,30 @@ def _prune_build_tree(out):
 def build_module(kdir, progress=print):
     """Cross-build remote/kmod against the kernel's tree and put the .ko where
     prepare_module looks for this exact kernel build.  Returns the .ko path."""
-    from bench.run import _kmod_cache_dir
-    from remote.agent_client import KMOD_DIR, KMOD_FILES
-
     kdir = pathlib.Path(kdir)
     m = load_manifest(kdir)
     facts = {"kernel_release": m["kernel_release"], "kernel_version": m["kernel_version"],
              "arch": "aarch64"}
-    cache = _kmod_cache_dir(facts)
-    ko = cache / "ftrace_regs_bench.ko"
+    dest = cache.kmod_dir(facts)
+    ko = dest / "ftrace_regs_bench.ko"
     if ko.exists():
         return ko
     progress(f"cross-building the suite's module for {m['kernel_release']}")
     work = pathlib.Path(tempfile.mkdtemp(prefix="kmod-", dir=kdir))
     try:
-        for name in KMOD_FILES:
-            shutil.copy(KMOD_DIR / name, work / name)
+        for name in agent_client.KMOD_FILES:
+            shutil.copy(agent_client.KMOD_DIR / name, work / name)
         with open(work / "build.log", "w") as log:
             _run(["make", "-C", kdir / "build", f"M={work}", "ARCH=arm64",
                   f"CROSS_COMPILE={cross_compile()}", "modules"], log)
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / "cross-built.json").write_text(json.dumps(
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "cross-built.json").write_text(json.dumps(
             {"kernel_build": str(kdir), "kernel_release": m["kernel_release"],
              "kernel_version": m["kernel_version"], "built_utc": time.strftime(
                  "%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
         # A name of its own: `bench kernel build` and a test may finish the
         # same module at the same moment; each renames a whole file over ko.
-        fd, tmp = tempfile.mkstemp(prefix="ftrace_regs_bench.ko.", dir=cache)
+        fd, tmp = tempfile.mkstemp(prefix="ftrace_regs_bench.ko.", dir=dest)
         os.close(fd)
         shutil.copy(work / "ftrace_regs_bench.ko", tmp)
         os.rename(tmp, ko)

@@ -29,10 +29,9 @@ import subprocess
 import tempfile
 import time
 
+from . import cache
 from .errors import LabError
 
-CACHE = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_CACHE",
-                                    pathlib.Path.home() / ".cache" / "ftrace-regs-bench"))
 MIRROR = os.environ.get("FTRACE_REGS_BENCH_MIRROR", "http://deb.debian.org/debian")
 SECURITY_MIRROR = os.environ.get("FTRACE_REGS_BENCH_SECURITY_MIRROR",
                                  "http://deb.debian.org/debian-security")
@@ -140,11 +139,11 @@ class Kernel:
 
     @classmethod
     def base_path(cls):
-        return CACHE / "lab" / "base" / f"{cls.name}-{_hash(cls.base_recipe())}.tar"
+        return cache.ROOT / "lab" / "base" / f"{cls.name}-{_hash(cls.base_recipe())}.tar"
 
     @classmethod
     def image_dir(cls):
-        return CACHE / "lab" / "images" / f"{cls.name}-{_hash(cls.recipe())}"
+        return cache.ROOT / "lab" / "images" / f"{cls.name}-{_hash(cls.recipe())}"
 
 
 def _hash(obj):
@@ -474,7 +473,7 @@ def _fingerprint(pub):
 
 # One lab at a time per run directory.  FTRACE_REGS_BENCH_LAB_RUN moves it,
 # so that two work trees (or two users' test runs) can each have a lab.
-RUN_DIR = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_LAB_RUN", CACHE / "lab" / "run"))
+RUN_DIR = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_LAB_RUN", cache.ROOT / "lab" / "run"))
 
 
 @dataclasses.dataclass

@@ -87,9 +87,9 @@ def pytest_configure(config):
     # One lab per test process: its own run directory (state, console, keys).
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
-        from remote.kbuild import CACHE
+        from remote import cache
 
-        base = os.environ.get("FTRACE_REGS_BENCH_LAB_RUN") or str(CACHE / "lab" / "run")
+        base = os.environ.get("FTRACE_REGS_BENCH_LAB_RUN") or str(cache.ROOT / "lab" / "run")
         os.environ["FTRACE_REGS_BENCH_LAB_RUN"] = f"{base}-{worker}"
 
 
@@ -350,14 +350,14 @@ def bundle_of(run):
 def lab_module(lab, tmp_path_factory):
     """The suite's module as built for the session lab's kernel, kept where
     `bench run` reuses it: from the cache, or built by a small run."""
-    from bench.run import _kmod_cache_dir
+    from remote.cache import kmod_dir
     from remote.ssh import open_ssh_target
 
     target = open_ssh_target("lab", config_path=lab["ssh_config"])
     facts = {k: target.run(["uname", flag], timeout=60).text.strip()
              for k, flag in (("kernel_release", "-r"), ("kernel_version", "-v"), ("arch", "-m"))}
     target.close()
-    ko = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    ko = kmod_dir(facts) / "ftrace_regs_bench.ko"
     if not ko.exists():
         out = tmp_path_factory.mktemp("module") / "b"
         r = _invoke(["run", "--host", "lab", "--profile", "smoke", "--modes", "off",

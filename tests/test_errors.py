@@ -291,15 +291,14 @@ def test_a_leftover_module_that_cannot_be_removed_is_exit_7(lab, lab_target, lab
 
 @pytest.mark.lab
 def test_a_module_that_does_not_build_is_exit_6(lab, lab_target, tmp_path, monkeypatch):
-    from remote import agent_client
-    from remote import lab as labmod
+    from remote import agent_client, cache
 
     src = tmp_path / "kmod"
     src.mkdir()
     (src / "Makefile").write_bytes((agent_client.KMOD_DIR / "Makefile").read_bytes())
     (src / "ftrace_regs_bench.c").write_text("#error this source is broken on purpose\n")
     monkeypatch.setattr(agent_client, "KMOD_DIR", src)
-    monkeypatch.setattr(labmod, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
     r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off,noregs",
                                  "--methods", "kernel", "--out", str(tmp_path / "b")])
     assert r.exit_code == EXIT_CODES["module-build"][0] == 6, r.output

@@ -272,8 +272,7 @@ def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, 
     kernel refuses (a corrupt .ko in a cache of the test's own): one line,
     exit 6, the target restored, the bundle keeps its cells; the next resume
     completes it."""
-    from remote import lab as labmod
-    from bench.run import _kmod_cache_dir
+    from remote import cache
 
     out = tmp_path / "b"
     p = runs(out, modes="off,noregs")
@@ -283,9 +282,8 @@ def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, 
     assert p.returncode == 130, output
     wait_restored(lab_target, before, guest_uptime(lab_target))
     facts = Bundle.load(out).data["facts"]
-    cache = tmp_path / "cache"
-    monkeypatch.setattr(labmod, "CACHE", cache)
-    bad = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
+    bad = cache.kmod_dir(facts) / "ftrace_regs_bench.ko"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"\x7fELF not really a module")
     r = CliRunner().invoke(cli, ["run", "--resume", str(out), "--lease", str(LEASE)])

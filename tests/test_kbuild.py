@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import EXIT_CODES, cli
-from remote import kbuild
+from remote import agent_client, cache, kbuild
 from remote.errors import LabError
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -56,6 +56,66 @@ def test_fragment_options_lost_to_kconfig_are_named():
     assert kbuild.missing_from_config(fragment, REGS) == []
     assert kbuild.missing_from_config(fragment + "CONFIG_KALLSYMS_ALL=y\n", REGS) == [
         "CONFIG_KALLSYMS_ALL=y"]
+
+
+COMPILER = "aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0"
+
+
+def a_build(variant, fragment_text="CONFIG_FTRACE=y\n", source_tree="/src", jobs=1):
+    return kbuild.KernelBuild(variant, kbuild.select_source("debian-6.1"), "6.1.192-3",
+                              pathlib.Path(source_tree), pathlib.Path("/lab-6.1.fragment"),
+                              fragment_text, COMPILER, jobs)
+
+
+def test_the_recipe_hash_is_the_cache_key_of_existing_builds(tmp_path, monkeypatch):
+    """Pinned from the code before KernelBuild (main at 481f261): a change of
+    the hash would orphan every built kernel.  The shipped fragment gave the
+    lab's cached regs-6.1-a8de5b57ce15 and fallback-6.1-bd4c33340188; a fixed
+    fragment keeps this test independent of edits to it."""
+    monkeypatch.setattr(cache, "ROOT", tmp_path)
+    assert a_build("regs").kdir == tmp_path / "kernels" / "regs-6.1-5fe605166cf5"
+    assert a_build("fallback").kdir == tmp_path / "kernels" / "fallback-6.1-b5dfb9ca23c1"
+    # Where the source was extracted and how many jobs run do not change what is built.
+    assert a_build("regs", source_tree="/elsewhere", jobs=8).kdir == a_build("regs").kdir
+    assert a_build("regs", fragment_text="").kdir != a_build("regs").kdir
+
+
+def test_the_make_command_lines_are_unchanged(tmp_path, monkeypatch):
+    """As the code before KernelBuild ran them (main at 481f261)."""
+    ran = []
+    monkeypatch.setattr(kbuild, "_run", lambda argv, log, env=None: ran.append(
+        (" ".join(map(str, argv)), env)))
+    monkeypatch.setattr(kbuild, "cross_compile", lambda: "aarch64-linux-gnu-")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build/.config").write_text("CONFIG_FTRACE=y\n")
+    b = a_build("fallback", jobs=2)
+    config, configure_command = kbuild.configure(b, tmp_path / "source", tmp_path / "build",
+                                                 log=None)
+    assert config == "CONFIG_FTRACE=y\n"
+    build_command = kbuild._make(b, "T", "O", None, f"-j{b.jobs}", "Image", "modules")
+    kbuild._make(b, "T", "O", None, "INSTALL_MOD_PATH=/m", "modules_install")
+    base = "make -C T O=O ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- LOCALVERSION=-fallback"
+    assert ran == [(f"make -C {tmp_path}/source O={tmp_path}/build ARCH=arm64 "
+                    "CROSS_COMPILE=aarch64-linux-gnu- LOCALVERSION=-fallback "
+                    "KCONFIG_ALLCONFIG=/lab-6.1.fragment allnoconfig", kbuild.KBUILD_ENV),
+                   (f"{base} -j2 Image modules", kbuild.KBUILD_ENV),
+                   (f"{base} INSTALL_MOD_PATH=/m modules_install", kbuild.KBUILD_ENV)]
+    # What the manifest records ("make"): the command lines as run.
+    assert [configure_command, build_command] == [argv for argv, _ in ran[:2]]
+
+
+def test_the_module_cache_key_is_unchanged(tmp_path, monkeypatch):
+    """Pinned from bench/run.py's _kmod_cache_dir before it moved to
+    remote/cache.py: a change would orphan every kept module."""
+    src = tmp_path / "kmod"
+    src.mkdir()
+    for name in agent_client.KMOD_FILES:
+        (src / name).write_text(f"the {name}\n")
+    monkeypatch.setattr(agent_client, "KMOD_DIR", src)
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
+    facts = {"kernel_release": "6.1.192-regs", "kernel_version": "#1 SMP PREEMPT 2026-01-01",
+             "arch": "aarch64"}
+    assert cache.kmod_dir(facts) == tmp_path / "cache/kmod/6.1.192-regs-102e369bac7a"
 
 
 def test_bad_variant_and_unknown_lab_kernel_are_one_line_errors():

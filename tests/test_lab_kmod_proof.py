@@ -39,14 +39,13 @@ def build_test_module(target):
 
 def test_a_regs_cell_whose_tracee_lacks_the_R_flag_is_refused(lab, lab_target, tmp_path,
                                                               monkeypatch):
-    from bench.run import _kmod_cache_dir
-    from remote import lab as labmod
+    from remote import cache
 
     ko = build_test_module(lab_target)
     facts = {k: lab_target.run(["uname", flag], timeout=60).text.strip()
              for k, flag in (("kernel_release", "-r"), ("kernel_version", "-v"), ("arch", "-m"))}
-    monkeypatch.setattr(labmod, "CACHE", tmp_path / "cache")
-    cached = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
+    cached = cache.kmod_dir(facts) / "ftrace_regs_bench.ko"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(ko)
     before = read_tracefs(lab_target)

@@ -101,13 +101,12 @@ def test_a_module_left_loaded_by_a_crashed_run_is_removed(lab, lab_target, lab_m
 def test_module_load_refused_names_the_reason(lab, lab_target, tmp_path, monkeypatch):
     """A .ko the kernel refuses (here: not a module at all), in a module cache
     of the test's own (the shared one may be in use by another run)."""
-    from bench.run import _kmod_cache_dir
-    from remote import lab as labmod
+    from remote import cache
 
     facts = {k: lab_target.run(["uname", flag], timeout=60).text.strip()
              for k, flag in (("kernel_release", "-r"), ("kernel_version", "-v"), ("arch", "-m"))}
-    monkeypatch.setattr(labmod, "CACHE", tmp_path / "cache")
-    bad = _kmod_cache_dir(facts) / "ftrace_regs_bench.ko"
+    monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
+    bad = cache.kmod_dir(facts) / "ftrace_regs_bench.ko"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"\x7fELF not really a module")
     before = read_tracefs(lab_target)

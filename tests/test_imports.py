@@ -31,10 +31,6 @@ ALLOWED = {
 # collector (bpfprobe.py, started by bpfmethod.py).
 AGENT_TARGET_PACKAGES = {"pyperf", "bcc"}
 
-# The one known loop, bench/run.py -> remote/lab.py -> remote/kbuild.py ->
-# bench/run.py (kbuild reads run's _kmod_cache_dir): it goes when the kbuild
-# helper's change lands, and this exception with it.
-KNOWN_LOOP_EDGES = {("remote.kbuild", "bench.run")}
 
 
 def layer(module):
@@ -155,10 +151,6 @@ def _cycles(edges):
     return found
 
 
-def _without_known_loop(edges):
-    return {m: {t for t in ts if (m, t) not in KNOWN_LOOP_EDGES} for m, ts in edges.items()}
-
-
 def test_the_walk_finds_the_imports_it_checks():
     """The walk itself: relative, flat agent and `protocol` imports resolve,
     imports inside functions and try/except count."""
@@ -173,12 +165,12 @@ def test_the_walk_finds_the_imports_it_checks():
 
 
 def test_no_import_cycle():
-    cycles = _cycles(_without_known_loop(graph()[0]))
+    cycles = _cycles(graph()[0])
     assert cycles == [], f"import cycles: {cycles}"
 
 
 def test_imports_go_down_the_layers():
-    upward = sorted((m, t) for m, ts in _without_known_loop(graph()[0]).items() for t in ts
+    upward = sorted((m, t) for m, ts in graph()[0].items() for t in ts
                     if layer(t) != layer(m) and layer(t) not in ALLOWED[layer(m)])
     assert upward == [], "imports against the layers (importer, imported): " + repr(upward)
 

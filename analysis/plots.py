@@ -17,11 +17,13 @@ import io
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import blended_transform_factory
 
 from .load import mode_key
-from .summary import is_check_mode, mode_label
+from .summary import ENTRY_PATHS, is_check_mode, mode_label, variant_table
 from .units import bundle_unit
 
 RC = {
@@ -39,6 +41,9 @@ def unit_text(unit):
     """An axis label for a figure in `unit` (analysis/units.py)."""
     return UNIT_TEXT.get(unit, f"{unit} per call")
 COLORS = matplotlib.colormaps["tab10"].colors
+# Height of a row whose tick label has two lines of RC's 9 pt text (about
+# 0.3 in), with room between neighbouring labels.
+TWO_LINE_ROW_IN = 0.45
 
 
 def _figure(n_panels, ncols, panel_h, width=4.6):
@@ -64,6 +69,31 @@ def _interval_panel(ax, labels, values, lows, highs, colors):
     ax.set_yticks(y, labels)
     ax.axvline(0, color="black", lw=0.6)
     ax.set_ylim(-0.7, len(labels) - 0.3)
+
+
+def _layout(fig, suptitle):
+    """fig.tight_layout(), and where that left the suptitle over a panel (in
+    a tall figure: its band is a fixed fraction of the height) or a label
+    past the figure's edge (a unit label wider than its panel: tight_layout
+    underestimates its overhang), again inside a rect that leaves them room,
+    narrowed until they fit (a few rounds at most)."""
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    top = suptitle.get_window_extent(renderer).y0 - 4
+    left = right = 0.0
+    for _ in range(4):
+        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible()]
+        if not boxes:
+            return
+        over_left = -min(b.x0 for b in boxes)
+        over_right = max(b.x1 for b in boxes) - width
+        if over_left <= 0 and over_right <= 0 and all(b.y1 <= top for b in boxes):
+            return
+        left += max(0.0, over_left + 2)
+        right += max(0.0, over_right + 2)
+        fig.tight_layout(rect=(left / width, 0, 1 - right / width, top / height))
 
 
 def _method_unit_keys(rows):
@@ -99,8 +129,7 @@ def overhead_figure(summary):
                             list(r["ci_high"]), [colors[g] for g in r["group"]])
             ax.set_title(f"{mode} - off ({method})")
             ax.set_xlabel(unit_text(unit))
-        fig.suptitle("Overhead per traced call by mode, with 95% CIs (Student t over rounds)")
-        fig.tight_layout()
+        _layout(fig, fig.suptitle("Overhead per traced call by mode, with 95% CIs (Student t over rounds)"))
     return fig
 
 
@@ -119,8 +148,7 @@ def regs_gain_figure(summary):
                             [colors[g] for g in r["group"]])
             ax.set_title(f"regs gain: regs - noregs ({method})")
             ax.set_xlabel(unit_text(unit))
-        fig.suptitle("Regs gain per kernel and host, with 95% CIs (paired by round)")
-        fig.tight_layout()
+        _layout(fig, fig.suptitle("Regs gain per kernel and host, with 95% CIs (paired by round)"))
     return fig
 
 
@@ -130,8 +158,11 @@ def variant_figure(variants):
     args/call-ops ftrace_caller (analysis.summary.ENTRY_PATHS)."""
     keys = _method_unit_keys(variants)
     colors = _group_colors(variants["group"])
-    n = max(1, len(variants) // max(1, len(keys)))
-    fig, axes = _figure(max(1, len(keys)), 2, 0.4 * max(2, n) + 0.9, width=5.4)
+    # Every panel of the grid is as tall as the one with the most rows, and
+    # each row's label has two lines: sized by the average row count, the
+    # labels of the fuller panels overlapped.
+    n = max([int(((variants["method"] == m) & (variants["unit"] == u)).sum()) for m, u in keys] or [1])
+    fig, axes = _figure(max(1, len(keys)), 2, TWO_LINE_ROW_IN * max(2, n) + 0.9, width=5.4)
     with matplotlib.rc_context(RC):
         _nothing(axes, keys, "no module modes (noregs/regs) in these bundles")
         for ax, (method, unit) in zip(axes, keys):
@@ -141,8 +172,178 @@ def variant_figure(variants):
                             [colors[g] for g in r["group"]])
             ax.set_title(f"overhead over off by caller path ({method})")
             ax.set_xlabel(unit_text(unit))
-        fig.suptitle("Kernel-variant comparison: the module's ops, by ftrace entry path (95% CIs)")
-        fig.tight_layout()
+        _layout(fig, fig.suptitle("Kernel-variant comparison: the module's ops, by ftrace entry path (95% CIs)"))
+    return fig
+
+
+# The method the headline figure shows, first found per bundle: the kernel
+# method times the traced call itself (the suite's module calling its own
+# traced function), with the least noise; pyperf's getppid loop and the bpf
+# probe add a system call around it.  The variant figure has every method.
+HEADLINE_METHODS = ["kernel", "pyperf", "bpf"]
+# One color per entry path (ENTRY_PATHS), the same in every panel and report.
+PATH_COLORS = {name: COLORS[i % len(COLORS)] for i, (_, _, name) in enumerate(ENTRY_PATHS)}
+# The two paths whose difference is the regs gain (ENTRY_PATHS' regs era).
+REGS_GAIN_PATHS = ("ftrace_caller (regs era)", "ftrace_regs_caller (regs era)")
+# Height of a row whose tick label is one line of RC's 9 pt text.
+ONE_LINE_ROW_IN = 0.3
+
+
+def _fmt(v, width):
+    """v with as many decimals as an interval of `width` deserves (the
+    report's tables' rule, analysis.report.fmt)."""
+    if width is None or not width > 0:
+        digits = 1 if abs(v) >= 100 else 3
+    else:
+        digits = min(3, max(0, 1 - math.floor(math.log10(width))))
+    return f"{v:,.{digits}f}"
+
+
+def _has_ci(lo, hi):
+    return not any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (lo, hi))
+
+
+def _gain_text(g):
+    """'regs gain 9.005 [9.004, 9.006] instructions' (the row's 95% CI)."""
+    if not _has_ci(g["ci_low"], g["ci_high"]):
+        return f"regs gain {_fmt(g['value'], None)} {g['unit']} (no CI: n < 2)"
+    w = g["ci_high"] - g["ci_low"]
+    zero = ": CI includes 0" if g["ci_low"] <= 0 <= g["ci_high"] and not g["exact"] else ""
+    return (f"regs gain {_fmt(g['value'], w)} [{_fmt(g['ci_low'], w)}, {_fmt(g['ci_high'], w)}] "
+            f"{g['unit']}{zero}")
+
+
+def headline_rows(summary):
+    """What the headline figure draws: {unit: [(group, header, rows, gain)]}
+    with rows the variant table's overhead rows (analysis.summary.variant_table,
+    in ENTRY_PATHS order) of the group's first method in HEADLINE_METHODS
+    that has any, and gain the group's regs_gain row of that method when the
+    group has both regs-era paths (None otherwise).  Paths a group did not
+    measure have no row."""
+    variants = variant_table(summary)
+    gains = summary[summary["metric"] == "regs_gain"]
+    order = {name: i for i, (_, _, name) in enumerate(ENTRY_PATHS)}
+    out = {}
+    for group in dict.fromkeys(variants["group"]):
+        g = variants[variants["group"] == group]
+        method = next((m for m in HEADLINE_METHODS if (g["method"] == m).any()), sorted(g["method"])[0])
+        for unit in sorted(set(g[g["method"] == method]["unit"])):
+            rows = g[(g["method"] == method) & (g["unit"] == unit)]
+            rows = rows.assign(_o=rows["path"].map(order)).sort_values("_o").drop(columns="_o")
+            first = rows.iloc[0]
+            where = f"QEMU {first['accel']}" if first["accel"] else f"host {first['host']}"
+            header = f"{group}: kernel {first['kernel_release']}, {where}, {method} method"
+            gain = gains[(gains["group"] == group) & (gains["method"] == method) & (gains["unit"] == unit)]
+            both = set(REGS_GAIN_PATHS) <= set(rows["path"])
+            out.setdefault(unit, []).append((group, header, rows, gain.iloc[0] if both and len(gain) else None))
+    return out
+
+
+def _headline_panel(ax, unit, groups):
+    """One unit's panel: per group a header line, then one bar per entry path
+    (overhead over off, with its 95% CI whisker), top to bottom; the regs
+    gain as a bracket joining the two regs-era bars, with its value and CI.
+    Returns the headers and the gain texts (the caller makes room for them)."""
+    lines, headers = [], []  # (group, header text or bar row) top to bottom; the headers drawn
+    for group, header, rows, gain in groups:
+        lines.append((group, header))
+        lines += [(group, r) for _, r in rows.iterrows()]
+    at = blended_transform_factory(ax.transAxes, ax.transData)
+    ticks, tick_labels, y_of, reach = [], [], {}, []
+    for i, (group, item) in enumerate(lines):
+        y = len(lines) - 1 - i
+        if isinstance(item, str):
+            # Inside the axes, left out of tight_layout (which would otherwise
+            # narrow the axes to fit it beside them).
+            headers.append(ax.text(0.005, y, item, transform=at, ha="left", va="center", fontweight="bold",
+                                   fontsize=8.5, in_layout=False,
+                                   bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0, "alpha": 0.85}))
+            continue
+        v, lo, hi = item["value"], item["ci_low"], item["ci_high"]
+        xerr = [[v - lo], [hi - v]] if _has_ci(lo, hi) else None
+        ax.barh([y], [v], height=0.62, color=PATH_COLORS.get(item["path"], "grey"), xerr=xerr,
+                error_kw={"ecolor": "black", "capsize": 3, "lw": 1})
+        ticks.append(y)
+        tick_labels.append(item["path"])
+        y_of[(group, item["path"])] = (y, max(v, hi) if xerr else v)
+        reach += [v, lo, hi] if xerr else [v]
+    ax.set_yticks(ticks, tick_labels)
+    ax.set_ylim(-0.6, len(lines) - 0.4)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.grid(axis="y", visible=False)
+    lo, hi = min(0.0, *reach), max(0.0, *reach)
+    pad = 0.03 * ((hi - lo) or 1.0)
+    texts = []
+    for group, header, rows, gain in groups:
+        if gain is None:
+            continue
+        (y1, x1), (y2, x2) = (y_of[(group, p)] for p in REGS_GAIN_PATHS)
+        x = max(x1, x2) + pad
+        ax.plot([x - pad / 2, x, x, x - pad / 2], [y1, y1, y2, y2], color="black", lw=1)
+        texts.append(ax.annotate(_gain_text(gain), (x, (y1 + y2) / 2), xytext=(4, 0),
+                                 textcoords="offset points", ha="left", va="center", fontsize=8.5,
+                                 in_layout=False))
+        hi = max(hi, x)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel(f"overhead over off: {unit_text(unit)}")
+    # The unit follows from the clock (bench/units.py): one clock per panel.
+    clocks = ", ".join(dict.fromkeys(r["clock"] for _, _, rows, _ in groups for _, r in rows.iterrows()))
+    ax.set_title(f"{unit} ({clocks} clock): one bar per entry path, whisker its 95% CI")
+    return headers, texts
+
+
+def _make_room(fig, ax, texts):
+    """Widen ax's x range to the right until every text in `texts` (anchored
+    in data coordinates, drawn in points) ends inside the axes."""
+    if not texts:
+        return
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    lo, hi = ax.get_xlim()
+    need = hi - lo
+    for t in texts:
+        ext = t.get_window_extent(renderer)
+        anchor = t.xy[0]
+        # The text's width in pixels is fixed; its anchor moves left as the
+        # range widens: (anchor - lo) * W / range + width + margin <= W.
+        room = box.width - (ext.x1 - ext.x0) - (ext.x0 - box.x0 - (anchor - lo) / (hi - lo) * box.width) - 6
+        if room > 0:
+            need = max(need, (anchor - lo) * box.width / room)
+    ax.set_xlim(lo, lo + need)
+
+
+def headline_figure(summary):
+    """The question the suite exists for: what a traced call costs by the
+    entry path it takes (mcount fallback, ftrace_caller and
+    ftrace_regs_caller of the regs era, the args/call-ops ftrace_caller),
+    with the regs gain (ftrace_regs_caller - ftrace_caller on the same
+    kernel, paired by round) marked.  One panel per unit: instruction counts
+    (icount) and nanoseconds never share an axis.  The figures are the
+    variant table's (overhead over off with its 95% Student-t CI), of one
+    method per bundle (HEADLINE_METHODS); each group's header names the
+    bundle, kernel, clock and method."""
+    panels = headline_rows(summary)
+    units = sorted(panels)
+    heights = [ONE_LINE_ROW_IN * sum(1 + len(rows) for _, _, rows, _ in panels[u]) + 1.0 for u in units]
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(8.6, sum(heights or [1.5]) + 0.5))
+        axes = fig.subplots(max(1, len(units)), 1, squeeze=False,
+                            gridspec_kw={"height_ratios": heights or [1]})[:, 0]
+        if not units:
+            _nothing(axes, units, "no entry-path figures (no noregs/regs cells on a known ftrace variant)")
+        drawn = {u: _headline_panel(ax, u, panels[u]) for ax, u in zip(axes, units)}
+        title = fig.suptitle("Per-call cost of a traced call by ftrace entry path, and the regs gain (95% CIs)")
+        _layout(fig, title)
+        # A header longer than its axes are wide (a long bundle or kernel
+        # name) widens the figure rather than run past the edge.
+        renderer = fig.canvas.get_renderer()
+        over = max([h.get_window_extent(renderer).x1 - ax.get_window_extent(renderer).x1 + 6
+                    for ax, u in zip(axes, units) for h in drawn[u][0]] or [0])
+        if over > 0:
+            fig.set_figwidth(fig.get_figwidth() + over / fig.dpi)
+            _layout(fig, title)
+        for ax, u in zip(axes, units):
+            _make_room(fig, ax, drawn[u][1])
     return fig
 
 
@@ -189,8 +390,7 @@ def distribution_figure(bundle, label):
             ax.set_title(f"{mode_label(mode)} ({method})")
             ax.ticklabel_format(axis="x", useOffset=False, style="plain")
             ax.xaxis.set_major_locator(MaxNLocator(4))
-        fig.suptitle(f"Every raw value by round (pyperf values, module runs): {label}")
-        fig.tight_layout()
+        _layout(fig, fig.suptitle(f"Every raw value by round (pyperf values, module runs): {label}"))
     return fig
 
 
@@ -319,8 +519,7 @@ def histogram_figure(hists, label, unit):
             ax.set_xlabel(what)
             ax.set_ylabel("share of calls")
             ax.legend(fontsize=7)
-        fig.suptitle(f"BPF histograms, summed over runs and rounds per mode: {label}")
-        fig.tight_layout()
+        _layout(fig, fig.suptitle(f"BPF histograms, summed over runs and rounds per mode: {label}"))
     return fig
 
 

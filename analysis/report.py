@@ -574,15 +574,34 @@ def reproduce(bundles, labels, report_args):
 
 # -- figures ---------------------------------------------------------------------
 
+HEADLINE_CAPTION = (
+    "Overhead over off of a traced call by ftrace entry path (the kernel method where a bundle has it), with "
+    "95% Student-t CIs and the regs gain (ftrace_regs_caller - ftrace_caller, paired by round) marked; one "
+    "panel per unit.")
+
+
+def _figure_entry(fig_dir, name, title, caption, fig):
+    svg, png = plots.save(fig, fig_dir, name)
+    return {"name": name, "title": title, "caption": caption,
+            "svg": f"figures/{svg.name}", "png": f"figures/{png.name}",
+            "data_uri": "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode()}
+
+
+def headline_figure(summary, variants, out_dir):
+    """The report's first figure (plots.headline_figure), or None when no
+    bundle has an entry-path row."""
+    if not len(variants):
+        return None
+    return _figure_entry(out_dir / "figures", "headline", "Per-call cost by entry path", HEADLINE_CAPTION,
+                         plots.headline_figure(summary))
+
+
 def figures(bundles, labels, summary, variants, out_dir):
     figs = []
     fig_dir = out_dir / "figures"
 
     def add(name, title, caption, fig):
-        svg, png = plots.save(fig, fig_dir, name)
-        figs.append({"name": name, "title": title, "caption": caption,
-                     "svg": f"figures/{svg.name}", "png": f"figures/{png.name}",
-                     "data_uri": "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode()})
+        figs.append(_figure_entry(fig_dir, name, title, caption, fig))
 
     add("overhead", "Overhead per call by mode",
         "Mean over rounds of (mode - off in the same round), one panel per method and mode, with the 95% "
@@ -641,10 +660,11 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
                   "rounds, differences paired within a round), n = bundles, because rounds of one boot vary "
                   "less than boots do; a group of one bundle keeps its rounds as the unit.")
     prove_writable(out_dir, "the report")
+    headline_fig = headline_figure(summary, variants, out_dir)
     figs = figures(bundles, labels, summary, variants, out_dir)
     # A figure of an earlier report in the same place (say, of a bundle no
     # longer reported) would be left to mislead: figures/ is the report's own.
-    current = {f[k] for f in figs for k in ("svg", "png")}
+    current = {f[k] for f in [headline_fig, *figs] if f for k in ("svg", "png")}
     for old in (out_dir / "figures").glob("*"):
         if old.suffix in (".svg", ".png") and f"figures/{old.name}" not in current:
             old.unlink()
@@ -669,6 +689,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         "any_emulated": any(emulated),
         "any_icount": any(lab and lab.get("icount") for lab in emulated),
         "headline": _headline(summary),
+        "headline_figure": headline_fig,
         "systems": systems_table(bundles, labels, anonymize_hosts),
         "method": method_table(bundles, labels),
         "ci_texts": sorted({t for t in (b.data.get("stats_method") for b in bundles) if t})

@@ -56,7 +56,7 @@ def test_markdown_has_every_section_in_order_and_its_tables(report):
 def test_every_figure_is_referenced_and_exists(report):
     out, md, html = report
     refs = re.findall(r"!\[[^]]*\]\((figures/[^)]+\.svg)\)", md)
-    assert len(refs) == 5  # overhead, regs gain, variants, one distribution per bundle
+    assert len(refs) == 6  # headline, overhead, regs gain, variants, one distribution per bundle
     for ref in refs:
         assert (out / ref).stat().st_size > 1000
         assert (out / ref.replace(".svg", ".png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -38,7 +38,7 @@ def test_html_report_renders_in_chromium(tmp_path):
     finally:
         browser.close()
     print(f"screenshot: {shot}")
-    assert len(images) == 5
+    assert len(images) == 6  # the headline figure, then overhead, regs gain, variants, two distributions
     for alt, w, h, shown in images:
         assert w > 300 and h > 100 and shown > 300, f"figure {alt!r} did not load or is not shown"
     assert headings[0] == "Summary" and "Reproduce" in headings

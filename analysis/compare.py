@@ -29,6 +29,7 @@ from bench.errors import BenchError
 from bench.units import bundle_clock, unit_of_clock
 
 from . import stats
+from .load import mode_key
 
 METRICS = ("per_call", "overhead", "regs_gain")
 WELCH_TEXT = (f"difference = B - A of the per-round figures' means; {int(stats.CONFIDENCE * 100)}% CI "
@@ -119,10 +120,8 @@ def _measured_alike(a, b):
 
 
 def _order(cell):
-    from bench.plan import MODES
-
     mode, metric = cell
-    return METRICS.index(metric), list(MODES).index(mode) if mode in MODES else len(MODES), mode
+    return (METRICS.index(metric), *mode_key(mode))
 
 
 def compare(path_a, path_b):

@@ -21,6 +21,7 @@ import pandas as pd
 from bench.bundle import Bundle
 from bench.errors import BundleError
 from bench.units import bundle_clock, unit_of_clock
+from remote.protocol import modes
 
 from . import stats
 
@@ -35,12 +36,12 @@ SETUP_KEYS = ["host", "arch", "cpu_model", "cpu_count", "kernel_release", "kerne
               "ftrace_variant", "accel", "icount", "lab_smp", "lab_cpu_model", "qemu_version",
               "profile", "tune"]
 
-# Modes in the order the README lists them; unknown modes follow, sorted.
-MODE_ORDER = ["off", "function", "function-all", "noregs", "regs"]
-
 
 def mode_key(mode):
-    return (MODE_ORDER.index(mode), "") if mode in MODE_ORDER else (len(MODE_ORDER), mode)
+    """Modes in their declared order (remote/protocol/modes); unknown modes
+    (the check modes, modes of another version) follow, sorted."""
+    order = modes.names()
+    return (order.index(mode), "") if mode in order else (len(order), mode)
 
 
 def load_bundles(paths):

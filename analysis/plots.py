@@ -128,7 +128,7 @@ def regs_gain_figure(summary):
 def variant_figure(variants):
     """Overhead of the module's ops by the entry path it takes: fallback
     mcount, ftrace_caller and ftrace_regs_caller of the regs era, the
-    args/call-ops ftrace_caller (analysis.summary.CALLER_PATHS)."""
+    args/call-ops ftrace_caller (analysis.summary.caller_paths)."""
     keys = _method_unit_keys(variants)
     colors = _group_colors(variants["group"])
     n = max(1, len(variants) // max(1, len(keys)))

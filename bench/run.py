@@ -10,7 +10,6 @@ import math
 import time
 
 from analysis import stats, steps
-from remote.agent.kmod import NAME as KMOD_NAME
 from remote.agent.kmod import TRACEE
 from remote.agent.precondition import SMALL_INT_MAX
 from remote.agent.tracefs import kernel_expanded
@@ -23,7 +22,8 @@ from .bundle import Bundle, utc_now
 from .check import noise_notes
 from .errors import MeasurementError
 from .kernel import ftrace_variant
-from .plan import PROBE_MODE, tracefs_mode
+from .modecheck import check_kernel_cell, check_mode
+from .plan import PROBE_MODE, kernel_settings, tracefs_mode
 from .units import bundle_unit, clock_of
 
 
@@ -35,57 +35,6 @@ def _clean(o):
     if isinstance(o, list):
         return [_clean(v) for v in o]
     return o
-
-
-def check_mode(mode, function, v):
-    """Refuse a cell whose tracefs state is not what its mode claims."""
-    flags = v.get("target_flags") or []
-    if mode == "off":
-        ok = v["current_tracer"] == "nop" and v["enabled_functions_count"] == 0
-        want = "current_tracer nop and enabled_functions empty"
-    elif mode == "function":
-        ok = (v["current_tracer"] == "function" and v["target_line"] is not None
-              and v["enabled_functions_count"] == 1 and v["tracing_on"] == "1")
-        want = f"function tracer on {function} alone (enabled_functions: 1 line)"
-    elif mode == "function-all":
-        ok = (v["current_tracer"] == "function" and v["enabled_functions_count"] > 1
-              and v["tracing_on"] == "1")
-        want = "function tracer on every function"
-    else:  # noregs / regs: the module's one ops on the function, R flag or not
-        ok = (v["current_tracer"] == "nop" and v["target_line"] is not None
-              and v["enabled_functions_count"] == 1 and (("R" in flags) == (mode == "regs")))
-        want = (f"the module's ops alone on {function}, "
-                f"{'with' if mode == 'regs' else 'without'} the R (regs) flag")
-    if not ok:
-        raise MeasurementError(
-            f"mode {mode!r} is not in effect on the target: tracefs shows current_tracer="
-            f"{v['current_tracer']!r}, tracing_on={v['tracing_on']}, "
-            f"{v['enabled_functions_count']} enabled function(s), {function}: "
-            f"{v['target_line']!r}; expected {want}")
-
-
-def check_kernel_cell(mode, v, settings):
-    """Refuse a kernel-method cell whose ops tracefs does not show as its mode
-    claims: for off no ops at all; for noregs/regs the module's tracee alone
-    in enabled_functions, with as many ops as the cell registered, and the R
-    flag (FTRACE_FL_REGS: the call site goes to ftrace_regs_caller) exactly
-    for regs.  The same proof a pyperf cell gives for the syscall handler."""
-    tracee = f"{TRACEE} [{KMOD_NAME}]"
-    relevant, flags = settings["relevant"], v.get("target_flags") or []
-    if not relevant:
-        ok = v["current_tracer"] == "nop" and v["enabled_functions_count"] == 0
-        want = "current_tracer nop and enabled_functions empty"
-    else:
-        ok = (v["current_tracer"] == "nop" and v["enabled_functions_count"] == 1
-              and v.get("target_module") == KMOD_NAME and v.get("target_count") == relevant
-              and ("R" in flags) == settings["save_regs"])
-        want = (f"{tracee} alone with {relevant} ops, "
-                f"{'with' if settings['save_regs'] else 'without'} the R (regs) flag")
-    if not ok:
-        raise MeasurementError(
-            f"kernel-method mode {mode!r} is not in effect on the target: tracefs shows "
-            f"current_tracer={v['current_tracer']!r}, {v['enabled_functions_count']} enabled "
-            f"function(s), {TRACEE}: {v['target_line']!r}; expected {want}")
 
 
 def check_workload_pid(pid):
@@ -214,10 +163,6 @@ def calibrate_kernel(client, min_time, save_regs):
         calls *= 2
 
 
-KERNEL_SETTINGS = {"off": dict(save_regs=False, relevant=0), "noregs": dict(save_regs=False, relevant=1),
-                   "regs": dict(save_regs=True, relevant=1)}
-
-
 def checks(rows, bundle=None):
     """The run's own checks (bundle.data["checks"]): on its result rows, and
     the step check on the bundle's cells in run order (analysis/steps.py)."""
@@ -281,7 +226,7 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
         # that tracefs shows them before and after, as for the other methods.
         p = plan.profile
         reps = p.processes * p.values
-        settings = KERNEL_SETTINGS[tmode]
+        settings = kernel_settings(tmode)
         before = client.request("kmod_hold", timeout=120, **settings)
         check_kernel_cell(tmode, before, settings)
         t0 = time.monotonic()

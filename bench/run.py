@@ -152,8 +152,8 @@ def prepare_module(client, bundle, facts, ui):
 
 def calibrate_kernel(client, min_time, save_regs):
     """Calls per in-kernel timing run: double until the slowest planned setting
-    (one ops, with SAVE_REGS when regs is planned: a kernel without a regs
-    caller refuses it) lasts min_time."""
+    (one ops, with SAVE_REGS when a planned mode's kernel cells use it: a
+    kernel without a regs caller refuses it) lasts min_time."""
     calls = 1000
     while True:
         run = client.request("kmod_time", calls=calls, save_regs=save_regs, relevant=1, reps=1,
@@ -372,7 +372,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
             prepare_module(client, bundle, facts, ui)
             if "kernel" in plan.methods and kernel_calls is None:
                 kernel_calls = calibrate_kernel(client, plan.profile.min_time,
-                                                save_regs="regs" in plan.modes)
+                                                save_regs=plan.kernel_save_regs)
                 bundle.data["plan"]["kernel_calls"] = kernel_calls
         budgets = CellBudget(plan.profile)
         for i, cell in enumerate(cells, 1):

@@ -46,7 +46,7 @@ HOST_NEEDS = ("tracefs", "function tracer", "module", "regs caller")
 
 
 class UnknownMode(LookupError):
-    pass
+    """A mode no file declares (the message lists the known ones)."""
 
 
 class ModeFileError(Exception):
@@ -55,6 +55,7 @@ class ModeFileError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Mode:
+    """One mode as its file declares it: a field per attribute, lower-cased."""
     name: str
     order: float
     description: str

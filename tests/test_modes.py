@@ -290,3 +290,14 @@ def test_the_agent_and_the_controller_check_a_registered_mode(agent, notrace):
     with pytest.raises(MeasurementError, match="expected function tracer on every function but "):
         check_mode("function-notrace", FN, agent.op_verify({"function": FN}))
     assert agent.op_restore({})["problems"] == []
+
+
+def test_the_kernel_method_calibrates_with_save_regs_only_when_a_planned_mode_uses_it():
+    from bench.plan import make_plan, select_profile
+
+    def plan(wanted, methods):
+        return make_plan(select_profile("quick"), wanted, methods=methods, seed=1)
+
+    assert plan(["noregs", "regs"], ["kernel"]).kernel_save_regs
+    assert not plan(["noregs", "function"], ["kernel", "pyperf"]).kernel_save_regs
+    assert not plan(["regs"], ["pyperf"]).kernel_save_regs

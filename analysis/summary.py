@@ -43,10 +43,7 @@ def caller_paths():
 
 
 def caller_path(variant, mode):
-    for v, m, name in caller_paths():
-        if v == variant and m == mode:
-            return name
-    return None
+    return modes.get(mode).entry_paths.get(variant) if mode in modes.names() else None
 
 
 def _groups(frame, group_by):

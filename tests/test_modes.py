@@ -160,6 +160,21 @@ def test_the_expected_states_read_as_before():
         f"alone on {FN}, with the R (regs) flag")
 
 
+def test_the_entry_paths_the_variant_comparison_tables():
+    from analysis.summary import caller_path, caller_paths
+
+    assert caller_paths() == [
+        ("mcount", "noregs", "mcount (fallback) ftrace_caller"),
+        ("regs", "noregs", "ftrace_caller (regs era)"),
+        ("regs", "regs", "ftrace_regs_caller (regs era)"),
+        ("args", "noregs", "ftrace_caller (args)"),
+        ("call-ops", "noregs", "ftrace_caller (call-ops)"),
+        ("direct-calls", "noregs", "ftrace_caller (call-ops, direct calls)"),
+    ]
+    assert caller_path("regs", "regs") == "ftrace_regs_caller (regs era)"
+    assert caller_path("args", "regs") is None and caller_path("regs", "off-aa") is None
+
+
 # -- the agent's set_mode on a fake tracefs ---------------------------------------
 
 class FakeKmod:

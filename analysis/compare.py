@@ -25,11 +25,11 @@ import numpy as np
 from scipy import stats as st
 
 from remote.protocol.errors import BenchError
-from remote.protocol.modes import MODES
 
 from . import stats
 from .bundle import Bundle
 from .units import bundle_clock, unit_of_clock
+from .load import mode_key
 
 METRICS = ("per_call", "overhead", "regs_gain")
 WELCH_TEXT = (f"difference = B - A of the per-round figures' means; {int(stats.CONFIDENCE * 100)}% CI "
@@ -121,7 +121,7 @@ def _measured_alike(a, b):
 
 def _order(cell):
     mode, metric = cell
-    return METRICS.index(metric), list(MODES).index(mode) if mode in MODES else len(MODES), mode
+    return (METRICS.index(metric), *mode_key(mode))
 
 
 def compare(path_a, path_b):

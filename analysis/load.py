@@ -18,7 +18,7 @@ import json
 
 import pandas as pd
 
-from remote.protocol.modes import MODES
+from remote.protocol import modes
 
 from . import stats
 from .bundle import Bundle, BundleError
@@ -37,8 +37,10 @@ SETUP_KEYS = ["host", "arch", "cpu_model", "cpu_count", "kernel_release", "kerne
 
 
 def mode_key(mode):
-    """Modes in their display order (MODES); unknown modes follow, sorted."""
-    return (MODES.index(mode), "") if mode in MODES else (len(MODES), mode)
+    """Modes in their declared order (remote/protocol/modes); unknown modes
+    (the check modes, modes of another version) follow, sorted."""
+    order = modes.names()
+    return (order.index(mode), "") if mode in order else (len(order), mode)
 
 
 def load_bundles(paths):

@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from .load import mode_key
-from .summary import ENTRY_PATHS, is_check_mode, mode_label, variant_table
+from .summary import entry_paths, is_check_mode, mode_label, variant_table
 from .units import bundle_unit
 
 RC = {
@@ -155,7 +155,7 @@ def regs_gain_figure(summary):
 def variant_figure(variants):
     """Overhead of the module's ops by the entry path it takes: fallback
     mcount, ftrace_caller and ftrace_regs_caller of the regs era, the
-    args/call-ops ftrace_caller (analysis.summary.ENTRY_PATHS)."""
+    args/call-ops ftrace_caller (analysis.summary.entry_paths)."""
     keys = _method_unit_keys(variants)
     colors = _group_colors(variants["group"])
     # Every panel of the grid is as tall as the one with the most rows, and
@@ -181,9 +181,9 @@ def variant_figure(variants):
 # traced function), with the least noise; pyperf's getppid loop and the bpf
 # probe add a system call around it.  The variant figure has every method.
 HEADLINE_METHODS = ["kernel", "pyperf", "bpf"]
-# One color per entry path (ENTRY_PATHS), the same in every panel and report.
-PATH_COLORS = {name: COLORS[i % len(COLORS)] for i, (_, _, name) in enumerate(ENTRY_PATHS)}
-# The two paths whose difference is the regs gain (ENTRY_PATHS' regs era).
+# One color per entry path (entry_paths()), the same in every panel and report.
+PATH_COLORS = {name: COLORS[i % len(COLORS)] for i, (_, _, name) in enumerate(entry_paths())}
+# The two paths whose difference is the regs gain (entry_paths()' regs era).
 REGS_GAIN_PATHS = ("ftrace_caller (regs era)", "ftrace_regs_caller (regs era)")
 # Height of a row whose tick label is one line of RC's 9 pt text.
 ONE_LINE_ROW_IN = 0.3
@@ -216,13 +216,13 @@ def _gain_text(g):
 def headline_rows(summary):
     """What the headline figure draws: {unit: [(group, header, rows, gain)]}
     with rows the variant table's overhead rows (analysis.summary.variant_table,
-    in ENTRY_PATHS order) of the group's first method in HEADLINE_METHODS
+    in entry_paths() order) of the group's first method in HEADLINE_METHODS
     that has any, and gain the group's regs_gain row of that method when the
     group has both regs-era paths (None otherwise).  Paths a group did not
     measure have no row."""
     variants = variant_table(summary)
     gains = summary[summary["metric"] == "regs_gain"]
-    order = {name: i for i, (_, _, name) in enumerate(ENTRY_PATHS)}
+    order = {name: i for i, (_, _, name) in enumerate(entry_paths())}
     out = {}
     for group in dict.fromkeys(variants["group"]):
         g = variants[variants["group"] == group]

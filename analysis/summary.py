@@ -18,6 +18,8 @@ import math
 
 import pandas as pd
 
+from remote.protocol import modes
+
 from . import stats
 from .load import SETUP_KEYS, check_poolable, mode_key
 
@@ -25,24 +27,23 @@ SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode"
                    "value", "ci_low", "ci_high", "boot_low", "boot_high", "p", "exact", "n", "ci_over",
                    "n_rounds", "n_bundles", "n_workers"]
 
-# Which entry path a traced call takes into ftrace, by ftrace era (the
-# bundle's facts["ftrace_variant"]) and mode (docs/lab.md, "The eras of arm64
-# ftrace"): what the kernel-variant comparison puts side by side.
-ENTRY_PATHS = [
-    ("mcount", "noregs", "mcount (fallback) ftrace_caller"),
-    ("regs", "noregs", "ftrace_caller (regs era)"),
-    ("regs", "regs", "ftrace_regs_caller (regs era)"),
-    ("args", "noregs", "ftrace_caller (args)"),
-    ("call-ops", "noregs", "ftrace_caller (call-ops)"),
-    ("direct-calls", "noregs", "ftrace_caller (call-ops, direct calls)"),
-]
+# arm64's ftrace variants, oldest first (bench/kernel.py): the order the
+# entry paths are tabled in.
+ERAS = ("mcount", "regs", "args", "call-ops", "direct-calls")
 
 
-def entry_path(era, mode):
-    for e, m, name in ENTRY_PATHS:
-        if e == era and m == mode:
-            return name
-    return None
+def entry_paths():
+    """[(variant, mode, entry path)]: which entry path a traced call takes, by
+    ftrace variant and mode, as the mode files declare it (docs/lab.md, "The
+    eras of arm64 ftrace"): what the kernel-variant comparison puts side by
+    side.  In era order, then mode order."""
+    paths = [(v, m, label) for m in modes.names() for v, label in modes.get(m).entry_paths.items()]
+    return sorted(paths, key=lambda p: (ERAS.index(p[0]) if p[0] in ERAS else len(ERAS), p[0],
+                                        mode_key(p[1])))
+
+
+def entry_path(variant, mode):
+    return modes.get(mode).entry_paths.get(variant) if mode in modes.names() else None
 
 
 def _groups(frame, group_by):
@@ -162,9 +163,9 @@ def aa_from_cells(frame, group_by=("bundle",)):
 
 def variant_table(summary):
     """Overhead rows of the module's modes, labelled by the entry path they
-    take (ENTRY_PATHS); rows of eras without one are left out."""
+    take (entry_paths); rows of unknown variants are left out."""
     rows = summary[summary["metric"] == "overhead"].copy()
-    rows["path"] = [entry_path(e, m) for e, m in zip(rows["ftrace_variant"], rows["mode"])]
-    order = {name: i for i, (_, _, name) in enumerate(ENTRY_PATHS)}
+    rows["path"] = [entry_path(v, m) for v, m in zip(rows["ftrace_variant"], rows["mode"])]
+    order = {name: i for i, (_, _, name) in enumerate(entry_paths())}
     rows = rows[rows["path"].notna()]
     return rows.assign(_o=rows["path"].map(order)).sort_values(["method", "_o", "group"]).drop(columns="_o")

@@ -4,17 +4,10 @@ The agent reports raw observations (remote/agent/capabilities.py and
 facts.py); this module decides.  The JSON keys are stable (docs/method.md,
 "bench check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
 """
+from remote.protocol import modes as mode_registry
+
 from .kernel import ftrace_era
 
-# Modes and what they need.  'regs' needs a regs caller: arm64 5.5-6.1
-# (DYNAMIC_FTRACE_WITH_REGS) or any arch whose ftrace saves regs on request.
-MODE_NEEDS = {
-    "off": "tracefs",
-    "function": "the function tracer",
-    "function-all": "the function tracer",
-    "noregs": "the suite's kernel module",
-    "regs": "the suite's kernel module and a regs caller",
-}
 METHOD_NEEDS = {
     "pyperf": "python3 >= 3.9 on the target",
     "kernel": "the suite's kernel module",
@@ -185,6 +178,30 @@ def tuning(facts):
                   "; ".join(notes) if notes else "performance governor, SMT off, isolated CPUs")
 
 
+def mode_needs(pre, tracers, refused, module, regs_caller):
+    """{need: (ok, reason)} for each of the terms modes state their needs in
+    (remote/protocol/modes HOST_NEEDS).  'regs caller': arm64 5.5-6.1
+    (DYNAMIC_FTRACE_WITH_REGS) or any arch whose ftrace saves regs on request."""
+    fn_ok = "function" in tracers and not refused
+    return {
+        "tracefs": (not refused, refused or "tracefs at " + str(pre.get("tracefs"))),
+        "function tracer": (fn_ok, "function tracer available" if fn_ok else
+                            refused or "no function tracer in available_tracers (CONFIG_FUNCTION_TRACER)"),
+        "module": module,
+        "regs caller": regs_caller,
+    }
+
+
+def mode_answer(mode, needs):
+    """A mode is possible when all it needs is there; the reason is that of
+    its first unmet need, or of its last need when all are met."""
+    for need in mode.needs:
+        ok, reason = needs[need]
+        if not ok:
+            return answer(False, None, reason)
+    return answer(True, None, needs[mode.needs[-1]][1])
+
+
 def report(facts, caps, pre, root_via, prebuilt=None):
     """The full check: stable keys, each an answer."""
     e = era(facts, caps)
@@ -195,19 +212,11 @@ def report(facts, caps, pre, root_via, prebuilt=None):
     refused_full = "; ".join(pre.get("errors") or [])
     # The full text goes on the tracefs line; the modes point to it.
     refused = "tracefs refused (see the tracefs line)" if refused_full else ""
-    fn_ok = "function" in tracers and not refused
     mod_ok = bool(mb["ok"] and ml["ok"]) and not refused
     mod_why = ("module builds and loads" if mod_ok else refused if refused
                else (mb["reason"] if not mb["ok"] else ml["reason"]))
-    modes = {
-        "off": answer(not refused, None, refused or "tracefs at " + str(pre.get("tracefs"))),
-        "function": answer(fn_ok, None, "function tracer available" if fn_ok else
-                           refused or "no function tracer in available_tracers (CONFIG_FUNCTION_TRACER)"),
-        "function-all": answer(fn_ok, None, "function tracer available" if fn_ok else
-                               refused or "no function tracer in available_tracers"),
-        "noregs": answer(mod_ok, None, mod_why),
-        "regs": answer(mod_ok and regs_ok, None, regs_why if not regs_ok else mod_why),
-    }
+    needs = mode_needs(pre, tracers, refused, (mod_ok, mod_why), (regs_ok, regs_why))
+    modes = {name: mode_answer(mode_registry.get(name), needs) for name in mode_registry.names()}
     methods = {
         "pyperf": answer(True, None, "python3 on the target runs the shipped pyperf"),
         "kernel": answer(mod_ok, None, mod_why),

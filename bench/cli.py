@@ -12,6 +12,7 @@ import time
 import click
 
 from remote.protocol.errors import BenchError
+from remote.protocol import modes as mode_registry
 
 from . import __version__
 
@@ -102,9 +103,10 @@ def cli(debug):
                    "in ~/.ssh/config.")
 @click.option("--profile", default="standard", show_default=True,
               help="Effort: smoke, quick, standard or rigorous.")
-@click.option("--modes", default="off,function,function-all,noregs,regs", show_default=True,
-              help="Comma-separated modes; 'off' is always included (it is the baseline).  Modes the "
-                   "host cannot do are skipped with the reason.")
+@click.option("--modes", default=",".join(mode_registry.MODES), show_default=True,
+              help="Comma-separated modes: " + "; ".join(
+                  f"{name} ({mode_registry.get(name).description})" for name in mode_registry.MODES)
+              + ".  Modes the host cannot do are skipped with the reason.")
 @click.option("--methods", default="pyperf,kernel,bpf", show_default=True,
               help="Comma-separated methods: pyperf (user space), kernel (the module's in-kernel "
                    "timing), bpf (the kernel's own sys_enter -> sys_exit time of each getppid call, "
@@ -135,14 +137,14 @@ def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh
         connect_timeout, quiet, tune, resume_path):
     """Measure per-call cost and tracer overhead on HOST; write a bundle."""
     from analysis import bundle as bundle_mod
-    from .plan import METHODS, MODES, parse_list, select_profile
+    from .plan import METHODS, parse_list, select_profile
     from .run import execute
     from .targets import open_target
     from .ui import RunUI, print_results
 
-    mode_list = parse_list(modes, MODES, "modes")
-    if "off" not in mode_list:
-        mode_list = ["off"] + mode_list
+    mode_list = parse_list(modes, mode_registry.names(), "modes")
+    if mode_registry.BASELINE not in mode_list:
+        mode_list = [mode_registry.BASELINE] + mode_list
     request = {"profile": select_profile(profile), "modes": mode_list,
                "methods": parse_list(methods, METHODS, "methods"), "seed": seed, "tune": tune}
     resume = None

@@ -5,34 +5,43 @@ per round and the order of modes changes from round to round (a seeded
 shuffle recorded in the plan), so slow drift of the machine spreads over all
 modes instead of passing for the overhead of one.
 
-Two check modes join every round (plan["check_modes"]); for tracefs both are
-'off':
+Two check modes join every round (plan["check_modes"]); both are
+planning-level variants of the baseline mode 'off' (measured in its tracefs
+state, by the methods that measure it):
 - ``off-aa``: off measured a second time with every method (the A/A check:
   its overhead against off must not differ from zero);
 - ``off-probe``: pyperf's loop with the bpf method's probes attached to every
   process (planned when both pyperf and bpf are): its overhead against off
   is the probes' own cost.
+
+The modes themselves are declared one file each in remote/protocol/modes.
 """
 import dataclasses
 import random
 
+from remote.protocol import modes as mode_registry
+
 from .errors import UsageError
 
-MODES = ("off", "function", "function-all", "noregs", "regs")
 WORKLOADS = ("getppid",)
 METHODS = ("pyperf", "kernel", "bpf")
-# The module's in-kernel timing measures its own tracee with its own ops:
-# it has a figure for no ops (off), an ops without SAVE_REGS and one with.
-KERNEL_MODES = ("off", "noregs", "regs")
-MODULE_MODES = ("noregs", "regs")
 AA_MODE = "off-aa"
 PROBE_MODE = "off-probe"
-CHECK_MODES = (AA_MODE, PROBE_MODE)
+# {check mode: the methods it is limited to (None: every method of the baseline mode)}
+CHECK_MODES = {AA_MODE: None, PROBE_MODE: ("pyperf",)}
 
 
 def tracefs_mode(mode):
-    """The tracefs state a cell's mode needs (check modes measure 'off')."""
-    return "off" if mode in CHECK_MODES else mode
+    """The tracefs state a cell's mode needs (check modes measure the baseline's)."""
+    return mode_registry.BASELINE if mode in CHECK_MODES else mode
+
+
+def kernel_settings(mode):
+    """The module settings a kernel-method cell of this (tracefs) mode registers."""
+    settings = mode_registry.get(mode).kernel
+    if settings is None:
+        raise ValueError(f"mode {mode!r} has no kernel-method cells")  # a planning bug
+    return dict(settings)
 
 
 def workload_of(method, workload):
@@ -41,9 +50,10 @@ def workload_of(method, workload):
 
 
 def applies(mode, method):
-    if mode == PROBE_MODE:
-        return method == "pyperf"
-    return method != "kernel" or tracefs_mode(mode) in KERNEL_MODES
+    only = CHECK_MODES.get(mode)
+    if only is not None and method not in only:
+        return False
+    return mode_registry.get(tracefs_mode(mode)).applies(method)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +137,13 @@ class Plan:
 
     @property
     def needs_module(self):
-        return "kernel" in self.methods or any(m in MODULE_MODES for m in self.modes)
+        return "kernel" in self.methods or any("module" in mode_registry.get(m).needs for m in self.modes)
+
+    @property
+    def kernel_save_regs(self):
+        """Whether a kernel-method cell of the plan registers its ops with SAVE_REGS."""
+        return "kernel" in self.methods and any(
+            (mode_registry.get(m).kernel or {}).get("save_regs") for m in self.modes)
 
     def drop_method(self, method, skipped):
         """Stop planning a method found impossible once the run began."""
@@ -183,9 +199,9 @@ def restrict(modes, methods, check):
 
 
 def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None, skipped=()):
-    if "off" not in modes:
-        # Overhead is a difference against 'off': without it there is no result.
-        modes = ["off"] + list(modes)
+    if mode_registry.BASELINE not in modes:
+        # Overhead is a difference against the baseline: without it there is no result.
+        modes = [mode_registry.BASELINE] + list(modes)
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)

@@ -15,7 +15,6 @@ from analysis.units import bundle_unit, clock_of
 from remote.agent_client import AgentClient
 from remote.cache import kmod_dir
 from remote.errors import AgentError, RemoteError
-from remote.protocol.kmod import NAME as KMOD_NAME
 from remote.protocol.kmod import TRACEE
 from remote.protocol.precondition import SMALL_INT_MAX
 from remote.protocol.tracefs_text import kernel_expanded
@@ -25,7 +24,8 @@ from .budget import CellBudget
 from .check import noise_notes
 from .errors import MeasurementError
 from .kernel import ftrace_era
-from .plan import PROBE_MODE, tracefs_mode
+from .modecheck import check_kernel_cell, check_mode
+from .plan import PROBE_MODE, kernel_settings, tracefs_mode
 
 
 def _clean(o):
@@ -36,57 +36,6 @@ def _clean(o):
     if isinstance(o, list):
         return [_clean(v) for v in o]
     return o
-
-
-def check_mode(mode, function, v):
-    """Refuse a cell whose tracefs state is not what its mode claims."""
-    flags = v.get("target_flags") or []
-    if mode == "off":
-        ok = v["current_tracer"] == "nop" and v["enabled_functions_count"] == 0
-        want = "current_tracer nop and enabled_functions empty"
-    elif mode == "function":
-        ok = (v["current_tracer"] == "function" and v["target_line"] is not None
-              and v["enabled_functions_count"] == 1 and v["tracing_on"] == "1")
-        want = f"function tracer on {function} alone (enabled_functions: 1 line)"
-    elif mode == "function-all":
-        ok = (v["current_tracer"] == "function" and v["enabled_functions_count"] > 1
-              and v["tracing_on"] == "1")
-        want = "function tracer on every function"
-    else:  # noregs / regs: the module's one ops on the function, R flag or not
-        ok = (v["current_tracer"] == "nop" and v["target_line"] is not None
-              and v["enabled_functions_count"] == 1 and (("R" in flags) == (mode == "regs")))
-        want = (f"the module's ops alone on {function}, "
-                f"{'with' if mode == 'regs' else 'without'} the R (regs) flag")
-    if not ok:
-        raise MeasurementError(
-            f"mode {mode!r} is not in effect on the target: tracefs shows current_tracer="
-            f"{v['current_tracer']!r}, tracing_on={v['tracing_on']}, "
-            f"{v['enabled_functions_count']} enabled function(s), {function}: "
-            f"{v['target_line']!r}; expected {want}")
-
-
-def check_kernel_cell(mode, v, settings):
-    """Refuse a kernel-method cell whose ops tracefs does not show as its mode
-    claims: for off no ops at all; for noregs/regs the module's tracee alone
-    in enabled_functions, with as many ops as the cell registered, and the R
-    flag (FTRACE_FL_REGS: the call site goes to ftrace_regs_caller) exactly
-    for regs.  The same proof a pyperf cell gives for the syscall handler."""
-    tracee = f"{TRACEE} [{KMOD_NAME}]"
-    relevant, flags = settings["relevant"], v.get("target_flags") or []
-    if not relevant:
-        ok = v["current_tracer"] == "nop" and v["enabled_functions_count"] == 0
-        want = "current_tracer nop and enabled_functions empty"
-    else:
-        ok = (v["current_tracer"] == "nop" and v["enabled_functions_count"] == 1
-              and v.get("target_module") == KMOD_NAME and v.get("target_count") == relevant
-              and ("R" in flags) == settings["save_regs"])
-        want = (f"{tracee} alone with {relevant} ops, "
-                f"{'with' if settings['save_regs'] else 'without'} the R (regs) flag")
-    if not ok:
-        raise MeasurementError(
-            f"kernel-method mode {mode!r} is not in effect on the target: tracefs shows "
-            f"current_tracer={v['current_tracer']!r}, {v['enabled_functions_count']} enabled "
-            f"function(s), {TRACEE}: {v['target_line']!r}; expected {want}")
 
 
 def check_workload_pid(pid):
@@ -187,8 +136,8 @@ def prepare_module(client, bundle, facts, ui):
 
 def calibrate_kernel(client, min_time, save_regs):
     """Calls per in-kernel timing run: double until the slowest planned setting
-    (one ops, with SAVE_REGS when regs is planned: a kernel without a regs
-    caller refuses it) lasts min_time."""
+    (one ops, with SAVE_REGS when a planned mode's kernel cells use it: a
+    kernel without a regs caller refuses it) lasts min_time."""
     calls = 1000
     while True:
         run = client.request("kmod_time", calls=calls, save_regs=save_regs, relevant=1, reps=1,
@@ -196,10 +145,6 @@ def calibrate_kernel(client, min_time, save_regs):
         if run["total_ns"] >= min_time * 1e9 or calls >= 10**8:
             return calls
         calls *= 2
-
-
-KERNEL_SETTINGS = {"off": dict(save_regs=False, relevant=0), "noregs": dict(save_regs=False, relevant=1),
-                   "regs": dict(save_regs=True, relevant=1)}
 
 
 def checks(rows, bundle=None):
@@ -265,7 +210,7 @@ def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
         # that tracefs shows them before and after, as for the other methods.
         p = plan.profile
         reps = p.processes * p.values
-        settings = KERNEL_SETTINGS[tmode]
+        settings = kernel_settings(tmode)
         before = client.request("kmod_hold", timeout=120, **settings)
         check_kernel_cell(tmode, before, settings)
         t0 = time.monotonic()
@@ -411,7 +356,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
             prepare_module(client, bundle, facts, ui)
             if "kernel" in plan.methods and kernel_calls is None:
                 kernel_calls = calibrate_kernel(client, plan.profile.min_time,
-                                                save_regs="regs" in plan.modes)
+                                                save_regs=plan.kernel_save_regs)
                 bundle.data["plan"]["kernel_calls"] = kernel_calls
         budgets = CellBudget(plan.profile)
         for i, cell in enumerate(cells, 1):

@@ -139,7 +139,7 @@ def test_lab_not_running_is_exit_9(tmp_path):
 
 def test_mode_not_in_effect_is_exit_10():
     from bench.errors import MeasurementError
-    from bench.run import check_mode
+    from bench.modecheck import check_mode
 
     v = {"current_tracer": "nop", "tracing_on": "1", "enabled_functions_count": 0,
          "target_line": None, "target_flags": None}

@@ -8,7 +8,8 @@ import pytest
 
 from bench.cli import exit_code
 from bench.errors import MeasurementError
-from bench.run import KERNEL_SETTINGS, check_kernel_cell
+from bench.modecheck import check_kernel_cell
+from bench.plan import kernel_settings
 from remote.protocol.tracefs_text import enabled_view
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -27,13 +28,13 @@ def view(*lines, tracer="nop"):
 @pytest.mark.parametrize("mode, lines", [("off", ()), ("noregs", (NOREGS_LINE,)),
                                          ("regs", (REGS_LINE,))])
 def test_each_mode_passes_with_its_own_state(mode, lines):
-    check_kernel_cell(mode, view(*lines), KERNEL_SETTINGS[mode])
+    check_kernel_cell(mode, view(*lines), kernel_settings(mode))
 
 
 def test_a_regs_cell_without_the_R_flag_is_an_error():
     # What the test build (FRB_TEST_DROP_SAVE_REGS=1) left in enabled_functions.
     with pytest.raises(MeasurementError) as e:
-        check_kernel_cell("regs", view(DROPPED_LINE), KERNEL_SETTINGS["regs"])
+        check_kernel_cell("regs", view(DROPPED_LINE), kernel_settings("regs"))
     assert str(e.value) == (
         "kernel-method mode 'regs' is not in effect on the target: tracefs shows "
         "current_tracer='nop', 1 enabled function(s), frb_tracee: "
@@ -54,4 +55,4 @@ def test_a_regs_cell_without_the_R_flag_is_an_error():
 ])
 def test_anything_else_is_an_error(mode, v):
     with pytest.raises(MeasurementError, match=f"^kernel-method mode '{mode}' is not in effect"):
-        check_kernel_cell(mode, v, KERNEL_SETTINGS[mode])
+        check_kernel_cell(mode, v, kernel_settings(mode))

@@ -1,8 +1,8 @@
 import pytest
 
 from bench.errors import UsageError
-from bench.plan import (MODES, PROFILES, make_plan, parse_list, restrict, select_profile,
-                        tracefs_mode)
+from bench.plan import PROFILES, make_plan, parse_list, restrict, select_profile, tracefs_mode
+from remote.protocol.modes import MODES
 
 
 def test_every_mode_once_per_round_in_changing_order():

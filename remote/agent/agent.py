@@ -52,16 +52,17 @@ import tune as tune_mod  # noqa: E402
 
 try:  # on the target: shipped next to this file as the package `protocol`
     from protocol import PROTOCOL
+    from protocol import PROTOCOL
+    from protocol import modes as modes_mod
     from protocol.errors import BenchError
 except ImportError:  # in the source tree, imported as remote.agent.agent
     from remote.protocol import PROTOCOL
+    from remote.protocol import modes as modes_mod
     from remote.protocol.errors import BenchError
 
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # user@host pid N, as the controller describes itself for the target lock
 HOLDER_RE = re.compile(r"^[A-Za-z0-9_.@:/ -]{1,200}$")
-MODES = ("off", "function", "function-all", "noregs", "regs")
-KMOD_MODES = ("noregs", "regs")
 
 # The syscall handler's symbol per architecture (arch/*/include/asm/syscall_wrapper.h).
 SYSCALL_PREFIX = {
@@ -83,6 +84,37 @@ def pyperf_version():
 
 class Fatal(BenchError):
     kind = "agent"
+
+
+def known_mode(name):
+    try:
+        return modes_mod.get(name)
+    except modes_mod.UnknownMode as e:
+        raise Fatal(str(e), kind="usage")
+
+
+class ModeWriter:
+    """What a mode's enter() may do on the target (remote/protocol/modes):
+    write the tracefs knobs its file declares, which the snapshot and the
+    restore cover, and attach the module's ops if it needs the module."""
+
+    def __init__(self, mode, tracefs, kmod):
+        self.mode, self.tracefs, self.kmod = mode, tracefs, kmod
+
+    def write(self, knob, value):
+        if knob not in self.mode.knobs:
+            raise Fatal("mode %s writes %s, which its file does not declare in KNOBS"
+                        % (self.mode.name, knob))
+        self.tracefs.write(knob, value)
+
+    def attach(self, function, save_regs):
+        if "module" not in self.mode.needs:
+            raise Fatal("mode %s attaches the module's ops but does not declare that it needs "
+                        "the module" % self.mode.name)
+        try:
+            self.kmod.attach(function, save_regs=save_regs)
+        except kmod_mod.KmodError as e:
+            raise Fatal("mode %s: %s" % (self.mode.name, e), kind="unsupported")
 
 
 class Agent:
@@ -260,16 +292,13 @@ class Agent:
         return facts_mod.collect(pyperf_version=pyperf_version())
 
     def op_preflight(self, req):
-        modes = req.get("modes", [])
-        for m in modes:
-            if m not in MODES:
-                raise Fatal("unknown mode %r (known: %s)" % (m, ", ".join(MODES)), kind="usage")
+        modes = [known_mode(m) for m in req.get("modes", [])]
         with self.state_lock:
             if self.tracefs is None:
                 self.tracefs = tracefs_mod.Tracefs.find()
             t = self.tracefs
             tracers = t.read("available_tracers").split()
-            if any(m.startswith("function") for m in modes) and "function" not in tracers:
+            if any("function tracer" in m.needs for m in modes) and "function" not in tracers:
                 raise Fatal("the kernel offers no function tracer (available_tracers: %s); "
                             "it needs CONFIG_FUNCTION_TRACER" % " ".join(tracers), kind="unsupported")
             # tolerant (bench check): report what fails instead of failing.
@@ -401,39 +430,27 @@ class Agent:
             return {"snapshot": snap}
 
     def op_set_mode(self, req):
-        mode, function = req["mode"], req.get("function")
-        if mode not in MODES:
-            raise Fatal("unknown mode %r" % mode, kind="usage")
+        mode, function = known_mode(req["mode"]), req.get("function")
         if function is not None and not FUNCTION_RE.match(function):
             raise Fatal("bad function name %r" % function, kind="usage")
         t = self.tracefs
         if t.snapshot is None:
             raise Fatal("set_mode before begin: refusing to write an unsnapshotted tracefs")
-        if mode in KMOD_MODES and (self.kmod is None or not self.kmod.loaded_by_us):
-            raise Fatal("mode %r needs the module: kmod_load first" % mode)
-        if mode != "off" and function not in self.traceable():
+        if "module" in mode.needs and (self.kmod is None or not self.kmod.loaded_by_us):
+            raise Fatal("mode %r needs the module: kmod_load first" % mode.name)
+        if mode.name != modes_mod.BASELINE and function not in self.traceable():
             raise Fatal("%r is not traceable: it is not in available_filter_functions" % function,
                         kind="unsupported")
         with self.state_lock:
+            # Leave the previous mode, whichever it was: the module's ops
+            # detached, the tracer off, every filter list a mode writes empty.
             if self.kmod is not None and self.kmod.loaded_by_us:
                 self.kmod.detach()
                 self.kmod.release()
             t.write("current_tracer", "nop")
-            t.write("set_ftrace_filter", "")
-            if mode == "off":
-                pass
-            elif mode in KMOD_MODES:
-                try:
-                    self.kmod.attach(function, save_regs=(mode == "regs"))
-                except kmod_mod.KmodError as e:
-                    raise Fatal("mode %s: %s" % (mode, e), kind="unsupported")
-            elif mode == "function":
-                t.write("set_ftrace_filter", function + "\n")
-                t.write("tracing_on", "1")
-                t.write("current_tracer", "function")
-            elif mode == "function-all":
-                t.write("tracing_on", "1")
-                t.write("current_tracer", "function")
+            for knob in modes_mod.filter_knobs():
+                t.write(knob, "")
+            mode.enter(ModeWriter(mode, t, self.kmod), function)
             return self.op_verify({"function": function})
 
     def op_verify(self, req):

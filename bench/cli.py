@@ -137,9 +137,10 @@ def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh
         connect_timeout, quiet, tune, resume_path):
     """Measure per-call cost and tracer overhead on HOST; write a bundle."""
     from analysis import bundle as bundle_mod
+    from remote.hosts import open_target
+
     from .plan import METHODS, parse_list, select_profile
     from .run import execute
-    from .targets import open_target
     from .ui import RunUI, print_results
 
     mode_list = parse_list(modes, mode_registry.names(), "modes")
@@ -156,15 +157,15 @@ def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh
     # --out is checked before anything is done on the target.
     created = [] if resume else _prepare_out(out_dir)
     try:
-        target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
-                                        ssh_config=ssh_config, timeout=connect_timeout)
+        target = open_target(host, accept_new_host_key=accept_new_host_key, ssh_config=ssh_config,
+                             timeout=connect_timeout)
     except BaseException:
         _remove_empty(created)
         raise
     try:
         command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        b = execute(target, request, out_dir, force=force, lease=lease, ui=ui, lab_state=lab_state,
-                    command=command, resume=resume)
+        b = execute(target, request, out_dir, force=force, lease=lease, ui=ui, command=command,
+                    resume=resume)
     finally:
         target.close()
     print_results(b)
@@ -241,14 +242,15 @@ def _remove_empty(dirs):
 def check(host, as_json, accept_new_host_key, ssh_config, connect_timeout):
     """Say what HOST can do (ftrace era, regs caller, module, bcc, tuning), each with its reason.
     Changes nothing on the host."""
+    from remote.hosts import open_target
+
     from .run import probe
-    from .targets import open_target
     from .ui import RunUI, print_check
 
-    target, lab_state = open_target(host, accept_new_host_key=accept_new_host_key,
-                                    ssh_config=ssh_config, timeout=connect_timeout)
+    target = open_target(host, accept_new_host_key=accept_new_host_key, ssh_config=ssh_config,
+                         timeout=connect_timeout)
     try:
-        facts, report = probe(target, ui=RunUI(quiet=True), lab_state=lab_state)
+        facts, report = probe(target, ui=RunUI(quiet=True))
     finally:
         target.close()
     if as_json:

@@ -70,7 +70,7 @@ def summarize_bundle(bundle):
     return _clean(rows)
 
 
-def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=False):
+def start_agent(target, client, ui, force, modes, workload, tolerant=False):
     """Start the agent; return (facts, preflight, check report)."""
     from .check import report
 
@@ -78,9 +78,7 @@ def start_agent(target, client, ui, lab_state, force, modes, workload, tolerant=
     client.start()
     facts = client.request("facts", timeout=120)
     facts["ftrace_variant"] = ftrace_era(facts.get("kernel_config", {}), facts.get("arch"))
-    if lab_state:
-        from remote.lab import lab_facts
-        facts["lab"] = lab_facts(lab_state)
+    facts.update(target.host_facts())
     pre = client.request("preflight", modes=modes, force=force, syscall=workload,
                          tolerant=tolerant, timeout=120)
     caps = client.request("check", timeout=120)
@@ -265,8 +263,7 @@ def start_bpf(client, bundle, plan, ui):
     bundle.save()
 
 
-def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=None, command=None,
-            resume=None):
+def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=None, resume=None):
     """Check the host, plan what it supports, measure, restore; returns the Bundle.
 
     request: dict(profile, modes, methods, seed).  The bundle is created
@@ -284,7 +281,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
     status = "failed"
     problems_seen = set()
     try:
-        facts, pre, check = start_agent(target, client, ui, lab_state, force, request["modes"],
+        facts, pre, check = start_agent(target, client, ui, force, request["modes"],
                                         request.get("workload", "getppid"))
         if (client.ready or {}).get("lock_recovered"):
             bundle.data["notes"].append(client.ready["lock_recovered"])
@@ -413,12 +410,11 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, lab_state=
     return bundle
 
 
-def probe(target, *, ui, lab_state=None):
+def probe(target, *, ui):
     """`bench check`: start the agent, look, change nothing, leave."""
     client = AgentClient(target, lease=60.0, on_event=ui.agent_event)
     try:
-        facts, pre, check = start_agent(target, client, ui, lab_state, True, [], "getppid",
-                                        tolerant=True)
+        facts, pre, check = start_agent(target, client, ui, True, [], "getppid", tolerant=True)
         if pre["busy"]:
             check["tracing_in_use"] = {"ok": False, "value": pre["busy"],
                                        "reason": "; ".join(pre["busy"])}
@@ -427,11 +423,7 @@ def probe(target, *, ui, lab_state=None):
                                        "reason": "unknown: tracefs refused (see the tracefs line)"}
         else:
             check["tracing_in_use"] = {"ok": True, "value": [], "reason": "tracefs is free"}
-        if lab_state:
-            lab = facts["lab"]
-            check["lab"] = {"ok": True, "value": lab,
-                            "reason": f"QEMU {lab['accel']}{' icount' if lab.get('icount') else ''}, "
-                                      f"{'emulated' if lab['emulated'] else 'KVM'}"}
+        check.update(target.host_checks())
         return facts, check
     finally:
         client.close()

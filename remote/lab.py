@@ -722,9 +722,3 @@ def down(timeout=60.0, progress=print):
     (RUN_DIR / "state.json").unlink(missing_ok=True)
     return how
 
-
-def lab_facts(state):
-    """What a bundle records about the lab (merged into the host's facts)."""
-    return {k: state.get(k) for k in ("kernel", "kernel_release", "accel", "icount", "smp",
-                                      "memory_mb", "cpu_model", "qemu_version", "boot_seconds")} | {
-        "emulated": state.get("accel") != "kvm"}

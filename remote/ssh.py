@@ -135,6 +135,43 @@ def _split_destination(text):
     return (user if at else None), host, (int(port) if port else None)
 
 
+def _unknown_host(name, host, path, text, valid=()):
+    hint = f"add a 'Host {host}' entry (HostName, User, IdentityFile) to {path}"
+    if re.search(r"^\s*include\b", text, re.I | re.M):
+        hint += "; entries in Include'd files are not seen (paramiko does not follow Include)"
+    if valid:
+        hint = "valid names: " + ", ".join(valid) + "; " + hint
+    return HostNotFound(
+        f"unknown host {name!r}: not 'lab', not 'local' and no Host entry in {path}", hint=hint)
+
+
+def unknown_host(name, config_path=None, *, valid):
+    """The error for a --host name no host kind claims (remote/hosts): the
+    valid names, and how to make this one an alias."""
+    path = _config_path(config_path)
+    _, text = _load_config(path, explicit=path != DEFAULT_CONFIG)
+    return _unknown_host(name, name, path, text, valid)
+
+
+def aliases(config_path=None):
+    """The host names the ssh config spells out, in its order: its Host
+    patterns without wildcards or negation."""
+    path = _config_path(config_path)
+    config, _ = _load_config(path, explicit=path != DEFAULT_CONFIG)
+    names = {}
+    for block in config._config:  # (see _explicitly_configured)
+        names.update((p, None) for p in block.get("host", []) if not any(c in p for c in "*?!"))
+    return list(names)
+
+
+def configured(name, config_path=None):
+    """True when resolve(name) finds a Host entry of its own (a pattern such
+    as 'Host board-*' counts)."""
+    path = _config_path(config_path)
+    config, _ = _load_config(path, explicit=path != DEFAULT_CONFIG)
+    return bool(name) and not any(c.isspace() for c in name) and _explicitly_configured(config, name)
+
+
 def resolve(alias, config_path=None, *, allow_plain=False) -> ConnectSpec:
     """Resolve a host name through the ssh config (``config_path``, else
     $BENCH_SSH_CONFIG, else ~/.ssh/config).
@@ -153,11 +190,7 @@ def _resolve(name, config, text, path, allow_plain, chain):
     user, host, port = _split_destination(name) if allow_plain else (None, name, None)
     if not host or any(c.isspace() for c in host) or not (
             allow_plain or _explicitly_configured(config, host)):
-        hint = f"add a 'Host {host}' entry (HostName, User, IdentityFile) to {path}"
-        if re.search(r"^\s*include\b", text, re.I | re.M):
-            hint += "; entries in Include'd files are not seen (paramiko does not follow Include)"
-        raise HostNotFound(
-            f"unknown host {name!r}: not 'lab', not 'local' and no Host entry in {path}", hint=hint)
+        raise _unknown_host(name, host, path, text)
 
     # lookup() already expands ~, %h, %p and %r in ProxyCommand and IdentityFile.
     opts = config.lookup(host)

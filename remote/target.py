@@ -3,7 +3,8 @@
 A target runs argv lists (never shell strings built from user input), ships
 files, and starts the long-lived agent process.  ``LocalTarget`` runs on this
 machine; ``remote.ssh.SSHTarget`` runs over paramiko; the lab is an SSH target
-whose connection details come from the lab's state file.
+whose connection details come from the lab's state file.  Which --host name
+opens which target: remote/hosts/.
 
 Side effects are kept apart from their description: callers build argv lists,
 targets run them.

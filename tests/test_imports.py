@@ -160,7 +160,7 @@ def test_the_walk_finds_the_imports_it_checks():
     assert "remote.agent.tracefs" in edges["remote.agent.agent"]  # import tracefs as tracefs_mod
     assert "remote.agent.tracefs" in edges["remote.agent.facts"]  # inside a function
     assert "remote.protocol.tracefs_text" in edges["remote.agent.tracefs"]  # protocol / remote.protocol
-    assert "remote.lab" in edges["bench.run"]                     # from remote.lab import ..., in a function
+    assert "remote.hosts" in edges["bench.cli"]                   # from remote.hosts import ..., in a function
     assert {name for _, name in outside["remote.agent.workload"]} == {"os", "sys", "pyperf"}
 
 

@@ -66,9 +66,9 @@ def _ppid(pid):
 
 
 def open_target(host, ssh_config):
-    from bench.targets import open_target as open_
+    from remote.hosts import open_target as open_
 
-    return open_(host, ssh_config=ssh_config)[0]
+    return open_(host, ssh_config=ssh_config)
 
 
 def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=print, profile="quick"):

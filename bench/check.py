@@ -4,6 +4,10 @@ The agent reports raw observations (remote/agent/capabilities.py and
 facts.py); this module decides.  The JSON keys are stable (docs/method.md,
 "bench check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
 """
+from analysis import methods as methods_reg
+from analysis.methods import answer
+from analysis.methods.bpf import bcc
+
 from .kernel import ftrace_variant
 
 # Modes and what they need.  'regs' needs a regs caller: arm64 5.5-6.1
@@ -15,15 +19,6 @@ MODE_NEEDS = {
     "noregs": "the suite's kernel module",
     "regs": "the suite's kernel module and a regs caller",
 }
-METHOD_NEEDS = {
-    "pyperf": "python3 >= 3.9 on the target",
-    "kernel": "the suite's kernel module",
-    "bpf": "the distribution's bcc, the running kernel's headers and raw_syscalls tracepoints",
-}
-
-
-def answer(ok, value, reason):
-    return {"ok": ok, "value": value, "reason": reason}
 
 
 def era(facts, caps):
@@ -120,41 +115,6 @@ def kprobes_on_ftrace(facts):
     return answer(False, False, why)
 
 
-def bcc(caps):
-    b = caps.get("bcc") or {}
-    if b.get("ok"):
-        return answer(True, b.get("version"), f"the distribution's bcc imports in {b.get('python')}")
-    return answer(False, None, "no bcc binding for the system python (install python3-bpfcc on "
-                               "Debian/Ubuntu, python3-bcc on Amazon Linux/Fedora; never PyPI's 'bcc'): "
-                               f"{b.get('error')}")
-
-
-def bpf_method(caps, facts):
-    """The bpf method needs bcc, the running kernel's headers (bcc compiles
-    against them at run time), raw_syscalls tracepoints and a known syscall
-    number; the reason names what to install."""
-    b = caps.get("bcc") or {}
-    release = facts.get("kernel_release")
-    arch = facts.get("arch")
-    if not b.get("ok"):
-        return bcc(caps)
-    if not b.get("headers") and b.get("kheaders_without_xz"):
-        return answer(False, None, "the kernel carries its headers (/sys/kernel/kheaders.tar.xz) but "
-                                   "bcc cannot unpack them without xz: install xz-utils, or "
-                                   f"linux-headers-{release}")
-    if not b.get("headers"):
-        return answer(False, None, f"bcc needs the running kernel's headers and there are none at "
-                                   f"{b.get('headers_wanted')}: install linux-headers-{release} "
-                                   "(Debian/Ubuntu; kernel-devel-$(uname -r) on Amazon Linux and "
-                                   "Fedora) or boot a kernel with CONFIG_IKHEADERS")
-    if b.get("raw_syscalls") is False:
-        return answer(False, None, "no raw_syscalls tracepoints in tracefs (CONFIG_FTRACE_SYSCALLS)")
-    if arch not in ("aarch64", "x86_64", "riscv64"):
-        return answer(False, None, f"the bpf method does not know getppid's syscall number on {arch}")
-    return answer(True, b.get("python"), f"bcc {b.get('version')} under {b.get('python')}, "
-                                         f"headers at {b.get('headers')}")
-
-
 def noise_notes(facts):
     """What makes numbers noisy on this target, one phrase each (warned
     about and recorded when the run is not --tune'd)."""
@@ -208,11 +168,8 @@ def report(facts, caps, pre, root_via, prebuilt=None):
         "noregs": answer(mod_ok, None, mod_why),
         "regs": answer(mod_ok and regs_ok, None, regs_why if not regs_ok else mod_why),
     }
-    methods = {
-        "pyperf": answer(True, None, "python3 on the target runs the shipped pyperf"),
-        "kernel": answer(mod_ok, None, mod_why),
-        "bpf": bpf_method(caps, facts),
-    }
+    module = answer(mod_ok, None, mod_why)
+    methods = {m.name: m.available(facts, caps, module) for m in methods_reg.every()}
     cpu = facts.get("cpu_model")
     return {
         "arch": answer(True, facts.get("arch"), "uname -m"),

@@ -16,17 +16,16 @@ Two check modes join every round (plan["check_modes"]); for tracefs both are
 import dataclasses
 import random
 
+from analysis import methods as methods_reg
+from analysis.methods.bpf import PROBE_MODE
+
 from .errors import UsageError
 
 MODES = ("off", "function", "function-all", "noregs", "regs")
 WORKLOADS = ("getppid",)
-METHODS = ("pyperf", "kernel", "bpf")
-# The module's in-kernel timing measures its own tracee with its own ops:
-# it has a figure for no ops (off), an ops without SAVE_REGS and one with.
-KERNEL_MODES = ("off", "noregs", "regs")
+METHODS = tuple(methods_reg.names())  # one file each: analysis/methods/
 MODULE_MODES = ("noregs", "regs")
 AA_MODE = "off-aa"
-PROBE_MODE = "off-probe"
 CHECK_MODES = (AA_MODE, PROBE_MODE)
 
 
@@ -36,14 +35,19 @@ def tracefs_mode(mode):
 
 
 def workload_of(method, workload):
-    # The kernel method times the module's own tracee, not the syscall.
-    return "kmod-tracee" if method == "kernel" else workload
+    """The workload a method times when the run's is `workload`."""
+    return methods_reg.get(method).workload(workload)
 
 
 def applies(mode, method):
-    if mode == PROBE_MODE:
-        return method == "pyperf"
-    return method != "kernel" or tracefs_mode(mode) in KERNEL_MODES
+    return methods_reg.get(method).applies(mode, tracefs_mode(mode))
+
+
+def check_modes_of(methods):
+    """The check modes a plan of `methods` measures: off-aa always, and
+    those the methods bring (bpf with pyperf: off-probe)."""
+    brought = [m for name in methods for m in methods_reg.get(name).check_modes(methods)]
+    return [AA_MODE] + list(dict.fromkeys(brought))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,13 +131,14 @@ class Plan:
 
     @property
     def needs_module(self):
-        return "kernel" in self.methods or any(m in MODULE_MODES for m in self.modes)
+        return (any(methods_reg.get(m).needs_module for m in self.methods)
+                or any(m in MODULE_MODES for m in self.modes))
 
     def drop_method(self, method, skipped):
         """Stop planning a method found impossible once the run began."""
         self.methods = [m for m in self.methods if m != method]
-        self.check_modes = [m for m in self.check_modes
-                            if m != PROBE_MODE or {"pyperf", "bpf"} <= set(self.methods)]
+        wanted = check_modes_of(self.methods)
+        self.check_modes = [m for m in self.check_modes if m in wanted]
         self.cells = [c for c in self.cells if c.method != method
                       and (c.mode in self.modes or c.mode in self.check_modes)]
         self.skipped.append(skipped)
@@ -146,6 +151,14 @@ class Plan:
             args.append(f"--affinity={self.affinity}")
         return args
 
+    def method_fields(self):
+        """Each known method's effort fields (bpf_calls), None where it is not planned."""
+        fields = {}
+        for m in methods_reg.every():
+            for k, v in m.plan_fields(self.profile).items():
+                fields[k] = v if m.name in self.methods else None
+        return fields
+
     def to_dict(self):
         return {
             "profile": dataclasses.asdict(self.profile),
@@ -154,7 +167,7 @@ class Plan:
             "affinity": self.affinity,
             "workload": self.workload,
             "methods": self.methods,
-            "bpf_calls": self.profile.bpf_calls if "bpf" in self.methods else None,
+            **self.method_fields(),
             "seed": self.seed,
             "rounds": self.profile.rounds,
             "pyperf_args": self.pyperf_args(),
@@ -189,7 +202,7 @@ def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
-    check_modes = [AA_MODE] + ([PROBE_MODE] if {"pyperf", "bpf"} <= set(methods) else [])
+    check_modes = check_modes_of(methods)
     cells = []
     for r in range(profile.rounds):
         order = list(modes) + check_modes

@@ -218,9 +218,12 @@ def checks(rows, bundle=None):
 
 class Harness:
     """What a method's hooks get of the run (analysis/methods/: they import
-    nothing from bench): the bundle, the plan, the traced function and the
-    ui, and the controller's proofs that a cell is what it claims, called
-    as plain functions."""
+    nothing from bench or remote): the bundle, the plan, the traced
+    function and the ui; the controller's proofs that a cell is what it
+    claims (check_mode; check_kernel_cell with the kernel method's
+    settings per mode and the module's tracee; check_workload_pid), called
+    as plain functions; agent_error, what the agent client raises when the
+    agent refuses a request."""
 
     check_mode = staticmethod(check_mode)
     check_kernel_cell = staticmethod(check_kernel_cell)

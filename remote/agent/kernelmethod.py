@@ -9,7 +9,10 @@ object and raises agent.Fatal.
 import os
 import time
 
-import kmod as kmod_mod
+try:  # on the target: shipped next to agent.py as the package `protocol`
+    from protocol.kmod import TRACEE
+except ImportError:  # in the source tree, imported as remote.agent.kernelmethod
+    from remote.protocol.kmod import TRACEE
 
 
 def _loaded(agent, op):
@@ -58,7 +61,7 @@ def hold(agent, req):
     save_regs, relevant, irrelevant = _settings(agent, req)
     with agent.state_lock:
         k.hold(save_regs, relevant, irrelevant)
-        return agent.op_verify({"function": kmod_mod.TRACEE})
+        return agent.op_verify({"function": TRACEE})
 
 
 def release(agent, req):

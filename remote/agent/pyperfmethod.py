@@ -10,7 +10,10 @@ import subprocess
 import sys
 import time
 
-import bpfmethod
+try:  # on the target, and next to agent.py (which puts its directory on sys.path)
+    import bpfmethod
+except ImportError:  # in the source tree, imported as remote.agent.pyperfmethod
+    from remote.agent import bpfmethod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

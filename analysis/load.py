@@ -20,7 +20,7 @@ import pandas as pd
 
 from remote.protocol import modes
 
-from . import stats
+from . import methods, stats
 from .bundle import Bundle, BundleError
 from .units import bundle_clock, unit_of_clock
 
@@ -139,15 +139,17 @@ def cell_values(bundle, cell):
     the nanoseconds of the target's clock (instructions under icount).
 
     bench run keeps them in the cell (worker_means_ns); older or foreign
-    cells are read from their raw file.  A method this module does not know
-    is still read when its raw JSON has a 'mean' (ns per call); otherwise
-    None, and the cell is left out of the figures with a note."""
+    cells are read from their raw file by their method (analysis/methods/).
+    A method none of those knows is still read when its raw JSON has a
+    'mean' (ns per call); otherwise None, and the cell is left out of the
+    figures with a note."""
     # worker_means_ns: the cell field keeps the clock's name (analysis/units.py).
     if cell.get("worker_means_ns"):
         return [float(v) for v in cell["worker_means_ns"]]
     path = bundle.path / cell["file"]
-    if cell.get("method") in ("pyperf", "kernel"):
-        return stats.cell_means_ns(path, cell["method"])[0]
+    method = methods.find(cell.get("method"))
+    if method is not None:
+        return method.read(path)[0]
     try:
         with open(path) as f:
             raw = json.load(f)

@@ -18,9 +18,8 @@ confidence intervals far too narrow.  Hence:
 - regs_gain = mean over rounds of (regs - noregs in the same round): the
   cost of saving a complete pt_regs, everything else equal.
 
-- bpf: a cell's runs each give sum_ns / count of the kernel's
-  sys_enter -> sys_exit times of one process's getppid calls; they take the
-  place of pyperf's worker means.
+- kernel and bpf: a cell's runs take the place of pyperf's worker means
+  (each method reads its raw files: analysis/methods/).
 
 Figures are in the unit of the clock they were read from (analysis/units.py):
 ns, or instructions under icount; each row says which, and metric names
@@ -42,6 +41,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from . import methods
+
 CONFIDENCE = 0.95
 
 METHOD_TEXT = (
@@ -55,42 +56,10 @@ GAIN_TEXT = ("regs_gain = mean over rounds of (regs - noregs in the same round),
              f"{int(CONFIDENCE * 100)}% CI = Student t on those paired differences")
 
 
-def worker_means_ns(pyperf_json_path):
-    """Mean of each worker's values, in ns, read with pyperf's own loader."""
-    import pyperf
-
-    bench = pyperf.Benchmark.load(str(pyperf_json_path))
-    means = []
-    for run in bench.get_runs():
-        if run.values:  # calibration runs carry warmups only
-            means.append(float(np.mean(run.values)) * 1e9)
-    return means, sum(len(r.values) for r in bench.get_runs())
-
-
-def kernel_means_ns(path):
-    """Per-call ns of each repetition of a kernel cell (total_ns / calls, as
-    the module reported them), and their count."""
-    import json
-
-    with open(path) as f:
-        runs = json.load(f)["runs"]
-    means = [r["total_ns"] / r["calls"] for r in runs]
-    return means, len(means)
-
-
-def bpf_means_ns(path):
-    """Per-call ns of each run of a bpf cell (the kernel's sum / count of
-    sys_enter -> sys_exit times), and their count."""
-    import json
-
-    with open(path) as f:
-        runs = json.load(f)["runs"]
-    means = [r["sum_ns"] / r["count"] for r in runs]
-    return means, len(means)
-
-
 def cell_means_ns(path, method):
-    return {"pyperf": worker_means_ns, "kernel": kernel_means_ns, "bpf": bpf_means_ns}[method](path)
+    """A cell's raw file read by its method: (per-worker or per-run means in
+    the clock's ns, how many values they average)."""
+    return methods.get(method).read(path)
 
 
 def t_interval(sample):
@@ -266,21 +235,14 @@ def method_agreement(rows, skip_modes=("off-aa", "off-probe")):
     return out
 
 
-# Why two methods measure different things, where that is known (docs/method.md,
-# "Checks in every run").  A disagreement outside these gets no excuse.
-_BPF_FUNCTION_ALL = ("under function-all the tracer also traces the bpf probe's own kernel work inside its "
-                     "window (the map update after the entry timestamp, the tracepoint dispatch and map "
-                     "lookup before the exit timestamp), which inflates bpf's figure")
-_KERNEL_TRACEE = ("the kernel method times its own tracee, a different function from getppid's handler, "
-                  "called from the kernel rather than through a system call")
-
-
-def disagreement_reason(metric, mode, methods):
+def disagreement_reason(metric, mode, names):
     """Why the two methods are known to measure different things for this
-    figure, or None when nothing is known (then a disagreement is just that)."""
-    methods = set(methods)
-    if metric == "overhead" and mode == "function-all" and "bpf" in methods:
-        return _BPF_FUNCTION_ALL
-    if metric == "overhead" and "kernel" in methods:
-        return _KERNEL_TRACEE
+    figure (docs/method.md, "Checks in every run"; each method says what it
+    knows: analysis/methods/), or None when nothing is known (then a
+    disagreement is just that)."""
+    for name in sorted(set(names)):
+        method = methods.find(name)  # (a foreign bundle's method knows nothing)
+        reason = method.disagreement(metric, mode) if method else None
+        if reason:
+            return reason
     return None

@@ -21,8 +21,13 @@ Two clocks: the agent counts the budget in the target's seconds (under
 QEMU icount they pass several times slower than ours while the guest is
 busy), the controller its quiet window in its own; each is learnt from its
 own clock's durations (the agent's elapsed_s, our wall time).
+
+Each method estimates its own cells from the profile (its file in
+analysis/methods/: Method.estimate); this module adds the slack and learns.
 """
 import dataclasses
+
+from analysis import methods
 
 # What one Python process may take to start on a slow target: a quick
 # pyperf cell (4 processes) took up to 24.7 s in the TCG lab on a busy host
@@ -36,33 +41,13 @@ QUIET_SLACK_S = 10.0
 # Added to every budget: fixed costs nobody estimated (bcc's first attach,
 # a page cache miss on the target's disk).
 SLACK_S = 30.0
-# How many of our seconds one second of an icount guest may take while it
-# is busy (docs/safety.md: up to ~10 on a loaded 2-core host).
-ICOUNT_SLOWDOWN = 10
-# The bpf method's getppid call at its slowest (function-all under TCG),
-# seconds per call, for its first cell.
-BPF_CALL_S = 20e-6
 
 
 def estimate(profile, method):
     """Seconds one cell of `method` should take at most, from the profile
-    alone (before any cell of that method has run)."""
-    p = profile
-    if method == "pyperf":
-        # pyperf: a manager, one calibration worker, `processes` workers;
-        # each worker warmups + values of min_time (calibration about twice).
-        processes = p.processes + 2
-        timed = (p.processes + 2) * (p.warmups + p.values) * p.min_time
-        return processes * STARTUP_S + timed + SLACK_S
-    if method == "bpf":
-        return p.processes * (STARTUP_S + p.bpf_calls * BPF_CALL_S) + SLACK_S
-    if method == "kernel":
-        # calls were calibrated so that one run lasts about min_time of the
-        # target's seconds (with one ops, the slowest planned setting); a
-        # cell is processes x values runs, in the agent's own process.  Our
-        # seconds pass up to ~10 times faster than an icount guest's.
-        return ICOUNT_SLOWDOWN * 2 * p.processes * p.values * p.min_time + SLACK_S
-    raise ValueError(f"unknown method {method!r}")
+    alone (before any cell of that method has run); an unknown method is a
+    ValueError."""
+    return methods.get(method).estimate(profile, STARTUP_S) + SLACK_S
 
 
 @dataclasses.dataclass

@@ -4,19 +4,12 @@ The agent reports raw observations (remote/agent/capabilities.py and
 facts.py); this module decides.  The JSON keys are stable (docs/method.md,
 "bench check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
 """
+from analysis import methods as methods_reg
+from analysis.methods import answer
+from analysis.methods.bpf import bcc
 from remote.protocol import modes as mode_registry
 
 from .kernel import ftrace_era
-
-METHOD_NEEDS = {
-    "pyperf": "python3 >= 3.9 on the target",
-    "kernel": "the suite's kernel module",
-    "bpf": "the distribution's bcc, the running kernel's headers and raw_syscalls tracepoints",
-}
-
-
-def answer(ok, value, reason):
-    return {"ok": ok, "value": value, "reason": reason}
 
 
 def era(facts, caps):
@@ -113,41 +106,6 @@ def kprobes_on_ftrace(facts):
     return answer(False, False, why)
 
 
-def bcc(caps):
-    b = caps.get("bcc") or {}
-    if b.get("ok"):
-        return answer(True, b.get("version"), f"the distribution's bcc imports in {b.get('python')}")
-    return answer(False, None, "no bcc binding for the system python (install python3-bpfcc on "
-                               "Debian/Ubuntu, python3-bcc on Amazon Linux/Fedora; never PyPI's 'bcc'): "
-                               f"{b.get('error')}")
-
-
-def bpf_method(caps, facts):
-    """The bpf method needs bcc, the running kernel's headers (bcc compiles
-    against them at run time), raw_syscalls tracepoints and a known syscall
-    number; the reason names what to install."""
-    b = caps.get("bcc") or {}
-    release = facts.get("kernel_release")
-    arch = facts.get("arch")
-    if not b.get("ok"):
-        return bcc(caps)
-    if not b.get("headers") and b.get("kheaders_without_xz"):
-        return answer(False, None, "the kernel carries its headers (/sys/kernel/kheaders.tar.xz) but "
-                                   "bcc cannot unpack them without xz: install xz-utils, or "
-                                   f"linux-headers-{release}")
-    if not b.get("headers"):
-        return answer(False, None, f"bcc needs the running kernel's headers and there are none at "
-                                   f"{b.get('headers_wanted')}: install linux-headers-{release} "
-                                   "(Debian/Ubuntu; kernel-devel-$(uname -r) on Amazon Linux and "
-                                   "Fedora) or boot a kernel with CONFIG_IKHEADERS")
-    if b.get("raw_syscalls") is False:
-        return answer(False, None, "no raw_syscalls tracepoints in tracefs (CONFIG_FTRACE_SYSCALLS)")
-    if arch not in ("aarch64", "x86_64", "riscv64"):
-        return answer(False, None, f"the bpf method does not know getppid's syscall number on {arch}")
-    return answer(True, b.get("python"), f"bcc {b.get('version')} under {b.get('python')}, "
-                                         f"headers at {b.get('headers')}")
-
-
 def noise_notes(facts):
     """What makes numbers noisy on this target, one phrase each (warned
     about and recorded when the run is not --tune'd)."""
@@ -217,11 +175,8 @@ def report(facts, caps, pre, root_via, prebuilt=None):
                else (mb["reason"] if not mb["ok"] else ml["reason"]))
     needs = mode_needs(pre, tracers, refused, (mod_ok, mod_why), (regs_ok, regs_why))
     modes = {name: mode_answer(mode_registry.get(name), needs) for name in mode_registry.names()}
-    methods = {
-        "pyperf": answer(True, None, "python3 on the target runs the shipped pyperf"),
-        "kernel": answer(mod_ok, None, mod_why),
-        "bpf": bpf_method(caps, facts),
-    }
+    module = answer(mod_ok, None, mod_why)
+    methods = {m.name: m.available(facts, caps, module) for m in methods_reg.every()}
     cpu = facts.get("cpu_model")
     return {
         "arch": answer(True, facts.get("arch"), "uname -m"),

@@ -23,7 +23,7 @@ def check_kernel_cell(mode, v, settings):
     claims (settings: the module settings the cell registered; see
     remote/protocol/modes expect_kernel).  The same proof a pyperf cell gives
     for the syscall handler."""
-    if not modes.get(mode).applies("kernel"):
+    if modes.get(mode).kernel is None:
         raise ValueError(f"mode {mode!r} has no kernel-method cells")  # a planning bug
     ok, want = modes.expect_kernel(v, settings)
     if not ok:

@@ -19,16 +19,16 @@ The modes themselves are declared one file each in remote/protocol/modes.
 import dataclasses
 import random
 
+from analysis import methods as methods_reg
+from analysis.methods.bpf import PROBE_MODE
 from remote.protocol import modes as mode_registry
 
 from .errors import UsageError
 
 WORKLOADS = ("getppid",)
-METHODS = ("pyperf", "kernel", "bpf")
+METHODS = tuple(methods_reg.names())  # one file each: analysis/methods/
 AA_MODE = "off-aa"
-PROBE_MODE = "off-probe"
-# {check mode: the methods it is limited to (None: every method of the baseline mode)}
-CHECK_MODES = {AA_MODE: None, PROBE_MODE: ("pyperf",)}
+CHECK_MODES = (AA_MODE, PROBE_MODE)
 
 
 def tracefs_mode(mode):
@@ -45,15 +45,21 @@ def kernel_settings(mode):
 
 
 def workload_of(method, workload):
-    # The kernel method times the module's own tracee, not the syscall.
-    return "kmod-tracee" if method == "kernel" else workload
+    """The workload a method times when the run's is `workload`."""
+    return methods_reg.get(method).workload(workload)
 
 
 def applies(mode, method):
-    only = CHECK_MODES.get(mode)
-    if only is not None and method not in only:
-        return False
-    return mode_registry.get(tracefs_mode(mode)).applies(method)
+    """A method says which modes it measures (analysis/methods/), from what
+    the mode files declare (the kernel method: a mode with KERNEL settings)."""
+    return methods_reg.get(method).applies(mode, tracefs_mode(mode))
+
+
+def check_modes_of(methods):
+    """The check modes a plan of `methods` measures: off-aa always, and
+    those the methods bring (bpf with pyperf: off-probe)."""
+    brought = [m for name in methods for m in methods_reg.get(name).check_modes(methods)]
+    return [AA_MODE] + list(dict.fromkeys(brought))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +143,8 @@ class Plan:
 
     @property
     def needs_module(self):
-        return "kernel" in self.methods or any("module" in mode_registry.get(m).needs for m in self.modes)
+        return (any(methods_reg.get(m).needs_module for m in self.methods)
+                or any("module" in mode_registry.get(m).needs for m in self.modes))
 
     @property
     def kernel_save_regs(self):
@@ -148,8 +155,8 @@ class Plan:
     def drop_method(self, method, skipped):
         """Stop planning a method found impossible once the run began."""
         self.methods = [m for m in self.methods if m != method]
-        self.check_modes = [m for m in self.check_modes
-                            if m != PROBE_MODE or {"pyperf", "bpf"} <= set(self.methods)]
+        wanted = check_modes_of(self.methods)
+        self.check_modes = [m for m in self.check_modes if m in wanted]
         self.cells = [c for c in self.cells if c.method != method
                       and (c.mode in self.modes or c.mode in self.check_modes)]
         self.skipped.append(skipped)
@@ -162,6 +169,14 @@ class Plan:
             args.append(f"--affinity={self.affinity}")
         return args
 
+    def method_fields(self):
+        """Each known method's effort fields (bpf_calls), None where it is not planned."""
+        fields = {}
+        for m in methods_reg.every():
+            for k, v in m.plan_fields(self.profile).items():
+                fields[k] = v if m.name in self.methods else None
+        return fields
+
     def to_dict(self):
         return {
             "profile": dataclasses.asdict(self.profile),
@@ -170,7 +185,7 @@ class Plan:
             "affinity": self.affinity,
             "workload": self.workload,
             "methods": self.methods,
-            "bpf_calls": self.profile.bpf_calls if "bpf" in self.methods else None,
+            **self.method_fields(),
             "seed": self.seed,
             "rounds": self.profile.rounds,
             "pyperf_args": self.pyperf_args(),
@@ -205,7 +220,7 @@ def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
-    check_modes = [AA_MODE] + ([PROBE_MODE] if {"pyperf", "bpf"} <= set(methods) else [])
+    check_modes = check_modes_of(methods)
     cells = []
     for r in range(profile.rounds):
         order = list(modes) + check_modes

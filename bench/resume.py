@@ -16,6 +16,7 @@ come from two sessions (minutes or days apart).  Overhead is paired per
 round (mode - off in the same round), so every cell records its session and
 the bundle keeps each session's start, boot id and tracefs snapshot.
 """
+from analysis import methods
 from analysis.bundle import Bundle
 from remote.protocol.errors import BenchError
 
@@ -121,7 +122,7 @@ def clear_orphans(bundle, cells):
     stopped between the two writes) is not a result; it is replaced."""
     notes = []
     for c in cells:
-        for rel in (f"pyperf/{c.id}.json", f"kernel/{c.id}.json", f"bpf/{c.id}.json"):
+        for rel in (m.raw_file(c.id) for m in methods.every()):
             p = bundle.path / rel
             if p.exists():
                 p.unlink()

@@ -5,11 +5,9 @@ worker processes.  The controller decides the order of cells, checks that
 each mode is what it claims (tracefs says so), keeps every completed cell in
 the bundle as soon as it completes, and always asks the agent to restore.
 """
-import json
 import math
-import time
 
-from analysis import stats, steps
+from analysis import methods, stats, steps
 from analysis.bundle import Bundle, utc_now
 from analysis.units import bundle_unit, clock_of
 from remote.agent_client import AgentClient
@@ -132,17 +130,6 @@ def prepare_module(client, bundle, facts, ui):
     bundle.save()
 
 
-def calibrate_kernel(client, min_time, save_regs):
-    """Calls per in-kernel timing run: double until the slowest planned setting
-    (one ops, with SAVE_REGS when a planned mode's kernel cells use it: a
-    kernel without a regs caller refuses it) lasts min_time."""
-    calls = 1000
-    while True:
-        run = client.request("kmod_time", calls=calls, save_regs=save_regs, relevant=1, reps=1,
-                             timeout=600)["runs"][0]
-        if run["total_ns"] >= min_time * 1e9 or calls >= 10**8:
-            return calls
-        calls *= 2
 
 
 def checks(rows, bundle=None):
@@ -158,70 +145,54 @@ def checks(rows, bundle=None):
     return out
 
 
-def run_cell(client, bundle, plan, cell, function, kernel_calls, budgets=None):
-    """Measure one cell; returns its record (written to the bundle by the caller).
+class Harness:
+    """What a method's hooks get of the run (analysis/methods/: they import
+    nothing from bench or remote): the bundle, the plan, the traced
+    function and the ui; the controller's proofs that a cell is what it
+    claims (check_mode; check_kernel_cell with the kernel method's
+    settings per mode and the module's tracee; check_workload_pid), called
+    as plain functions; agent_error, what the agent client raises when the
+    agent refuses a request."""
+
+    check_mode = staticmethod(check_mode)
+    check_kernel_cell = staticmethod(check_kernel_cell)
+    check_workload_pid = staticmethod(check_workload_pid)
+    tracefs_mode = staticmethod(tracefs_mode)
+    kernel_settings = staticmethod(kernel_settings)
+    tracee = TRACEE
+    agent_error = AgentError
+
+    def __init__(self, bundle, plan, function, ui):
+        self.bundle, self.plan, self.function, self.ui = bundle, plan, function, ui
+
+    def drop_method(self, method, reason):
+        """A method found impossible once the run began: planned no more,
+        with the reason; the run goes on with the others."""
+        skipped = {"mode": None, "method": method, "reason": reason}
+        self.plan.drop_method(method, skipped)
+        self.ui.skip(skipped)
+        self.bundle.data["plan"].update(self.plan.to_dict())  # (keeps kernel_calls of a resumed plan)
+        self.bundle.save()
+
+
+def run_cell(client, run, cell, budgets=None):
+    """Measure one cell with its method; returns its record (written to the
+    bundle by the caller).  run: the Harness.
 
     budgets (CellBudget): the measuring request declares the cell's budget,
     so that nothing passes between controller and agent while it runs."""
+    method = methods.get(cell.method)
     record = {"id": cell.id, "round": cell.round, "mode": cell.mode, "workload": cell.workload,
               "method": cell.method, "status": "ok"}
-    tmode = tracefs_mode(cell.mode)
     budget = budgets.for_cell(cell.method) if budgets is not None else None
     # cell: the agent names it if the cell overruns its budget (and pyperf's files)
     quiet = dict(cell=cell.id)
     if budget is not None:
         quiet.update(budget_s=budget.agent_s, quiet_s=budget.quiet_s)
-    before = client.request("set_mode", mode=tmode if cell.method != "kernel" else "off",
-                            function=function, timeout=120)
-    if cell.method == "pyperf":
-        check_mode(tmode, function, before)
-        t0 = time.monotonic()
-        m = client.request("measure", pyperf_args=plan.pyperf_args(),
-                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600, **quiet)
-        host_s = time.monotonic() - t0
-        after = client.request("verify", function=function, timeout=60)
-        check_mode(tmode, function, after)
-        check_workload_pid(m.get("workload_pid"))
-        rel = bundle.write_raw(f"pyperf/{cell.id}.json", client.fetch(m["file"]))
-        means, n_values = stats.worker_means_ns(bundle.path / rel)
-        record.update(file=rel, elapsed_s=round(m["elapsed_s"], 2),
-                      workload_pid=m.get("workload_pid"),
-                      tracefs={"before": before, "after": after})
-        if m.get("bpf_probe"):
-            record["bpf_probe"] = m["bpf_probe"]  # the probes' count over the cell: proof they ran
-    elif cell.method == "bpf":  # the kernel's own sys_enter -> sys_exit times, exact call count
-        check_mode(tmode, function, before)
-        calls, reps = plan.profile.bpf_calls, plan.profile.processes
-        t0 = time.monotonic()
-        b = client.request("bpf_measure", calls=calls, reps=reps, timeout=3600, **quiet)
-        host_s = time.monotonic() - t0
-        after = client.request("verify", function=function, timeout=60)
-        check_mode(tmode, function, after)
-        rel = bundle.write_raw(f"bpf/{cell.id}.json", json.dumps(
-            {"cell": cell.id, "calls": calls, "runs": b["runs"]}, indent=1).encode())
-        means, n_values = stats.bpf_means_ns(bundle.path / rel)
-        record.update(file=rel, elapsed_s=round(b["elapsed_s"], 2), calls=calls,
-                      counts=[r["count"] for r in b["runs"]],
-                      tracefs={"before": before, "after": after})
-    else:  # kernel: the module times its own tracee, total ns and calls per repetition
-        # The cell's ops stay registered ("held") across all its timings, so
-        # that tracefs shows them before and after, as for the other methods.
-        p = plan.profile
-        reps = p.processes * p.values
-        settings = kernel_settings(tmode)
-        before = client.request("kmod_hold", timeout=120, **settings)
-        check_kernel_cell(tmode, before, settings)
-        t0 = time.monotonic()
-        k = client.request("kmod_time", calls=kernel_calls, reps=reps, timeout=3600, **settings, **quiet)
-        host_s = time.monotonic() - t0
-        after = client.request("verify", function=TRACEE, timeout=60)
-        client.request("kmod_release", timeout=120)
-        check_kernel_cell(tmode, after, settings)
-        rel = bundle.write_raw(f"kernel/{cell.id}.json",
-                               json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
-        means, n_values = stats.kernel_means_ns(bundle.path / rel)
-        record.update(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=kernel_calls,
-                      tracefs={"before": before, "after": after})
+    fields = method.measure(client, run, cell, quiet)
+    host_s = fields.pop("host_s")
+    record.update(fields)
+    means, n_values = method.read(run.bundle.path / record["file"])
     record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
     if budget is not None:
         budgets.record(cell.method, record["elapsed_s"], host_s)
@@ -242,25 +213,164 @@ def precondition(client, record, ui):
                 f"{f['last_pid']}, so that no worker's getppid() returns a cached small int")
 
 
-def start_bpf(client, bundle, plan, ui):
-    """Compile and load the bpf method's program.  A target that cannot (bcc
-    present but its program refused) loses the bpf method, with the reason,
-    and the run goes on with the other methods."""
+def connect(target, client, bundle, request, ui, force, resume):
+    """Start the agent and keep what the host is (a resumed bundle: check
+    that it is the same host); returns (facts, preflight, check report)."""
+    from . import resume as resume_mod
+
+    facts, pre, check = start_agent(target, client, ui, force, request["modes"],
+                                    request.get("workload", "getppid"))
+    if (client.ready or {}).get("lock_recovered"):
+        bundle.data["notes"].append(client.ready["lock_recovered"])
+    if resume:
+        bundle.data["notes"] += resume_mod.check_target(bundle, facts)
+    else:
+        bundle.data["facts"] = facts
+        bundle.data["clock"] = clock_of(facts)
+        bundle.data["host_check"] = check
+    ui.facts(facts)
+    return facts, pre, check
+
+
+def plan_run(bundle, request, facts, check, ui, resume, command):
+    """Plan what the host supports; returns (plan, the cells to measure,
+    the resumed session's record or None).  A resume measures the cells
+    its bundle is missing, in a session of its own."""
+    from . import resume as resume_mod
+    from .plan import make_plan, restrict
+
+    modes, methods_kept, skipped = restrict(request["modes"], request["methods"], check)
+    for s_ in skipped:
+        ui.skip(s_)
+    if not methods_kept:
+        raise MeasurementError("no measurement method is possible on this host: "
+                               + "; ".join(s_["reason"] for s_ in skipped if s_["method"]),
+                               kind="unsupported")
+    plan = make_plan(request["profile"], modes, methods=methods_kept, seed=request.get("seed"),
+                     skipped=skipped)
+    if not resume:
+        bundle.data["plan"] = plan.to_dict()
+        return plan, plan.cells, None
+    resume_mod.check_plan(bundle, plan)
+    cells = resume_mod.missing(bundle, plan)
+    bundle.data["notes"] += resume_mod.clear_orphans(bundle, cells)
+    session = {"session": len(bundle.data.get("sessions", [])) + 1,
+               "started_utc": utc_now().isoformat(timespec="seconds"), "command": command,
+               "boot_id": facts.get("boot_id"), "cells_missing": len(cells),
+               "previous_status": bundle.data.get("status"),
+               "previous_error": bundle.data.pop("error", None)}
+    bundle.data.setdefault("sessions", []).append(session)
+    ui.step(f"resuming {bundle.path}: {len(cells)} of {len(plan.cells)} cells missing")
+    return plan, cells, session
+
+
+def begin(client, bundle, pre, facts, request, session, ui):
+    """Keep the target's tracefs and snapshot it before the first write;
+    returns (the traced function, the snapshot, this session's record, its
+    noise record).  A resumed session's snapshot and noise go into its own
+    record (the first session's stay the bundle's)."""
+    if pre["busy"]:
+        bundle.data["notes"].append("tracing was in use and --force was given: "
+                                    + "; ".join(pre["busy"]))
+    function = pre["function"]
+    bundle.data["target"] = {"tracefs": pre["tracefs"], "function": function,
+                             "tracefs_mounted_by_run": pre["mounted_by_us"],
+                             "lockdown": pre["lockdown"]}
+    snap = client.request("begin", timeout=60)["snapshot"]
+    this_session = session if session is not None else bundle.data
+    this_session["tracefs_before"] = snap["knobs"]
+    noise = this_session["noise"] = {"tuned": bool(request.get("tune")),
+                                     "warnings": noise_notes(facts)}
+    return function, snap, this_session, noise
+
+
+def tune(client, bundle, plan, noise, ui):
+    """--tune: measure on one CPU, pinned and tuned (restored afterwards)."""
+    tuned = client.request("tune", timeout=60)
+    plan.affinity = tuned["cpu"]
+    bundle.data["plan"]["affinity"] = tuned["cpu"]
+    noise.update(cpu=tuned["cpu"], changed=tuned["changed"], housekeeping=tuned.get("housekeeping"))
+    house = tuned.get("housekeeping")
+    ui.step(f"tuned: measuring on CPU {tuned['cpu']}, "
+            + (f"the agent on CPU {','.join(map(str, house))}; " if house
+               else "one CPU: the agent shares it (and keeps quiet during cells); ")
+            + ("; ".join(f"{c['path']}: {c['before']} -> {c['after']}" for c in tuned["changed"])
+               or "no setting needed changing"))
+
+
+def start_methods(client, run, facts):
+    """Each planned method's start (the bpf program), the module when the
+    plan needs it, then each method's calibration (the kernel method's calls)."""
+    for name in list(run.plan.methods):  # (a method may drop itself)
+        methods.get(name).start(client, run)
+    if run.plan.needs_module:
+        prepare_module(client, run.bundle, facts, run.ui)
+    for name in run.plan.methods:
+        methods.get(name).calibrate(client, run)
+
+
+def measure_cells(client, run, cells, session, ui):
+    """Every cell in the plan's order, each kept in the bundle as it completes."""
+    budgets = CellBudget(run.plan.profile)
+    for i, cell in enumerate(cells, 1):
+        ui.cell_start(i, len(cells), cell)
+        record = run_cell(client, run, cell, budgets)
+        if session:
+            record["session"] = session["session"]
+        run.bundle.add_cell(record)
+        ui.cell_done(record)
+
+
+def restore_target(client, bundle, function, snap, noise):
+    """Tracing off and the target restored from its snapshot; returns the
+    restore's problems."""
+    client.request("set_mode", mode="off", function=function, timeout=120)
+    restored = client.request("restore", timeout=120)
+    bundle.data["tracefs_after"] = restored["after"]
+    if noise["tuned"]:
+        noise["restored"] = not restored["problems"]
+    b, a = snap["knobs"].get("buffer_size_kb", ""), restored["after"].get("buffer_size_kb", "")
+    if kernel_expanded(b, a):
+        bundle.data["notes"].append(
+            f"buffer_size_kb: the kernel expanded its ring buffer on first tracer use "
+            f"({b.strip()!r} -> {a.strip()!r}); once per boot, only a reboot undoes it")
+    return restored["problems"]
+
+
+def summarize(bundle):
+    """The bundle's result rows and checks from its cells; a statistics
+    failure is a note, never a lost bundle."""
+    rows = []
+    if bundle.data["cells"]:
+        try:
+            rows = summarize_bundle(bundle)
+            bundle.data["checks"] = _clean(checks(rows, bundle))
+        except Exception as e:  # never lose the bundle to a statistics failure
+            bundle.data["notes"].append(f"summary failed: {type(e).__name__}: {e}")
+    return rows
+
+
+def finish(client, bundle, status, problems_seen, resume, session, ui):
+    """Whatever happened: close the agent (it restores what is left), note
+    the restore's problems, summarize and write the bundle's final state."""
+    problems = []
     try:
-        ready = client.request("bpf_start", syscall=plan.workload, timeout=1800)
-    except AgentError as e:
-        if e.kind != "unsupported":
-            raise
-        skipped = {"mode": None, "method": "bpf", "reason": str(e)}
-        plan.drop_method("bpf", skipped)
-        ui.skip(skipped)
-        bundle.data["plan"].update(plan.to_dict())  # (keeps kernel_calls of a resumed plan)
-        bundle.save()
-        return
-    bundle.data["bpf"] = ready
-    ui.step(f"bpf probes compiled in {ready['compile_s']} s (bcc {ready['bcc']}, "
-            f"{ready['python']}), getppid = syscall {ready['nr']}")
-    bundle.save()
+        problems = client.close(abort=status != "complete")
+    except RemoteError as e:
+        bundle.data["notes"].append(f"closing the agent: {e}")
+    except KeyboardInterrupt:
+        client.abandon()
+    problems = sorted(problems_seen | set(problems))
+    if problems:
+        bundle.data["restore_problems"] = problems
+        bundle.data["notes"].append("restore problems: " + "; ".join(problems))
+    rows = summarize(bundle)
+    if not resume or session is not None:
+        # (a resume refused before measuring leaves the bundle as it was)
+        bundle.finish(status, rows, stats.METHOD_TEXT)
+    if status != "complete" and not bundle.data["cells"] and not resume:
+        bundle.discard()  # nothing measured: leave no empty bundle behind
+    ui.finished(bundle, status, problems)
 
 
 def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=None, resume=None):
@@ -271,109 +381,25 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
     target.  resume: an incomplete Bundle (bench/resume.py) whose missing
     cells are measured into it instead.
     """
-    from . import resume as resume_mod
-    from .plan import make_plan, restrict
-
     bundle = resume or Bundle.create(out_dir, host=dict(target.describe()), tool_version=__version__,
                                      command=command)
-    session = None
     client = AgentClient(target, lease=lease, on_event=ui.agent_event, lock=True)
-    status = "failed"
-    problems_seen = set()
+    status, session, problems_seen = "failed", None, set()
     try:
-        facts, pre, check = start_agent(target, client, ui, force, request["modes"],
-                                        request.get("workload", "getppid"))
-        if (client.ready or {}).get("lock_recovered"):
-            bundle.data["notes"].append(client.ready["lock_recovered"])
-        if resume:
-            bundle.data["notes"] += resume_mod.check_target(bundle, facts)
-        else:
-            bundle.data["facts"] = facts
-            bundle.data["clock"] = clock_of(facts)
-            bundle.data["host_check"] = check
-        ui.facts(facts)
-        modes, methods, skipped = restrict(request["modes"], request["methods"], check)
-        for s_ in skipped:
-            ui.skip(s_)
-        if not methods:
-            raise MeasurementError("no measurement method is possible on this host: "
-                                   + "; ".join(s_["reason"] for s_ in skipped if s_["method"]),
-                                   kind="unsupported")
-        plan = make_plan(request["profile"], modes, methods=methods, seed=request.get("seed"),
-                         skipped=skipped)
-        cells = plan.cells
-        if resume:
-            resume_mod.check_plan(bundle, plan)
-            cells = resume_mod.missing(bundle, plan)
-            bundle.data["notes"] += resume_mod.clear_orphans(bundle, cells)
-            session = {"session": len(bundle.data.get("sessions", [])) + 1,
-                       "started_utc": utc_now().isoformat(timespec="seconds"), "command": command,
-                       "boot_id": facts.get("boot_id"), "cells_missing": len(cells),
-                       "previous_status": bundle.data.get("status"),
-                       "previous_error": bundle.data.pop("error", None)}
-            bundle.data.setdefault("sessions", []).append(session)
-            ui.step(f"resuming {bundle.path}: {len(cells)} of {len(plan.cells)} cells missing")
-        else:
-            bundle.data["plan"] = plan.to_dict()
-        if pre["busy"]:
-            bundle.data["notes"].append("tracing was in use and --force was given: "
-                                        + "; ".join(pre["busy"]))
-        function = pre["function"]
-        bundle.data["target"] = {"tracefs": pre["tracefs"], "function": function,
-                                 "tracefs_mounted_by_run": pre["mounted_by_us"],
-                                 "lockdown": pre["lockdown"]}
-        snap = client.request("begin", timeout=60)["snapshot"]
-        # This session's snapshot and noise: a resumed session's go into its
-        # own record (the first session's stay the bundle's).
-        this_session = session if session is not None else bundle.data
-        this_session["tracefs_before"] = snap["knobs"]
-        kernel_calls = bundle.data["plan"].get("kernel_calls")  # a resumed run keeps its calls
-        noise = this_session["noise"] = {"tuned": bool(request.get("tune")),
-                                         "warnings": noise_notes(facts)}
+        facts, pre, check = connect(target, client, bundle, request, ui, force, resume)
+        plan, cells, session = plan_run(bundle, request, facts, check, ui, resume, command)
+        function, snap, this_session, noise = begin(client, bundle, pre, facts, request, session, ui)
         if request.get("tune"):
-            tuned = client.request("tune", timeout=60)
-            plan.affinity = tuned["cpu"]
-            bundle.data["plan"]["affinity"] = tuned["cpu"]
-            noise.update(cpu=tuned["cpu"], changed=tuned["changed"],
-                         housekeeping=tuned.get("housekeeping"))
-            house = tuned.get("housekeeping")
-            ui.step(f"tuned: measuring on CPU {tuned['cpu']}, "
-                    + (f"the agent on CPU {','.join(map(str, house))}; " if house
-                       else "one CPU: the agent shares it (and keeps quiet during cells); ")
-                    + ("; ".join(f"{c['path']}: {c['before']} -> {c['after']}" for c in tuned["changed"])
-                       or "no setting needed changing"))
+            tune(client, bundle, plan, noise, ui)
         else:
             for n in noise["warnings"]:
                 ui.warn(f"noisy: {n} (bench run --tune pins and tunes, and restores afterwards)")
         precondition(client, this_session, ui)
         bundle.save()
-        if "bpf" in plan.methods:
-            start_bpf(client, bundle, plan, ui)
-        if plan.needs_module:
-            prepare_module(client, bundle, facts, ui)
-            if "kernel" in plan.methods and kernel_calls is None:
-                kernel_calls = calibrate_kernel(client, plan.profile.min_time,
-                                                save_regs=plan.kernel_save_regs)
-                bundle.data["plan"]["kernel_calls"] = kernel_calls
-        budgets = CellBudget(plan.profile)
-        for i, cell in enumerate(cells, 1):
-            ui.cell_start(i, len(cells), cell)
-            record = run_cell(client, bundle, plan, cell, function, kernel_calls, budgets)
-            if session:
-                record["session"] = session["session"]
-            bundle.add_cell(record)
-            ui.cell_done(record)
-        client.request("set_mode", mode="off", function=function, timeout=120)
-        restored = client.request("restore", timeout=120)
-        bundle.data["tracefs_after"] = restored["after"]
-        if request.get("tune"):
-            noise["restored"] = not restored["problems"]
-        problems_seen.update(restored["problems"])
-        b, a = snap["knobs"].get("buffer_size_kb", ""), restored["after"].get("buffer_size_kb", "")
-        if kernel_expanded(b, a):
-            bundle.data["notes"].append(
-                f"buffer_size_kb: the kernel expanded its ring buffer on first tracer use "
-                f"({b.strip()!r} -> {a.strip()!r}); once per boot, only a reboot undoes it")
+        run = Harness(bundle, plan, function, ui)
+        start_methods(client, run, facts)
+        measure_cells(client, run, cells, session, ui)
+        problems_seen.update(restore_target(client, bundle, function, snap, noise))
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -382,31 +408,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
         bundle.data["error"] = str(e)
         raise
     finally:
-        problems = []
-        try:
-            problems = client.close(abort=status != "complete")
-        except RemoteError as e:
-            bundle.data["notes"].append(f"closing the agent: {e}")
-        except KeyboardInterrupt:
-            client.abandon()
-        problems_seen.update(problems)
-        problems = sorted(problems_seen)
-        if problems:
-            bundle.data["restore_problems"] = problems
-            bundle.data["notes"].append("restore problems: " + "; ".join(problems))
-        rows = []
-        if bundle.data["cells"]:
-            try:
-                rows = summarize_bundle(bundle)
-                bundle.data["checks"] = _clean(checks(rows, bundle))
-            except Exception as e:  # never lose the bundle to a statistics failure
-                bundle.data["notes"].append(f"summary failed: {type(e).__name__}: {e}")
-        if not resume or session is not None:
-            # (a resume refused before measuring leaves the bundle as it was)
-            bundle.finish(status, rows, stats.METHOD_TEXT)
-        if status != "complete" and not bundle.data["cells"] and not resume:
-            bundle.discard()  # nothing measured: leave no empty bundle behind
-        ui.finished(bundle, status, problems)
+        finish(client, bundle, status, problems_seen, resume, session, ui)
     return bundle
 
 

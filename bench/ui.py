@@ -5,6 +5,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from analysis import methods
 from analysis.stats import disagreement_reason, excludes_zero
 from analysis.steps import check_lines as step_lines
 from analysis.units import bundle_unit, unit_of
@@ -66,7 +67,7 @@ class RunUI:
             return
         means = record["worker_means_ns"]
         mean = sum(means) / len(means) if means else float("nan")
-        unit = "workers" if record["method"] == "pyperf" else "runs"
+        unit = methods.get(record["method"]).samples
         if record.get("counts"):
             unit += f" of {record['calls']:,} calls, counted exactly"
         self.out.print(f" {fmt_ns(mean)} {self.unit}/call ({record['n_workers']} {unit}, "

@@ -96,7 +96,7 @@ def test_a_mode_file_must_declare_its_mode_whole():
     with pytest.raises(modes.ModeFileError, match="bench check answers only"):
         modes.from_module(module)
     module = load_mode_file(DATA / "modes" / "function_notrace.py")
-    module.METHODS += ("kernel",)  # without the module's settings
+    module.KERNEL = {"save_regs": True}  # without the number of relevant ops
     with pytest.raises(modes.ModeFileError, match="KERNEL"):
         modes.from_module(module)
     with pytest.raises(modes.ModeFileError, match="declared twice"):

@@ -8,7 +8,9 @@ Protocol: one JSON object per line.  The controller sends requests
 "result": ...}`` or ``{"id": N, "ok": false, "kind": "...", "error": "..."}``
 and may send events ``{"event": "progress", ...}`` in between.  ``ping``
 requests are answered by the reader thread at once, even during a
-measurement: they renew the lease.
+measurement: they renew the lease.  The ops are this class's op_* and the
+measurement methods' own, each in its file next to this one
+(pyperfmethod.py, kernelmethod.py, bpfmethod.py: method_files()).
 
 A quiet harness: a measuring request (measure, bpf_measure, kmod_time) may
 declare ``budget_s``, the most the cell should take.  The controller then
@@ -27,6 +29,8 @@ detached from the session, restores from ``state.json`` if the agent itself
 dies without restoring (kill -9).
 """
 import argparse
+import functools
+import importlib
 import json
 import os
 import re
@@ -40,7 +44,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import bpfmethod  # noqa: E402
 import capabilities  # noqa: E402
 import facts as facts_mod  # noqa: E402
 import kmod as kmod_mod  # noqa: E402
@@ -60,6 +63,18 @@ except ImportError:  # in the source tree, imported as remote.agent.agent
     from remote.protocol import modes as modes_mod
     from remote.protocol.errors import BenchError
 
+
+def method_files():
+    """The measurement methods' agent files: every *method.py next to this
+    one, found rather than listed (a new method's file cannot be
+    forgotten).  Each declares OPS ({op: handler(agent, req)}, served as
+    the agent's own ops) and QUIET_OPS (those that measure: a cell's
+    budget); restore(agent), where there is one, runs first on restore."""
+    names = sorted(f[:-len(".py")] for f in os.listdir(HERE) if f.endswith("method.py"))
+    return [importlib.import_module(name) for name in names]
+
+
+METHOD_FILES = method_files()
 FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # user@host pid N, as the controller describes itself for the target lock
 HOLDER_RE = re.compile(r"^[A-Za-z0-9_.@:/ -]{1,200}$")
@@ -118,6 +133,8 @@ class ModeWriter:
 
 
 class Agent:
+    Fatal = Fatal  # what the methods' ops raise (they get the agent, not this module)
+
     def __init__(self, workdir, lease, lock_holder=None):
         self.workdir = workdir
         self.lease = lease_mod.Lease(lease)
@@ -131,7 +148,8 @@ class Agent:
         self.tracefs = None
         self.workload = None  # the running pyperf Popen
         self.kmod = None
-        self.bpf = None  # the bpf collector (bpfmethod.Collector), once started
+        self.method_state = {}  # each method's own, by its name (bpf: the collector)
+        self.method_ops = {op: handler for m in METHOD_FILES for op, handler in m.OPS.items()}
         self.tune_cpu = None  # the measuring CPU under --tune
         self.housekeeping = None  # the other CPUs, where the agent's threads sit under --tune
         self.thread_ids = []  # native ids of the reader and watchdog threads (to pin them)
@@ -229,8 +247,9 @@ class Agent:
 
     def restore(self):
         problems = []
-        if self.bpf is not None:
-            self.bpf.stop()
+        for m in METHOD_FILES:
+            if hasattr(m, "restore"):
+                problems += m.restore(self)
         if self.kmod is not None:
             problems += self.kmod.unload()
         if self.tracefs is not None:
@@ -371,53 +390,6 @@ class Agent:
             self.tracefs.save_snapshot(os.path.join(self.workdir, "state.json"))
             return info
 
-    def op_kmod_time(self, req):
-        if self.kmod is None or not self.kmod.loaded_by_us:
-            raise Fatal("kmod_time before kmod_load")
-        calls = int(req["calls"])
-        reps = int(req.get("reps", 1))
-        relevant = int(req.get("relevant", 1))
-        irrelevant = int(req.get("irrelevant", 0))
-        if not (1 <= calls <= 10**9 and 1 <= reps <= 10000 and 0 <= relevant <= 16
-                and 0 <= irrelevant <= 16):
-            raise Fatal("kmod_time arguments out of range", kind="usage")
-        t0 = time.monotonic()
-        with self.state_lock:
-            # The module times its loop in this thread: under --tune it goes
-            # to the measuring CPU for the timing alone, then back.
-            if self.tune_cpu is not None and self.housekeeping:
-                os.sched_setaffinity(0, {self.tune_cpu})
-            try:
-                runs = self.kmod.time(calls, bool(req.get("save_regs")), relevant, irrelevant, reps)
-            finally:
-                if self.tune_cpu is not None and self.housekeeping:
-                    os.sched_setaffinity(0, self.housekeeping)
-        return {"runs": runs, "elapsed_s": time.monotonic() - t0}
-
-    def _kmod_settings(self, req):
-        save_regs = req.get("save_regs")
-        relevant, irrelevant = int(req.get("relevant", 1)), int(req.get("irrelevant", 0))
-        if not (isinstance(save_regs, bool) and 0 <= relevant <= 16 and 0 <= irrelevant <= 16):
-            raise Fatal("kmod settings out of range", kind="usage")
-        return save_regs, relevant, irrelevant
-
-    def op_kmod_hold(self, req):
-        """Register the ops of a kernel-method cell and keep them across its
-        timings; returns what tracefs shows, the module's tracee included
-        (the controller checks it, as for every other cell)."""
-        if self.kmod is None or not self.kmod.loaded_by_us:
-            raise Fatal("kmod_hold before kmod_load")
-        save_regs, relevant, irrelevant = self._kmod_settings(req)
-        with self.state_lock:
-            self.kmod.hold(save_regs, relevant, irrelevant)
-            return self.op_verify({"function": kmod_mod.TRACEE})
-
-    def op_kmod_release(self, req):
-        if self.kmod is not None and self.kmod.loaded_by_us:
-            with self.state_lock:
-                self.kmod.release()
-        return None
-
     def op_precondition(self, req):
         """Out of the just-booted state before round 0 (precondition.py); says what it did."""
         return precondition_mod.run()
@@ -464,90 +436,6 @@ class Agent:
                         set_ftrace_filter=t.lines("set_ftrace_filter"),
                         **tracefs_mod.enabled_view(enabled, function))
 
-    def op_measure(self, req):
-        cell = req["cell"]
-        if not re.match(r"^[A-Za-z0-9_.-]+$", cell):
-            raise Fatal("bad cell id %r" % cell, kind="usage")
-        args = [str(a) for a in req.get("pyperf_args", [])]
-        for a in args:
-            if not re.match(r"^--?[a-z-]+(=[A-Za-z0-9_.,-]+)?$|^[0-9.]+$", a):
-                raise Fatal("bad pyperf argument %r" % a, kind="usage")
-        out_dir = os.path.join(self.workdir, "results")
-        os.makedirs(out_dir, exist_ok=True)
-        out = os.path.join(out_dir, cell + ".json")
-        argv = [sys.executable, os.path.join(HERE, "workload.py"), "--output", out] + args
-        probe = bool(req.get("bpf_probe"))
-        if probe:
-            # The probe's own cost: the same program, attached for every
-            # process (the pyperf workers come and go), tracer off.
-            self.need_bpf().attach(0)
-        t0 = time.monotonic()
-        # pyperf's output goes to a file and is forwarded once the cell is
-        # over: read as it comes, each line would wake this thread, sshd and
-        # the network between (and, on one CPU, during) timed values.
-        log = os.path.join(out_dir, cell + ".out")
-        with open(log, "wb") as logf:
-            self.workload = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                             cwd=self.workdir)
-        # pyperf's workers are this process's children: their getppid()
-        # returns its pid, and whether that is a cached small int changes the
-        # per-call cost (precondition.py).  Kept in the cell as proof.
-        workload_pid = self.workload.pid
-        with open(os.path.join(self.workdir, "workload.pgid"), "w") as f:
-            f.write(str(self.workload.pid))
-        rc = self.workload.wait()  # blocks in waitpid: no wake-up until pyperf exits
-        self.workload = None
-        probed = self.bpf.collect() if probe else None
-        with open(log, "rb") as f:
-            output = f.read().decode("utf-8", "replace")
-        if output:
-            self.send({"event": "progress", "cell": cell, "text": output})
-        if rc != 0 or not os.path.exists(out):
-            tail = " | ".join(output.strip().splitlines()[-3:])
-            raise Fatal("pyperf failed for cell %s (exit %d): %s" % (cell, rc, tail), kind="measure")
-        res = {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:],
-               "workload_pid": workload_pid}
-        if probed is not None:
-            res["bpf_probe"] = {k: probed[k] for k in ("count", "sum_ns", "mean_ns")}
-        return res
-
-    # -- the bpf method -------------------------------------------------------
-    def need_bpf(self):
-        if self.bpf is None:
-            raise Fatal("bpf measurement before bpf_start")
-        return self.bpf
-
-    def op_bpf_start(self, req):
-        """Compile and load the collector's program (probes detached until a run)."""
-        syscall = req.get("syscall", "getppid")
-        if self.bpf is None:
-            self.bpf = bpfmethod.Collector(self.workdir)
-            try:
-                return self.bpf.start(syscall)
-            except bpfmethod.BpfError:
-                self.bpf.stop()
-                self.bpf = None
-                raise
-        return self.bpf.ready
-
-    def op_bpf_measure(self, req):
-        """reps exact runs of `calls` getppid calls, each in a fresh process."""
-        calls, reps = int(req["calls"]), int(req.get("reps", 1))
-        if not (1 <= calls <= 10**9 and 1 <= reps <= 10000):
-            raise Fatal("bpf_measure arguments out of range", kind="usage")
-        c = self.need_bpf()
-        t0 = time.monotonic()
-        runs = []
-        for _ in range(reps):
-            def keep(child):
-                self.workload = child  # an abort kills it like a pyperf worker
-            try:
-                runs.append(c.run_calls(calls, cpu=self.tune_cpu, on_child=keep))
-            finally:
-                self.workload = None
-        return {"runs": runs, "elapsed_s": time.monotonic() - t0}
-
     # -- noise control (--tune) -----------------------------------------------
     def op_tune(self, req):
         """Pin to one CPU and write the tuning files, each snapshotted first
@@ -565,7 +453,7 @@ class Agent:
             # what they start unpinned (pyperf's manager, the bpf collector)
             # go to the other CPUs; the workloads pin themselves to `cpu`
             # (pyperf --affinity, callloop), the module's timing moves there
-            # for its duration (op_kmod_time).  With one CPU there is no
+            # for its duration (kernelmethod.time_calls).  With one CPU there is no
             # other: the harness keeps quiet during cells instead.
             self.housekeeping = tune_mod.housekeeping_cpus(cpu)
             pinned = tune_mod.pin_threads([0] + self.thread_ids, self.housekeeping or {cpu})
@@ -582,7 +470,7 @@ class Agent:
             return {"problems": problems, "after": after}
 
     # -- main loop ------------------------------------------------------------
-    QUIET_OPS = ("measure", "bpf_measure", "kmod_time")
+    QUIET_OPS = tuple(op for m in METHOD_FILES for op in m.QUIET_OPS)
 
     def run_op(self, op, handler, req):
         """Run one request; a measuring one with a declared budget holds the
@@ -633,6 +521,8 @@ class Agent:
                 self.send({"id": req.get("id"), "ok": True, "result": {"problems": problems}})
                 return
             handler = getattr(self, "op_" + str(op).replace("-", "_"), None)
+            if handler is None and op in self.method_ops:
+                handler = functools.partial(self.method_ops[op], self)
             try:
                 if handler is None:
                     raise Fatal("unknown op %r" % op, kind="protocol")
@@ -641,8 +531,13 @@ class Agent:
             except BenchError as e:  # Fatal, TracefsError, KmodError, BpfError: kind and message
                 self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
             except Exception as e:  # report, keep serving: the controller decides
-                self.send({"id": req.get("id"), "ok": False, "kind": "agent",
-                           "error": "%s: %s" % (type(e).__name__, e)})
+                if isinstance(getattr(e, "kind", None), str):
+                    # the errors that say what failed (TracefsError, KmodError, a
+                    # method's own): their kind and message as they are
+                    self.send({"id": req.get("id"), "ok": False, "kind": e.kind, "error": str(e)})
+                else:
+                    self.send({"id": req.get("id"), "ok": False, "kind": "agent",
+                               "error": "%s: %s" % (type(e).__name__, e)})
 
 
 def guard(pipe_fd, workdir, lock_fd=None):

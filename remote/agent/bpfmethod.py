@@ -212,3 +212,62 @@ class Collector:
             os.unlink(os.path.join(self.workdir, "bpf.pgid"))
         except OSError:
             pass
+
+
+# -- the agent's ops ----------------------------------------------------------
+# The agent serves OPS as its own (agent.py: every *method.py next to it);
+# each op gets the agent as a plain object and raises agent.Fatal.  The
+# collector is the agent's for the whole run: agent.method_state["bpf"].
+
+def collector(agent):
+    """The run's started collector (bpf_start first)."""
+    c = agent.method_state.get("bpf")
+    if c is None:
+        raise agent.Fatal("bpf measurement before bpf_start")
+    return c
+
+
+def start(agent, req):
+    """Compile and load the collector's program (probes detached until a run)."""
+    syscall = req.get("syscall", "getppid")
+    c = agent.method_state.get("bpf")
+    if c is None:
+        c = agent.method_state["bpf"] = Collector(agent.workdir)
+        try:
+            return c.start(syscall)
+        except BpfError:
+            c.stop()
+            del agent.method_state["bpf"]
+            raise
+    return c.ready
+
+
+def measure(agent, req):
+    """reps exact runs of `calls` getppid calls, each in a fresh process."""
+    calls, reps = int(req["calls"]), int(req.get("reps", 1))
+    if not (1 <= calls <= 10**9 and 1 <= reps <= 10000):
+        raise agent.Fatal("bpf_measure arguments out of range", kind="usage")
+    c = collector(agent)
+    t0 = time.monotonic()
+    runs = []
+    for _ in range(reps):
+        def keep(child):
+            agent.workload = child  # an abort kills it like a pyperf worker
+        try:
+            runs.append(c.run_calls(calls, cpu=agent.tune_cpu, on_child=keep))
+        finally:
+            agent.workload = None
+    return {"runs": runs, "elapsed_s": time.monotonic() - t0}
+
+
+def restore(agent):
+    """On restore (first, before the module and tracefs): stop the
+    collector, which detaches its probes; returns problems (none)."""
+    c = agent.method_state.get("bpf")
+    if c is not None:
+        c.stop()
+    return []
+
+
+OPS = {"bpf_start": start, "bpf_measure": measure}
+QUIET_OPS = ("bpf_measure",)

@@ -9,11 +9,12 @@ shortest example):
   NEEDS        what it needs from the host, in HOST_NEEDS' terms (bench
                check answers each), in order of precedence: the first unmet
                one is the reason bench check gives, all met the last one's
-  METHODS      the methods that measure it
   KERNEL       for the kernel method (which times the module's own tracee,
                not the workload): the module's settings for this mode,
                {"save_regs": bool, "relevant": number of ops}; None if the
-               kernel method does not measure it
+               kernel method does not measure it.  Which methods measure a
+               mode is the methods' say (analysis/methods/): a new method
+               touches no mode file
   KNOBS        the tracefs knobs enter() writes (the agent refuses others:
                its snapshot and restore cover remote/agent/tracefs.py KNOBS)
   ENTRY_PATHS  {ftrace variant: the entry path a traced call takes} where
@@ -60,7 +61,6 @@ class Mode:
     order: float
     description: str
     needs: tuple
-    methods: tuple
     kernel: object  # {"save_regs": bool, "relevant": int} or None
     knobs: tuple
     entry_paths: dict
@@ -68,11 +68,8 @@ class Mode:
     expect: object
     baseline: bool = False
 
-    def applies(self, method):
-        return method in self.methods
 
-
-REQUIRED = ("NAME", "ORDER", "DESCRIPTION", "NEEDS", "METHODS", "KERNEL", "KNOBS", "ENTRY_PATHS",
+REQUIRED = ("NAME", "ORDER", "DESCRIPTION", "NEEDS", "KERNEL", "KNOBS", "ENTRY_PATHS",
             "enter", "expect")
 
 
@@ -83,16 +80,13 @@ def from_module(module):
     if missing:
         raise ModeFileError("mode file %s does not declare %s" % (where, ", ".join(missing)))
     m = Mode(name=module.NAME, order=module.ORDER, description=module.DESCRIPTION,
-             needs=tuple(module.NEEDS), methods=tuple(module.METHODS), kernel=module.KERNEL,
+             needs=tuple(module.NEEDS), kernel=module.KERNEL,
              knobs=tuple(module.KNOBS), entry_paths=dict(module.ENTRY_PATHS), enter=module.enter,
              expect=module.expect, baseline=bool(getattr(module, "BASELINE", False)))
     unknown = [n for n in m.needs if n not in HOST_NEEDS]
     if not m.needs or unknown:
         raise ModeFileError("mode %s needs %s: bench check answers only %s"
                             % (m.name, ", ".join(unknown), ", ".join(HOST_NEEDS)))
-    if ("kernel" in m.methods) != (m.kernel is not None):
-        raise ModeFileError("mode %s: KERNEL gives the module's settings exactly when METHODS "
-                            "has the kernel method" % m.name)
     if m.kernel is not None and set(m.kernel) != {"save_regs", "relevant"}:
         raise ModeFileError("mode %s: KERNEL must be {'save_regs': bool, 'relevant': int}" % m.name)
     return m

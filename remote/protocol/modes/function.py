@@ -3,8 +3,7 @@ NAME = "function"
 ORDER = 20
 DESCRIPTION = "the function tracer on the workload's syscall handler alone, by set_ftrace_filter"
 NEEDS = ("function tracer",)
-METHODS = ("pyperf", "bpf")  # the kernel method's tracee is not the handler
-KERNEL = None
+KERNEL = None  # the kernel method times its own tracee, not the handler
 KNOBS = ("set_ftrace_filter", "tracing_on", "current_tracer")
 ENTRY_PATHS = {}
 

@@ -3,8 +3,7 @@ NAME = "function-all"
 ORDER = 30
 DESCRIPTION = "the function tracer on every function"
 NEEDS = ("function tracer",)
-METHODS = ("pyperf", "bpf")
-KERNEL = None
+KERNEL = None  # the kernel method times its own tracee, not the handler
 KNOBS = ("tracing_on", "current_tracer")
 ENTRY_PATHS = {}
 

@@ -4,7 +4,6 @@ NAME = "noregs"
 ORDER = 40
 DESCRIPTION = "the suite's module: one ftrace_ops on the handler without SAVE_REGS"
 NEEDS = ("module",)
-METHODS = ("pyperf", "kernel", "bpf")
 KERNEL = {"save_regs": False, "relevant": 1}
 KNOBS = ()  # the module registers its ops itself; unloading it removes them
 # The caller an ops without SAVE_REGS goes through, by ftrace variant

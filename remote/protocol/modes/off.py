@@ -4,7 +4,6 @@ ORDER = 10
 BASELINE = True
 DESCRIPTION = "no tracing, current_tracer nop and enabled_functions empty; the baseline, always measured"
 NEEDS = ("tracefs",)
-METHODS = ("pyperf", "kernel", "bpf")
 KERNEL = {"save_regs": False, "relevant": 0}  # the module's timing with no ops at all
 KNOBS = ()
 ENTRY_PATHS = {}

@@ -6,7 +6,6 @@ DESCRIPTION = "the same ops with SAVE_REGS: the call goes through the regs calle
 # A kernel without a regs caller refuses a SAVE_REGS ops: that is the
 # reason to give first, whatever else is missing.
 NEEDS = ("regs caller", "module")
-METHODS = ("pyperf", "kernel", "bpf")
 KERNEL = {"save_regs": True, "relevant": 1}
 KNOBS = ()  # the module registers its ops itself; unloading it removes them
 # Only the regs era has a regs caller (docs/lab.md, "The eras of arm64 ftrace").

@@ -6,7 +6,6 @@ NAME = "function-notrace"
 ORDER = 35
 DESCRIPTION = "the function tracer on every function but the workload's syscall handler"
 NEEDS = ("function tracer",)
-METHODS = ("pyperf", "bpf")
 KERNEL = None
 KNOBS = ("set_ftrace_notrace", "tracing_on", "current_tracer")
 ENTRY_PATHS = {}

@@ -1,0 +1,66 @@
+"""pyperf: the getppid loop timed by pyperf's worker processes on the target.
+
+It sees the whole round trip (interpreter, syscall entry and exit, the
+handler and whatever tracing adds), in every mode; pyperf calibrates the
+loop count so that each value lasts the profile's min_time.  Agent side:
+remote/agent/workload.py (the loop pyperf runs) and the agent's measure op.
+"""
+import time
+
+import numpy as np
+
+from . import Method, answer
+from .bpf import PROBE_MODE
+
+
+class Pyperf(Method):
+    name = "pyperf"
+    rank = 0
+    needs = "python3 >= 3.9 on the target"
+    samples = "workers"
+
+    def applies(self, mode, tracefs_mode):
+        return True  # every mode, and the bpf method's off-probe: its loop with the probes on
+
+    def available(self, facts, caps, module):
+        return answer(True, None, "python3 on the target runs the shipped pyperf")
+
+    def estimate(self, profile, startup_s):
+        # a manager, one calibration worker, `processes` workers; each worker
+        # warmups + values of min_time (calibration about twice).
+        p = profile
+        processes = p.processes + 2
+        timed = (p.processes + 2) * (p.warmups + p.values) * p.min_time
+        return processes * startup_s + timed
+
+    def measure(self, client, run, cell, quiet):
+        tmode = run.tracefs_mode(cell.mode)
+        before = client.request("set_mode", mode=tmode, function=run.function, timeout=120)
+        run.check_mode(tmode, run.function, before)
+        t0 = time.monotonic()
+        m = client.request("measure", pyperf_args=run.plan.pyperf_args(),
+                           bpf_probe=cell.mode == PROBE_MODE, timeout=3600, **quiet)
+        host_s = time.monotonic() - t0
+        after = client.request("verify", function=run.function, timeout=60)
+        run.check_mode(tmode, run.function, after)
+        run.check_workload_pid(m.get("workload_pid"))
+        rel = run.bundle.write_raw(self.raw_file(cell.id), client.fetch(m["file"]))
+        fields = dict(file=rel, elapsed_s=round(m["elapsed_s"], 2), workload_pid=m.get("workload_pid"),
+                      tracefs={"before": before, "after": after})
+        if m.get("bpf_probe"):
+            fields["bpf_probe"] = m["bpf_probe"]  # the probes' count over the cell: proof they ran
+        return dict(fields, host_s=host_s)
+
+    def read(self, path):
+        """Mean of each worker's values, in ns, read with pyperf's own loader."""
+        import pyperf
+
+        bench = pyperf.Benchmark.load(str(path))
+        means = []
+        for run in bench.get_runs():
+            if run.values:  # calibration runs carry warmups only
+                means.append(float(np.mean(run.values)) * 1e9)
+        return means, sum(len(r.values) for r in bench.get_runs())
+
+
+METHOD = Pyperf()

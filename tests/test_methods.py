@@ -1,0 +1,106 @@
+"""Methods are one file each (analysis/methods/), found by name: a method
+registered in one place is planned, budgeted, checked and measured through
+the agent client with nothing else changed."""
+import json
+
+import pytest
+
+from analysis import methods
+from analysis.methods import Method, answer
+from bench import budget
+from analysis.bundle import Bundle
+from bench.plan import PROFILES, make_plan
+from bench.run import Harness, run_cell, start_methods
+
+
+class Echo(Method):
+    """A test-only method: the agent's 'echo' op returns its runs as given."""
+    name = "echo"
+    rank = 99
+    needs = "nothing"
+
+    def applies(self, mode, tracefs_mode):
+        return mode == "off"
+
+    def workload(self, workload):
+        return "echo-" + workload
+
+    def available(self, facts, caps, module):
+        return answer(True, None, "always")
+
+    def estimate(self, profile, startup_s):
+        return 1.0
+
+    def calibrate(self, client, run):
+        run.bundle.data["plan"]["echo_calls"] = client.request("echo_calibrate")["calls"]
+
+    def measure(self, client, run, cell, quiet):
+        e = client.request("echo", calls=run.bundle.data["plan"]["echo_calls"], **quiet)
+        rel = run.bundle.write_raw(self.raw_file(cell.id), json.dumps({"runs": e["runs"]}).encode())
+        return dict(file=rel, elapsed_s=e["elapsed_s"], host_s=0.5)
+
+    def read(self, path):
+        with open(path) as f:
+            runs = json.load(f)["runs"]
+        return runs, len(runs)
+
+
+class FakeClient:
+    """Records every request; answers the echo method's ops."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, op, **kw):
+        self.requests.append((op, kw))
+        if op == "echo_calibrate":
+            return {"calls": 7}
+        return {"runs": [1.0, 3.0], "elapsed_s": 0.25}
+
+
+class UI:
+    def step(self, text):
+        pass
+
+
+@pytest.fixture
+def echo():
+    m = methods.register(Echo())
+    yield m
+    methods.unregister("echo")
+
+
+def test_a_method_registered_in_one_file_is_planned_and_reaches_the_agent(echo, tmp_path):
+    assert methods.names()[-1] == "echo" and methods.get("echo") is echo
+    plan = make_plan(PROFILES["quick"], ["off", "function"], methods=["pyperf", "echo"], seed=1)
+    cells = [c for c in plan.cells if c.method == "echo"]
+    assert {c.mode for c in cells} == {"off"} and {c.workload for c in cells} == {"echo-getppid"}
+    assert len(cells) == PROFILES["quick"].rounds
+    assert budget.estimate(PROFILES["quick"], "echo") == 1.0 + budget.SLACK_S
+
+    bundle = Bundle.create(tmp_path / "b", host={"name": "h"}, tool_version="0", command=None)
+    bundle.data["plan"] = plan.to_dict()
+    client, run = FakeClient(), Harness(bundle, plan, "__arm64_sys_getppid", UI())
+    start_methods(client, run, facts={})
+    record = run_cell(client, run, cells[0], budget.CellBudget(plan.profile))
+    assert client.requests[0] == ("echo_calibrate", {})
+    op, kw = client.requests[1]
+    assert op == "echo" and kw["calls"] == 7 and kw["cell"] == cells[0].id and kw["budget_s"] > 0
+    assert record["file"] == f"echo/{cells[0].id}.json"
+    assert record["worker_means_ns"] == [1.0, 3.0] and record["n_values"] == 2
+
+
+def test_bench_check_asks_every_method(echo):
+    from bench.check import report
+    from test_check import CFG61, PRE, caps, facts
+
+    r = report(facts(CFG61), caps(), PRE, "root")
+    assert list(r["methods"]) == ["pyperf", "kernel", "bpf", "echo"]
+    assert r["methods"]["echo"] == answer(True, None, "always")
+
+
+def test_an_unknown_method_is_one_line_naming_the_known_ones():
+    with pytest.raises(methods.UnknownMethod, match="unknown method 'nope': known methods are "
+                                                    "pyperf, kernel, bpf$"):
+        methods.get("nope")
+    assert methods.find("nope") is None

@@ -1,7 +1,7 @@
 """Shared fixtures and the suite's tiers.
 
-Tiers (markers; the tier of a test is its first of these, `unit` when it has
-none):
+Tiers: a test's tier is the folder it lives in (tests/unit, tests/sshd,
+tests/lab, tests/kbuild), and each test gets its tier's marker:
 
     unit    no outside part: captured data, the committed bundles, Chromium
     sshd    a real OpenSSH server on 127.0.0.1 (tests/sshfixture.py)
@@ -52,6 +52,11 @@ def need(condition, what):
 # -- tiers, order, timing ------------------------------------------------------------
 
 def tier_of(item):
+    """A test's tier is its folder's: tests/unit, tests/sshd, tests/lab,
+    tests/kbuild (a tier marker in the file must agree, see below)."""
+    folder = item.path.parent.name
+    if folder in TIERS:
+        return folder
     for name in TIERS[1:]:
         if item.get_closest_marker(name):
             return name
@@ -69,7 +74,7 @@ def tier_of(item):
 #   kbuild      the lab's own kernels
 # Unit tests go wherever a process is free.
 HOST_FILES = {"test_lock.py", "test_cli.py", "test_errors.py"}
-LAB_FAULTS_FILES = {"test_faults.py", "test_errors.py"}
+LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py"}
 
 
 def group_of(item):
@@ -96,8 +101,12 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        if tier_of(item) == "unit":
-            item.add_marker(pytest.mark.unit)
+        tier = tier_of(item)
+        marked = [name for name in TIERS if item.get_closest_marker(name)]
+        if any(name != tier for name in marked):
+            raise pytest.UsageError(f"{item.nodeid} is marked {', '.join(marked)} but lives in "
+                                    f"tests/{tier}: move it to the folder of its tier")
+        item.add_marker(getattr(pytest.mark, tier))
         group = group_of(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))

@@ -1,6 +1,6 @@
 """function-notrace: the function tracer on every function but the
 workload's syscall handler.  Not one of the suite's modes: a mode file
-written the way remote/protocol/modes/*.py are, which tests/test_modes.py
+written the way remote/protocol/modes/*.py are, which tests/unit/test_modes.py
 registers to show that adding a mode is this one file."""
 NAME = "function-notrace"
 ORDER = 35

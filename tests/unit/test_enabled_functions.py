@@ -3,7 +3,7 @@ import pathlib
 
 from remote.protocol.tracefs_text import enabled_flags
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 
 
 def test_6_1_regs_and_noregs_lines():

@@ -4,7 +4,7 @@ import pathlib
 
 from remote.agent import facts, tracefs
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 
 
 def test_buffer_size_reads_both_forms():

@@ -12,7 +12,7 @@ from bench.modecheck import check_kernel_cell
 from bench.plan import kernel_settings
 from remote.protocol.tracefs_text import enabled_view
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 # module held save_regs=1; save_regs=0; the test build (FRB_TEST_DROP_SAVE_REGS=1) held save_regs=1
 REGS_LINE, NOREGS_LINE, DROPPED_LINE = (
     DATA / "enabled_functions-6.1-lab-kmod.txt").read_text().splitlines()

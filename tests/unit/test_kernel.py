@@ -2,7 +2,7 @@ import pathlib
 
 from bench.kernel import ftrace_era
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 
 
 def parse_config(text):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-AGENT_DIR = os.path.join(os.path.dirname(__file__), "..", "remote", "agent")
+AGENT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "remote", "agent")
 sys.path.insert(0, AGENT_DIR)
 
 import lock as lock_mod  # noqa: E402

@@ -8,7 +8,7 @@ from analysis.report import build
 from bundlecopy import ICOUNT, TCG
 from conftest import need
 
-ARTIFACTS = pathlib.Path(__file__).parent / "artifacts"
+ARTIFACTS = pathlib.Path(__file__).parent.parent / "artifacts"
 
 
 def test_html_report_renders_in_chromium(tmp_path):

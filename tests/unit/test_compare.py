@@ -14,7 +14,7 @@ from analysis import compare
 from analysis.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
 
-RESULTS = pathlib.Path(__file__).parent.parent / "results" / "lab"
+RESULTS = pathlib.Path(__file__).parent.parent.parent / "results" / "lab"
 ICOUNT = RESULTS / "debian-6.1-icount-standard"
 TCG = RESULTS / "debian-6.1-tcg-quick"
 

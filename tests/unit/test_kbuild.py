@@ -10,7 +10,7 @@ from bench.cli import EXIT_CODES, cli
 from remote import agent_client, cache, kbuild
 from remote.errors import LabError
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 REGS = (DATA / "config-6.1.192-lab-regs").read_text()
 FALLBACK = (DATA / "config-6.1.192-lab-fallback").read_text()
 

@@ -1,6 +1,6 @@
 """bench run --resume: which cells are missing, and what is refused (pure
 logic on bundles written by analysis/bundle.py; the lab tests in
-tests/test_faults.py resume real interrupted runs)."""
+tests/lab/test_faults.py resume real interrupted runs)."""
 import json
 
 import pytest

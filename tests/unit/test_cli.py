@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from bench.cli import EXIT_CODES, cli
 
-README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+README = (pathlib.Path(__file__).parent.parent.parent / "README.md").read_text()
 
 
 def all_commands(group=cli, prefix="bench"):

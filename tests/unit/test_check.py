@@ -4,7 +4,7 @@ import pathlib
 from bench.check import report
 from test_kernel import parse_config
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 CFG61 = parse_config((DATA / "config-6.1.0-56-cloud-arm64").read_text())
 
 

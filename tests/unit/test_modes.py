@@ -19,7 +19,7 @@ from bench.modecheck import check_mode
 from remote.protocol import modes
 from remote.protocol.tracefs_text import enabled_view
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parent.parent / "data"
 FN = "__arm64_sys_getppid"
 # the handler with the module's ops, with SAVE_REGS and without (6.1 lab)
 REGS_61, NOREGS_61 = (DATA / "enabled_functions-6.1-lab.txt").read_text().splitlines()

@@ -4,7 +4,7 @@ import re
 
 from conftest import need
 
-NOTEBOOK = pathlib.Path(__file__).parent.parent / "notebooks" / "analysis.ipynb"
+NOTEBOOK = pathlib.Path(__file__).parent.parent.parent / "notebooks" / "analysis.ipynb"
 
 
 def test_analysis_notebook_executes():

@@ -11,7 +11,7 @@ from analysis import stats
 from analysis.bundle import BundleError
 from analysis.load import cells_frame, check_poolable, load_bundles
 from analysis.summary import aa_from_cells, summarize_cells, variant_table
-from bundlecopy import ICOUNT, TCG, copy_bundle
+from bundlecopy import ICOUNT, LAB, TCG, copy_bundle
 
 
 def test_summary_from_cells_matches_what_bench_run_stored():
@@ -197,7 +197,7 @@ def test_truncated_bundles_are_refused(tmp_path):
 def test_aa_from_cells_pairs_off_aa_with_off_as_bench_run_does():
     """off-aa (the second off of every round) is off's A/A twin: computed
     from the cells it matches what bench run recorded in checks.aa."""
-    bundle = ICOUNT.parent / "debian-6.1-icount-bpf"
+    bundle = LAB / "debian-6.1-icount-bpf"
     frame, _ = cells_frame(load_bundles([bundle]), ["bpf"])
     aa = aa_from_cells(frame)
     assert set(aa["pair"]) == {"off-aa - off"} and set(aa["method"]) == {"pyperf", "kernel", "bpf"}

@@ -15,7 +15,7 @@ from analysis.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
 
 RESULTS = pathlib.Path(__file__).parent.parent.parent / "results" / "lab"
-ICOUNT = RESULTS / "debian-6.1-icount-standard"
+ICOUNT = RESULTS.parent.parent / "tests" / "data" / "stepped" / "debian-6.1-icount-standard"  # as first published
 TCG = RESULTS / "debian-6.1-tcg-quick"
 
 

@@ -14,8 +14,9 @@ from analysis.report import build
 from analysis.summary import summarize_cells, variant_table
 from bundlecopy import ICOUNT, RESULTS, TCG, copy_bundle
 
-REGS = RESULTS / "lab" / "regs-6.1-icount-standard"
-FALLBACK = RESULTS / "lab" / "fallback-6.1-icount-standard"
+# the standard icount bundles as first published (tests/bundlecopy.py, STEPPED)
+REGS = RESULTS.parent / "tests" / "data" / "stepped" / "regs-6.1-icount-standard"
+FALLBACK = RESULTS.parent / "tests" / "data" / "stepped" / "fallback-6.1-icount-standard"
 EVERY_BUNDLE = sorted(p.parent for p in (RESULTS / "lab").glob("*/bundle.json"))
 
 

@@ -14,7 +14,7 @@ from analysis.load import cells_frame, load_bundles
 from analysis.report import SECTIONS, build
 from analysis.summary import summarize_cells
 from bench.cli import cli
-from bundlecopy import ICOUNT, TCG, copy_bundle
+from bundlecopy import ICOUNT, LAB, TCG, copy_bundle
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_config_differences_between_kernels_are_a_confound(tmp_path):
     assert "| mcount (fallback) ftrace_caller | fallback |" in variants
 
 
-BPF = ICOUNT.parent / "debian-6.1-icount-bpf"  # bench run --methods pyperf,kernel,bpf in the icount lab
+BPF = LAB / "debian-6.1-icount-bpf"  # bench run --methods pyperf,kernel,bpf in the icount lab
 
 
 def test_the_bpf_histograms_are_the_probes_slots_summed_over_runs():

@@ -11,7 +11,7 @@ from analysis.bundle import Bundle
 from analysis.report import build
 from bench.run import checks
 from bench.ui import check_lines, print_results
-from bundlecopy import RESULTS, copy_bundle
+from bundlecopy import RESULTS, STEPPED, copy_bundle
 
 LAB = RESULTS / "lab"
 STANDARD = ["debian-6.1-icount-standard", "regs-6.1-icount-standard", "fallback-6.1-icount-standard"]
@@ -85,7 +85,7 @@ def test_two_cells_are_judged_as_one_split():
 # -- the committed bundles -------------------------------------------------------------
 
 def rows_of(name):
-    return steps.step_check(Bundle.load(LAB / name))
+    return steps.step_check(Bundle.load((STEPPED if name in STANDARD else LAB) / name))
 
 
 @pytest.mark.parametrize("name", STANDARD)
@@ -141,7 +141,7 @@ def test_the_tcg_quick_bundles():
 # -- reported like a failed A/A --------------------------------------------------------
 
 def test_bench_run_records_the_step_check_and_the_summary_says_it_failed(tmp_path):
-    b = Bundle.load(LAB / "regs-6.1-icount-standard")
+    b = Bundle.load(STEPPED / "regs-6.1-icount-standard")
     rec = json.loads(json.dumps(checks([], b)))  # as bundle.json keeps it
     assert {r["mode"] for r in rec["steps"] if r["flagged"]} >= {"off", "function"}
     lines = check_lines({"checks": rec, "clock": "icount"})
@@ -152,7 +152,7 @@ def test_bench_run_records_the_step_check_and_the_summary_says_it_failed(tmp_pat
     assert any("one shift between run order 9 and 10 of 40, guest uptime 74-76 s" in l for l in lines)
     assert any(l.startswith("step check (kernel): no step") for l in lines)
     # print_results (the table after bench run) shows the lines too.
-    copy = copy_bundle(LAB / "regs-6.1-icount-standard", tmp_path / "b",
+    copy = copy_bundle(STEPPED / "regs-6.1-icount-standard", tmp_path / "b",
                        edit=lambda d: d.update(checks=rec))
     out = io.StringIO()
     print_results(Bundle.load(copy), file=out)
@@ -160,9 +160,9 @@ def test_bench_run_records_the_step_check_and_the_summary_says_it_failed(tmp_pat
 
 
 def test_the_report_shows_the_step_check_computed_and_recorded(tmp_path):
-    copy = copy_bundle(LAB / "fallback-6.1-icount-standard", tmp_path / "b",
+    copy = copy_bundle(STEPPED / "fallback-6.1-icount-standard", tmp_path / "b",
                        edit=lambda d: d.update(checks={"steps": json.loads(json.dumps(checks([], Bundle(
-                           LAB / "fallback-6.1-icount-standard", d))["steps"]))}))
+                           STEPPED / "fallback-6.1-icount-standard", d))["steps"]))}))
     md, html = build([str(copy)], tmp_path / "out")
     text = md.read_text()
     checks_md = text.split("## Checks")[1].split("## Confounds")[0]

@@ -18,10 +18,10 @@ from analysis.report import build
 from analysis.summary import summarize_cells
 from bench.cli import cli
 from bench.ui import print_results
-from bundlecopy import ICOUNT, TCG, copy_bundle
+from bundlecopy import ICOUNT, LAB, TCG, copy_bundle
 
-BPF = ICOUNT.parent / "debian-6.1-icount-bpf"  # quick, --tune, three methods, icount
-TCG_BPF = ICOUNT.parent / "debian-6.1-tcg-bpf-quick"
+BPF = LAB / "debian-6.1-icount-bpf"  # quick, --tune, three methods, icount
+TCG_BPF = LAB / "debian-6.1-tcg-bpf-quick"
 
 
 def run(*args):

@@ -15,11 +15,8 @@ import dataclasses
 import os
 import queue
 import shlex
-import shutil
 import subprocess
-import tempfile
 import threading
-import time
 
 from .errors import CommandTimeout, NoRoot, TargetUnsupported
 

@@ -20,10 +20,10 @@ import time
 
 try:  # on the target: shipped next to agent.py as the package `protocol`
     from protocol.errors import BenchError
-    from protocol.kmod import NAME, TRACEE
+    from protocol.kmod import NAME
 except ImportError:  # in the source tree, imported as remote.agent.kmod
     from remote.protocol.errors import BenchError
-    from remote.protocol.kmod import NAME, TRACEE
+    from remote.protocol.kmod import NAME
 
 DEBUGFS = "/sys/kernel/debug"
 DIR = DEBUGFS + "/" + NAME

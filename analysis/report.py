@@ -180,6 +180,15 @@ def _lab_text(lab):
     return f"QEMU {lab.get('accel')} (emulated: wall-clock time of an emulator, not of arm64 hardware)"
 
 
+def _clusters(f):
+    """Each kind of core with its CPUs: 'Neoverse-N1 r3p1 on CPUs 0-63'."""
+    kinds = f.get("cpu_clusters")
+    if not kinds:
+        return "not recorded"
+    return "; ".join(f"{c['name']} r{int(c['variant'], 16)}p{c['revision']} on CPUs {c['cpus']}"
+                     for c in kinds)
+
+
 def _kv(d):
     if not isinstance(d, dict):
         return "" if d is None else str(d)
@@ -194,6 +203,11 @@ SYSTEM_FACTS = [
     ("CPU", lambda b, f, lab: f"{f.get('cpu_model')} (implementer {f.get('cpu_implementer')}, "
                               f"part {f.get('cpu_part')}, variant {f.get('cpu_variant')}, "
                               f"revision {f.get('cpu_revision')})"),
+    ("CPU cores", lambda b, f, lab: _clusters(f)),
+    ("CPU product", lambda b, f, lab: f"{f['cpu_product']} ({f.get('cpu_product_evidence')})"
+     if f.get("cpu_product") else ("not known: the MIDR names the core, not the chip"
+                                   if f.get("cpu_clusters") else "not recorded")),
+    ("machine", lambda b, f, lab: f.get("machine_model") or "not recorded"),
     ("CPUs", lambda b, f, lab: f"{f.get('cpu_count')} (online: {f.get('cpus_online')})"),
     ("instance type", lambda b, f, lab: f.get("instance_type")
      or ("none: the QEMU lab" if lab else "not recorded")),

@@ -12,27 +12,6 @@ import re
 import subprocess
 import sys
 
-# arm64 MIDR fields -> names.  /proc/cpuinfo on arm64 has no 'model name'.
-# (implementer, part) from Arm's TRMs; the Graviton generation in brackets.
-ARM_PARTS = {
-    (0x41, 0xd03): "Cortex-A53",
-    (0x41, 0xd07): "Cortex-A57",
-    (0x41, 0xd08): "Cortex-A72",
-    (0x41, 0xd0b): "Cortex-A76",
-    (0x41, 0xd0c): "Neoverse-N1 (Graviton2)",
-    (0x41, 0xd40): "Neoverse-V1 (Graviton3)",
-    (0x41, 0xd49): "Neoverse-N2",
-    (0x41, 0xd4f): "Neoverse-V2 (Graviton4)",
-    (0x41, 0xd84): "Neoverse-V3 (Graviton5)",
-    (0x41, 0xd8e): "Neoverse-N3",
-    (0x00, 0x051): "QEMU max",  # QEMU's '-cpu max' reports implementer 0x00, part 0x051
-    (0x61, 0x022): "Apple M1 Icestorm",
-    (0x61, 0x023): "Apple M1 Firestorm",
-    (0x51, 0xc00): "Qualcomm Falkor",
-    (0x48, 0xd01): "HiSilicon Kunpeng-920",
-    (0xc0, 0xac3): "Ampere-1",
-}
-
 CONFIG_PATTERN = re.compile(
     r"^(# )?CONFIG_[A-Z0-9_]*(FTRACE|FUNCTION_TRACER|FUNCTION_GRAPH|KPROBE|FPROBE|RETHOOK|"
     r"LIVEPATCH|BPF|TRACING|MCOUNT|PATCHABLE_FUNCTION|PTR_AUTH|LOCK_DOWN|MODULE_SIG|MODULES|"
@@ -86,28 +65,29 @@ def kernel_config():
 
 
 def cpu():
-    info = _read("/proc/cpuinfo") or ""
-    out = {"cpu_model": None, "cpu_implementer": None, "cpu_part": None, "cpu_variant": None,
-           "cpu_revision": None}
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        # x86: 'model name : Intel(R) Xeon(R) ...'
-        if key == "model name" and out["cpu_model"] is None:
-            out["cpu_model"] = value
-        # arm64: 'CPU implementer : 0x41', 'CPU part : 0xd0c'
-        elif key == "CPU implementer" and out["cpu_implementer"] is None:
-            out["cpu_implementer"] = value
-        elif key == "CPU part" and out["cpu_part"] is None:
-            out["cpu_part"] = value
-        elif key == "CPU variant" and out["cpu_variant"] is None:
-            out["cpu_variant"] = value
-        elif key == "CPU revision" and out["cpu_revision"] is None:
-            out["cpu_revision"] = value
-    if out["cpu_model"] is None and out["cpu_implementer"] and out["cpu_part"]:
-        key = (int(out["cpu_implementer"], 16), int(out["cpu_part"], 16))
-        out["cpu_model"] = ARM_PARTS.get(key, "arm64 implementer %s part %s" % (
-            out["cpu_implementer"], out["cpu_part"]))
+    """The CPU's names from the MIDR, per cluster (cpuname.py), and what
+    names the machine around it."""
+    import cpuname
+
+    machine = cpuname.machine_ids()
+    out = cpuname.describe(_read("/proc/cpuinfo") or "", cpuname.sysfs_midrs(), machine)
+    # DMI's product_name on EC2 is the instance type ('c7g.16xlarge').
+    out["instance_type"] = machine["product_name"] if machine["sys_vendor"] == "Amazon EC2" else None
+    out["machine_model"] = machine["dt_model"] or " ".join(
+        v for v in (machine["sys_vendor"], machine["product_name"]) if v) or None
+    return out
+
+
+def os_release(text):
+    """{KEY: value} of /etc/os-release (quotes removed)."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^([A-Z0-9_]+)=(.*)$', line.strip())
+        if m:
+            value = m.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            out[m.group(1)] = value
     return out
 
 
@@ -201,8 +181,11 @@ def collect(pyperf_version=None):
     m = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.M)
     if m:
         facts["memory_kb"] = int(m.group(1))
-    osr = _read("/etc/os-release") or ""
-    m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', osr, re.M)
-    if m:
-        facts["os_release"] = m.group(1)
+    # os-release(5): /etc first, /usr/lib as the fallback.
+    osr = os_release(_read("/etc/os-release") or _read("/usr/lib/os-release") or "")
+    facts["os_release"] = osr.get("PRETTY_NAME")
+    # ID and ID_LIKE choose the package names bench check suggests (analysis/packages.py).
+    facts["os_id"] = osr.get("ID")
+    facts["os_id_like"] = osr.get("ID_LIKE")
+    facts["os_version_id"] = osr.get("VERSION_ID")
     return facts

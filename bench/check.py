@@ -5,11 +5,12 @@ facts.py); this module decides.  The JSON keys are stable (docs/method.md,
 "bench check"): every answer is {"ok": true|false|null, "value": ..., "reason": "..."}.
 """
 from analysis import methods as methods_reg
+from analysis import packages
 from analysis.methods import answer
 from analysis.methods.bpf import bcc
 from remote.protocol import modes as mode_registry
 
-from .kernel import ftrace_era
+from .kernel import ERA_PLAIN, REGS_KERNEL_ADVICE, ftrace_era
 
 
 def era(facts, caps):
@@ -31,6 +32,8 @@ def era(facts, caps):
         if era_name == "unknown" and arch == "aarch64":
             era_name = "regs" if has_regs else ("mcount" if "_mcount" in syms else "unknown")
             reason += "; era taken from kallsyms"
+    if arch == "aarch64" and era_name in ERA_PLAIN:
+        reason = f"{ERA_PLAIN[era_name]} ({reason})"
     return answer(ok, era_name, reason)
 
 
@@ -39,9 +42,11 @@ def has_regs_caller(facts, era_answer):
     v = era_answer["value"]
     if arch == "aarch64":
         if v == "regs":
-            return True, "arm64 with DYNAMIC_FTRACE_WITH_REGS: ftrace_regs_caller exists"
-        return False, (f"arm64 ftrace era {v!r} has no regs caller (a SAVE_REGS ops is refused); "
-                       "only kernels 5.5-6.1 built with DYNAMIC_FTRACE_WITH_REGS have one")
+            return True, ("arm64 with DYNAMIC_FTRACE_WITH_REGS: ftrace_regs_caller exists, so this kernel "
+                          "measures the regs gain as it is")
+        return False, (f"{facts.get('kernel_release')} is in arm64 ftrace era {v!r}: it has no regs caller "
+                       "(a SAVE_REGS ops is refused), so the regs mode is skipped and the other modes run; "
+                       + REGS_KERNEL_ADVICE)
     if (facts.get("kernel_config") or {}).get("CONFIG_DYNAMIC_FTRACE_WITH_REGS") == "y":
         return True, f"{arch}: DYNAMIC_FTRACE_WITH_REGS=y"
     return False, f"{arch}: no DYNAMIC_FTRACE_WITH_REGS in the kernel config"
@@ -52,19 +57,17 @@ def module_build(caps, facts, prebuilt=None):
     (the lab's own kernels get theirs cross-built with the kernel), shipped
     instead of building on the target."""
     mb = caps.get("module_build") or {}
-    release = facts.get("kernel_release")
     if not mb.get("build_dir_ok") and prebuilt:
         return answer(True, str(prebuilt), f"no kernel headers at {mb.get('build_dir')}, but the "
                                            f"module built for exactly this kernel is cached: {prebuilt}")
     if not mb.get("build_dir_ok"):
-        pkg = (f"linux-headers-{release}" if release else "the kernel headers package")
-        return answer(False, None, f"no kernel headers at {mb.get('build_dir')}: install {pkg} "
-                                   "(Debian/Ubuntu; kernel-devel on Amazon Linux and Fedora)")
+        return answer(False, None, f"no kernel headers at {mb.get('build_dir')}: "
+                                   + packages.install(facts, "headers"))
     cc = mb.get("compiler")
     if not cc:
-        return answer(False, None, "no C compiler (gcc) on the target: install gcc")
+        return answer(False, None, "no C compiler (gcc) on the target: " + packages.install(facts, "compiler"))
     if not mb.get("make"):
-        return answer(False, None, "no make on the target: install make")
+        return answer(False, None, "no make on the target: " + packages.install(facts, "make"))
     want = (facts.get("kernel_config") or {}).get("CONFIG_CC_VERSION_TEXT", "").strip('"')
     reason = f"headers at {mb['build_dir']}, {cc['version']}"
     if want and cc.get("version") and want.split()[-1] not in cc["version"]:
@@ -79,7 +82,7 @@ def module_load(caps, facts):
     if ml.get("modules_disabled") == "1":
         return answer(False, None, "module loading is disabled (kernel.modules_disabled=1)")
     if not ml.get("insmod"):
-        return answer(False, None, "no insmod on the target: install kmod")
+        return answer(False, None, "no insmod on the target: " + packages.install(facts, "kmod"))
     lock = facts.get("lockdown")
     if ml.get("sig_enforce") == "Y" or (lock and lock != "none"):
         why = []
@@ -194,7 +197,7 @@ def report(facts, caps, pre, root_via, prebuilt=None):
         "module_build": mb,
         "module_load": ml,
         "kprobes_on_ftrace": kprobes_on_ftrace(facts),
-        "bcc": bcc(caps),
+        "bcc": bcc(caps, facts),
         "tuning": tuning(facts),
         "modes": modes,
         "methods": methods,

@@ -39,3 +39,22 @@ def ftrace_era(config, arch):
     if _on(config, "DYNAMIC_FTRACE_WITH_ARGS"):
         return "args"
     return "mcount"
+
+
+# What each arm64 era means, said plainly (bench check's ftrace_era reason).
+ERA_PLAIN = {
+    "regs": "arm64 5.5-6.1 with DYNAMIC_FTRACE_WITH_REGS: ftrace_caller and ftrace_regs_caller",
+    "args": "arm64 6.2 with DYNAMIC_FTRACE_WITH_ARGS: one ftrace_caller, no regs caller",
+    "call-ops": "arm64 6.3+ with DYNAMIC_FTRACE_WITH_CALL_OPS: one ftrace_caller, no regs caller",
+    "direct-calls": "arm64 6.4+ with CALL_OPS and DIRECT_CALLS: one ftrace_caller, no regs caller",
+    "mcount": "DYNAMIC_FTRACE without WITH_REGS/ARGS (-pg, bl _mcount): no regs caller",
+}
+
+# What to do on an arm64 kernel without a regs caller (docs/hardware.md,
+# "A kernel with a regs caller").
+REGS_KERNEL_ADVICE = (
+    "for regs versus noregs boot a 5.5-6.1 kernel built with DYNAMIC_FTRACE_WITH_REGS: a distribution's "
+    "(Debian 12's 6.1, Amazon Linux 2023's 6.1, Ubuntu 22.04's 5.15) or one built by "
+    "`bench kernel build --variant regs --config FRAGMENT` (FRAGMENT: the lab's fragment plus the "
+    "machine's drivers), whose Image and modroot/lib/modules/<release> go onto the machine "
+    "(docs/hardware.md)")

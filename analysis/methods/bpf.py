@@ -9,6 +9,7 @@ calls, and the probe's count must equal it.  A cell is `processes` runs.
 import json
 import time
 
+from .. import packages
 from . import Method, answer
 
 # The check mode the probes bring when pyperf is planned too: pyperf's loop
@@ -42,19 +43,17 @@ class Bpf(Method):
         time), raw_syscalls tracepoints and a known syscall number; the
         reason names what to install."""
         b = caps.get("bcc") or {}
-        release = facts.get("kernel_release")
         arch = facts.get("arch")
         if not b.get("ok"):
-            return bcc(caps)
+            return bcc(caps, facts)
         if not b.get("headers") and b.get("kheaders_without_xz"):
             return answer(False, None, "the kernel carries its headers (/sys/kernel/kheaders.tar.xz) but "
-                                       "bcc cannot unpack them without xz: install xz-utils, or "
-                                       f"linux-headers-{release}")
+                                       "bcc cannot unpack them without xz: " + packages.install(facts, "xz")
+                                       + ", or " + packages.package(facts, "headers"))
         if not b.get("headers"):
             return answer(False, None, f"bcc needs the running kernel's headers and there are none at "
-                                       f"{b.get('headers_wanted')}: install linux-headers-{release} "
-                                       "(Debian/Ubuntu; kernel-devel-$(uname -r) on Amazon Linux and "
-                                       "Fedora) or boot a kernel with CONFIG_IKHEADERS")
+                                       f"{b.get('headers_wanted')}: " + packages.install(facts, "headers")
+                                       + ", or boot a kernel with CONFIG_IKHEADERS")
         if b.get("raw_syscalls") is False:
             return answer(False, None, "no raw_syscalls tracepoints in tracefs (CONFIG_FTRACE_SYSCALLS)")
         if arch not in ARCHES:
@@ -114,14 +113,15 @@ class Bpf(Method):
         return _FUNCTION_ALL if metric == "overhead" and mode == "function-all" else None
 
 
-def bcc(caps):
-    """bench check's bcc line: does the distribution's binding import?"""
+def bcc(caps, facts=None):
+    """bench check's bcc line: does the distribution's binding import?  The
+    reason names the package of the target's distribution (analysis/packages.py)."""
     b = caps.get("bcc") or {}
     if b.get("ok"):
         return answer(True, b.get("version"), f"the distribution's bcc imports in {b.get('python')}")
-    return answer(False, None, "no bcc binding for the system python (install python3-bpfcc on "
-                               "Debian/Ubuntu, python3-bcc on Amazon Linux/Fedora; never PyPI's 'bcc'): "
-                               f"{b.get('error')}")
+    return answer(False, None, "no bcc binding for the system python: "
+                               + packages.install(facts or {}, "bcc")
+                               + f" (never PyPI's 'bcc', an unrelated project): {b.get('error')}")
 
 
 METHOD = Bpf()

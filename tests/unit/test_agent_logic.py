@@ -53,6 +53,10 @@ def test_timer_frequency_from_boot_log_lines():
     assert facts.timer_frequency([]) == (None, None)
 
 
-def test_arm_part_names():
-    assert facts.ARM_PARTS[(0x41, 0xd0c)].startswith("Neoverse-N1")
-    assert facts.ARM_PARTS[(0x41, 0xd40)].startswith("Neoverse-V1")
+def test_os_release_is_read_with_and_without_quotes():
+    # this machine's Debian 12 and Amazon Linux 2023 (tests/data/os-release/)
+    deb = facts.os_release((DATA / "os-release" / "debian-12").read_text())
+    assert (deb["ID"], deb.get("ID_LIKE"), deb["PRETTY_NAME"]) == ("debian", None,
+                                                                   "Debian GNU/Linux 12 (bookworm)")
+    al = facts.os_release((DATA / "os-release" / "amazon-linux-2023").read_text())
+    assert (al["ID"], al["ID_LIKE"], al["VERSION_ID"]) == ("amzn", "fedora", "2023")

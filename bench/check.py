@@ -183,7 +183,9 @@ def report(facts, caps, pre, root_via, prebuilt=None):
     cpu = facts.get("cpu_model")
     return {
         "arch": answer(True, facts.get("arch"), "uname -m"),
-        "cpu": answer(True, cpu, f"implementer {facts.get('cpu_implementer')} part {facts.get('cpu_part')}"
+        "cpu": answer(True, cpu, (f"implementer {facts.get('cpu_implementer')} part {facts.get('cpu_part')}"
+                                  + (f"; product from {facts['cpu_product_evidence']}"
+                                     if facts.get("cpu_product_evidence") else ""))
                       if facts.get("cpu_part") else "/proc/cpuinfo model name"),
         "kernel_release": answer(True, facts.get("kernel_release"), facts.get("kernel_version") or ""),
         "ftrace_era": e,

@@ -126,3 +126,25 @@ def test_names_match_the_kernels_cputype_h():
                               (0xc0, 0xac3): "Ampere1", (0x61, 0x022): "Apple Icestorm (M1)",
                               (0x61, 0x023): "Apple Firestorm (M1)"}.items():
         assert cpuname.core_name(imp, part) == name
+
+
+def test_the_reports_system_table_names_cores_product_and_machine(tmp_path):
+    # A real bundle (the icount lab's) given the facts a Graviton2 instance's agent records.
+    from analysis.bundle import Bundle
+    from analysis.report import systems_table
+    from bundlecopy import ICOUNT, copy_bundle
+
+    cpu = cpuname.describe(cpuinfo(*["0x413fd0c1"] * 4),
+                           machine={"sys_vendor": "Amazon EC2", "product_name": "c6g.xlarge"})
+
+    def graviton(d):
+        d["facts"].update(cpu, instance_type="c6g.xlarge", machine_model="Amazon EC2 c6g.xlarge")
+        del d["facts"]["lab"]
+    b = Bundle.load(copy_bundle(ICOUNT, tmp_path / "g2", graviton))
+    rows = {r[0]: r[1] for r in systems_table([b], ["g2"], anonymous=True)["rows"]}
+    assert rows["CPU"].startswith("Neoverse-N1 (AWS Graviton2) (implementer 0x41, part 0xd0c")
+    assert rows["CPU cores"] == "Neoverse-N1 r3p1 on CPUs 0-3"
+    assert rows["CPU product"] == ("AWS Graviton2 (DMI sys_vendor 'Amazon EC2', instance type c6g.xlarge)")
+    assert rows["machine"] == "Amazon EC2 c6g.xlarge" and rows["instance type"] == "c6g.xlarge"
+    lab = {r[0]: r[1] for r in systems_table([Bundle.load(ICOUNT)], ["lab"], anonymous=True)["rows"]}
+    assert lab["CPU cores"] == "not recorded"  # a bundle from before cpu_clusters

@@ -97,3 +97,15 @@ def test_the_fallback_build_is_the_mcount_era():
     assert r["ftrace_era"]["value"] == "mcount"
     assert r["ftrace_era"]["reason"].startswith("DYNAMIC_FTRACE without WITH_REGS/ARGS")
     assert "no regs caller" in r["regs_caller"]["reason"]
+
+
+def test_check_names_the_cpu_and_where_its_product_came_from():
+    from remote.agent import cpuname
+    from test_cpuname import cpuinfo
+
+    cpu = cpuname.describe(cpuinfo(*["0x411fd401"] * 2), machine={"sys_vendor": "Amazon EC2",
+                                                                 "product_name": "c7g.16xlarge"})
+    r = report(dict(facts(CFG61), **cpu), caps(), PRE, "root")
+    assert r["cpu"]["value"] == "Neoverse-V1 (AWS Graviton3)"
+    assert r["cpu"]["reason"] == ("implementer 0x41 part 0xd40; product from DMI sys_vendor 'Amazon EC2', "
+                                  "instance type c7g.16xlarge")

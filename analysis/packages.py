@@ -47,10 +47,11 @@ def package(facts, need):
 
 
 def install(facts, need):
-    """'install X with `apt-get install X`' where the distribution is known,
-    'install X' otherwise: the hint a reason ends with."""
+    """'run apt-get install X (on Debian GNU/Linux 12 (bookworm))' where the
+    distribution is known, 'install X (Debian/Ubuntu) or Y (...)' otherwise:
+    the hint a reason ends with."""
     fam = family(facts)
     pkg = package(facts, need)
     if fam is None:
         return f"install {pkg}"
-    return f"install {pkg} (`{FAMILIES[fam][0]} {pkg}` on {facts.get('os_release') or facts.get('os_id')})"
+    return f"run {FAMILIES[fam][0]} {pkg} (on {facts.get('os_release') or facts.get('os_id')})"

@@ -39,15 +39,15 @@ def test_each_distribution_gets_its_own_packages(distro):
     assert packages.family(f) == fam
     r = report(f, caps(headers=False), PRE, "root")
     # the module needs headers: the one package, with the command that installs it
-    assert f"install {headers} (`{command} {headers}` on " in r["module_build"]["reason"]
+    assert f"run {command} {headers} (on {f['os_release']})" in r["module_build"]["reason"]
     other = "kernel-devel" if fam == "debian" else "linux-headers"
     assert other not in r["module_build"]["reason"]
     # bcc missing: the distribution's binding, never PyPI's
-    assert f"`{command} {bcc_pkg}`" in r["bcc"]["reason"] and "never PyPI" in r["bcc"]["reason"]
+    assert f"run {command} {bcc_pkg} (on " in r["bcc"]["reason"] and "never PyPI" in r["bcc"]["reason"]
     assert r["methods"]["bpf"]["reason"] == r["bcc"]["reason"]
     # bcc present but no headers: the bpf method names the headers package
     r = report(f, bcc_caps(headers=None), PRE, "root")
-    assert f"install {headers}" in r["methods"]["bpf"]["reason"]
+    assert f"{command} {headers}" in r["methods"]["bpf"]["reason"]
 
 
 def test_amazon_linux_is_found_through_id_like():

@@ -30,4 +30,6 @@ def test_no_headers_here_makes_bpf_unavailable_with_the_package(sshd):
     bpf = rep["methods"]["bpf"]
     assert bpf["ok"] is False
     assert f"install linux-headers-{release}" in bpf["reason"], bpf
+    # the distribution from this machine's os-release (Debian or Ubuntu here): its command, once
+    assert f"run apt-get install linux-headers-{release} (on " in bpf["reason"], bpf
     assert f"/lib/modules/{release}/build" in bpf["reason"]

@@ -243,7 +243,7 @@ def _resume_request(ctx, path, request, host, out):
         typed["profile"] = typed["profile"].name
     resume_mod.check_request(b, {f"--{k}": v for k, v in typed.items()})
     prove_writable(b.path, "the bundle", hint="free space or make it writable, then resume again")
-    if ctx.get_parameter_source("host") != ParameterSource.COMMANDLINE:
+    if ctx.get_parameter_source("hosts") != ParameterSource.COMMANDLINE:
         host = b.data["host"]["name"]
     return b, resume_mod.request_of(b), host
 

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 # `bench run` with several hosts, when they did not all end the same way.
 EXIT_HOSTS = 12
@@ -227,12 +228,15 @@ def run_hosts(hosts, dirs, options, *, echo, write_block, env=None):
         pending = list(runs)
         while pending:
             try:
-                r = pending[0]
-                codes[r.host] = r.wait()
-                pending.pop(0)
-                with lock:
-                    if r.stdout.strip():
-                        write_block(r.host, r.stdout.decode("utf-8", "replace"))
+                done = [r for r in pending if r.proc.poll() is not None]
+                if not done:
+                    time.sleep(0.2)
+                for r in done:  # each host's table as soon as its run ends
+                    codes[r.host] = r.wait()
+                    pending.remove(r)
+                    with lock:
+                        if r.stdout.strip():
+                            write_block(r.host, r.stdout.decode("utf-8", "replace"))
             except KeyboardInterrupt:
                 interrupted = True
                 running = [p.host for p in pending if p.proc.poll() is None]

@@ -74,7 +74,7 @@ def tier_of(item):
 #   kbuild      the lab's own kernels
 # Unit tests go wherever a process is free.
 HOST_FILES = {"test_lock.py", "test_cli.py", "test_errors.py",
-              "test_multihost.py"}  # (a lab test that also targets this machine through the sshd)
+              "test_lab_multihost.py"}  # (a lab test that also targets this machine through the sshd)
 LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py"}
 
 

@@ -6,7 +6,7 @@ on bundles of two hosts (copies of committed bundles, host renamed): the
 systems table and every metric side by side by host, a figure per
 headline metric by host.
 
-The same with a real lab and a refusing real host: tests/lab/test_multihost.py."""
+The same with a real lab and a refusing real host: tests/lab/test_lab_multihost.py."""
 import re
 import subprocess
 import sys

@@ -152,6 +152,29 @@ def regs_gain_figure(summary):
     return fig
 
 
+def host_figure(summary, metric, mode=None):
+    """One headline metric (the regs gain, or one mode's overhead over off)
+    side by side by host: a panel per (method, unit), one point per group
+    (per host, in a report of several hosts) with its 95% CI."""
+    rows = summary[summary["metric"] == metric]
+    if mode is not None:
+        rows = rows[rows["mode"] == mode]
+    what = "regs gain: regs - noregs" if metric == "regs_gain" else f"{mode} - off"
+    keys = _method_unit_keys(rows)
+    colors = _group_colors(summary["group"])
+    fig, axes = _figure(max(1, len(keys)), 2, 0.35 * max(2, rows["group"].nunique()) + 0.9, width=5.4)
+    with matplotlib.rc_context(RC):
+        _nothing(axes, keys, f"no {what} in these bundles")
+        for ax, (method, unit) in zip(axes, keys):
+            r = rows[(rows["method"] == method) & (rows["unit"] == unit)]
+            _interval_panel(ax, list(r["group"]), list(r["value"]), list(r["ci_low"]), list(r["ci_high"]),
+                            [colors[g] for g in r["group"]])
+            ax.set_title(f"{what} ({method})")
+            ax.set_xlabel(unit_text(unit))
+        _layout(fig, fig.suptitle(f"{what[0].upper()}{what[1:]} by host, with 95% CIs (Student t over rounds)"))
+    return fig
+
+
 def variant_figure(variants):
     """Overhead of the module's ops by the entry path it takes: fallback
     mcount, ftrace_caller and ftrace_regs_caller of the regs era, the

@@ -24,7 +24,7 @@ import jinja2
 from . import plots, stats, steps
 from .bundle import Bundle, OutputError, prove_writable
 from .load import SETUP_KEYS, cells_frame, load_bundles, mode_key
-from .summary import aa_from_cells, mode_label, summarize_cells, variant_table
+from .summary import aa_from_cells, is_check_mode, mode_label, summarize_cells, variant_table
 from .units import bundle_clock, bundle_unit
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
@@ -162,6 +162,70 @@ def bundle_labels(bundles, anonymous=False):
         if seen[label] > 1:
             labels[i] = f"{label}#{seen[label]}"
     return labels
+
+
+def hosts_of(bundles):
+    """Each bundle's host name, in order (host-1, host-2... when anonymous)."""
+    return [b.data["host"].get("name") or "?" for b in bundles]
+
+
+def several_hosts(bundles):
+    return len(set(hosts_of(bundles))) > 1
+
+
+def host_labels(bundles, labels):
+    """Labels for a report of several hosts: each bundle's label led by its
+    host (lab/20261201T224810Z), unless the label is the host already (a
+    run on several hosts with --out DIR keeps DIR/<host>/); one host's
+    bundles keep their labels."""
+    if not several_hosts(bundles):
+        return labels
+    out = []
+    for host, label in zip(hosts_of(bundles), labels):
+        out.append(label if label == host or label.startswith(host + "/") else f"{host}/{label}")
+    return out
+
+
+def by_host_table(summary):
+    """Every metric side by side: one row per (metric, method, workload,
+    mode), one column per group (per host: a bundle of each), each cell the
+    mean with its 95% Student-t CI and n; "-" where a host has no such row
+    (a mode its kernel could not do)."""
+    groups = list(dict.fromkeys(summary["group"]))
+    order = {"regs_gain": 0, "overhead": 1, "per_call": 2}
+    cells = {}
+    for _, r in summary.iterrows():
+        key = (order.get(r["metric"], 3), r["method"] != "kernel", r["method"], r["workload"],
+               mode_key(r["mode"]), r["metric"], r["mode"], r["unit"])
+        w = None if _nan(r["ci_high"]) or _nan(r["ci_low"]) else r["ci_high"] - r["ci_low"]
+        cells.setdefault(key, {})[r["group"]] = (f"{fmt(r['value'], w)} {fmt_ci(r['ci_low'], r['ci_high'])} "
+                                                 f"(n={fmt_n(r)})")
+    metric_text = {"regs_gain": "regs gain", "overhead": "overhead over off", "per_call": "per call"}
+    rows = [[metric_text.get(k[5], k[5]), k[2], k[3], mode_label(k[6]), k[7]] + [v.get(g, "-") for g in groups]
+            for k, v in sorted(cells.items(), key=lambda kv: kv[0][:5])]
+    return table(["metric", "method", "workload", "mode", "unit"] + groups, rows)
+
+
+# The headline metrics, each a figure by host in a report of several hosts:
+# the regs gain, then every tracer mode's overhead over off.
+def headline_metrics(summary):
+    out = [("regs_gain", None)] if (summary["metric"] == "regs_gain").any() else []
+    over = summary[(summary["metric"] == "overhead") & ~summary["mode"].map(is_check_mode)]
+    return out + [("overhead", m) for m in sorted(set(over["mode"]), key=mode_key)]
+
+
+def host_figures(summary, out_dir):
+    figs = []
+    for metric, mode in headline_metrics(summary):
+        name = "by-host-regs-gain" if metric == "regs_gain" else f"by-host-overhead-{mode}"
+        what = "Regs gain" if metric == "regs_gain" else f"Overhead of {mode} over off"
+        caption = ("Side by side by host: " + ("the regs gain (regs - noregs, paired by round)"
+                                               if metric == "regs_gain" else f"{mode} - off, paired by round")
+                   + ", mean over rounds with its 95% Student-t CI, one panel per method and unit "
+                   "(instruction counts and nanoseconds never share an axis); n in the table by host.")
+        figs.append(_figure_entry(out_dir / "figures", name, f"{what} by host", caption,
+                                  plots.host_figure(summary, metric, mode)))
+    return figs
 
 
 def _era(b):
@@ -658,7 +722,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     names = host_names(bundles) if anonymize_hosts else []
     if anonymize_hosts:
         bundles = anonymize(bundles)
-    labels = bundle_labels(bundles, anonymize_hosts)
+    labels = host_labels(bundles, bundle_labels(bundles, anonymize_hosts))
     frame, cell_notes = cells_frame(bundles, labels)
     summary = summarize_cells(frame, group_by)
     variants = variant_table(summary)
@@ -676,6 +740,10 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     prove_writable(out_dir, "the report")
     headline_fig = headline_figure(summary, variants, out_dir)
     figs = figures(bundles, labels, summary, variants, out_dir)
+    # Several hosts, each bundle on its own: every metric side by side by host.
+    by_host = several_hosts(bundles) and list(group_by) == ["bundle"]
+    host_figs = host_figures(summary, out_dir) if by_host else []
+    figs = host_figs + figs
     # A figure of an earlier report in the same place (say, of a bundle no
     # longer reported) would be left to mislead: figures/ is the report's own.
     current = {f[k] for f in [headline_fig, *figs] if f for k in ("svg", "png")}
@@ -710,6 +778,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
                     + [stats.GAIN_TEXT, stats.BOOTSTRAP_TEXT, stats.PAIRED_T_TEXT],
         "grouping": pooled or "Each bundle is reported on its own (no pooling across bundles).",
         "results": results_tables(summary),
+        "by_host": by_host_table(summary) if by_host else None,
         "variants": variants_tab(variants),
         "figures": figs,
         "checks": checks,

@@ -45,6 +45,7 @@ EXIT_CODES = {
     "bench": (1, "error"),
     "target-locked": (7, "another bench run holds the target's lock"),
     "resume-mismatch": (11, "--resume: the host, kernel or plan differs from the bundle's"),
+    "hosts": (12, "several hosts: some failed and others did not, or they failed differently"),
 }
 EXIT_INTERRUPTED = 130
 EXIT_BUG = 1
@@ -98,9 +99,12 @@ def cli(debug):
 # -- run -------------------------------------------------------------------------
 
 @cli.command()
-@click.option("--host", default="lab", show_default=True,
+@click.option("--host", "hosts", multiple=True, default=["lab"], show_default=True,
               help="'lab' (the local QEMU arm64 lab), 'local' (this machine, no SSH), or a Host alias "
-                   "in ~/.ssh/config.")
+                   "in ~/.ssh/config.  Repeat it to run the same plan on several hosts at once (see "
+                   "above).")
+@click.option("--hosts-file", type=click.Path(dir_okay=False), default=None,
+              help="More hosts: one name per line, '#' starts a comment (added to --host's).")
 @click.option("--profile", default="standard", show_default=True,
               help="Effort: smoke, quick, standard or rigorous.")
 @click.option("--modes", default=",".join(mode_registry.MODES), show_default=True,
@@ -112,7 +116,8 @@ def cli(debug):
                    "timing), bpf (the kernel's own sys_enter -> sys_exit time of each getppid call, "
                    "with bcc).  Methods the host cannot do are skipped with the reason.")
 @click.option("--out", type=click.Path(), default=None,
-              help="Bundle directory (default: results/<host>/<UTC timestamp>/).")
+              help="Bundle directory (default: results/<host>/<UTC timestamp>/); with several hosts, "
+                   "the directory of their bundles, each in <out>/<host>/.")
 @click.option("--force", is_flag=True, help="Measure even if tracing is already in use (it is restored).")
 @click.option("--accept-new-host-key", is_flag=True,
               help="Trust an unknown SSH host key once and add it to known_hosts.")
@@ -133,9 +138,18 @@ def cli(debug):
               help="Measure only the cells missing from this incomplete bundle, into it (same host, "
                    "kernel and plan, or refused).")
 @click.pass_context
-def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh_config, lease, seed,
-        connect_timeout, quiet, tune, resume_path):
-    """Measure per-call cost and tracer overhead on HOST; write a bundle."""
+def run(ctx, hosts, hosts_file, profile, modes, methods, out, force, accept_new_host_key, ssh_config,
+        lease, seed, connect_timeout, quiet, tune, resume_path):
+    """Measure per-call cost and tracer overhead on HOST; write a bundle.
+
+    \b
+    Several hosts (--host A --host B, --hosts-file FILE) run the same plan at
+    the same time, each in a run of its own: one bundle per host, progress
+    lines prefixed [HOST], one host's failure or restore stops no other, and
+    Ctrl-C stops and restores every host.  A summary says how each host
+    ended.  Exit code: 0 when every host succeeded; when every host failed
+    with the same code, that code; 130 when interrupted; otherwise 12 (some
+    hosts failed: the summary says which)."""
     from analysis import bundle as bundle_mod
     from remote.hosts import open_target
 
@@ -148,6 +162,9 @@ def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh
         mode_list = [mode_registry.BASELINE] + mode_list
     request = {"profile": select_profile(profile), "modes": mode_list,
                "methods": parse_list(methods, METHODS, "methods"), "seed": seed, "tune": tune}
+    if len(hosts) > 1 or hosts_file:
+        return _run_hosts(ctx, hosts, hosts_file, out, resume_path)
+    host = hosts[0]
     resume = None
     if resume_path:
         resume, request, host = _resume_request(ctx, resume_path, request, host, out)
@@ -172,6 +189,40 @@ def run(ctx, host, profile, modes, methods, out, force, accept_new_host_key, ssh
     click.echo(f"bundle: {b.path}", err=True)
 
 
+def _run_hosts(ctx, hosts, hosts_file, out, resume_path):
+    """Several hosts: each host's run is this command with one --host, in a
+    process of its own (bench/multihost.py); the plan options typed here are
+    passed on as they were typed."""
+    from click.core import ParameterSource
+
+    from . import multihost
+    from .errors import UsageError
+
+    if resume_path:
+        raise UsageError("--resume takes one bundle, of one host", hint="resume each host's bundle on its own")
+    if ctx.get_parameter_source("hosts") != ParameterSource.COMMANDLINE:
+        hosts = ()  # --hosts-file alone: not the default 'lab' too
+    names = multihost.host_list(hosts, hosts_file)
+    dirs = multihost.out_dirs(names, out)
+    passed = [(p.name, p.opts[0]) for p in ctx.command.params
+              if p.name not in ("hosts", "hosts_file", "out", "resume_path")
+              and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
+    options = multihost.options_of(ctx.params, passed)
+    made_out = bool(out) and not pathlib.Path(out).exists()
+    env = {"BENCH_DEBUG": "1"} if ctx.find_root().params.get("debug") else {}
+    click.echo(f"> {len(names)} hosts at once: {', '.join(names)}", err=True)
+    outcomes, interrupted = multihost.run_hosts(
+        names, dirs, options, env=env, echo=lambda line: click.echo(line, err=True),
+        write_block=lambda host, text: click.echo(f"== {host}\n{text.rstrip()}"))
+    click.echo("hosts:")
+    for line in multihost.summary_lines(outcomes):
+        click.echo(line)
+    if made_out:
+        _remove_empty([pathlib.Path(out)])  # every host failed before its first cell: no bundle at all
+    code = multihost.exit_code([o["code"] for o in outcomes], interrupted, EXIT_INTERRUPTED)
+    ctx.exit(code)
+
+
 def _resume_request(ctx, path, request, host, out):
     """--resume: the bundle, its request, its host.  Plan options typed on the
     command line must agree with the bundle's; --host defaults to its host."""
@@ -192,7 +243,7 @@ def _resume_request(ctx, path, request, host, out):
         typed["profile"] = typed["profile"].name
     resume_mod.check_request(b, {f"--{k}": v for k, v in typed.items()})
     prove_writable(b.path, "the bundle", hint="free space or make it writable, then resume again")
-    if ctx.get_parameter_source("host") != ParameterSource.COMMANDLINE:
+    if ctx.get_parameter_source("hosts") != ParameterSource.COMMANDLINE:
         host = b.data["host"]["name"]
     return b, resume_mod.request_of(b), host
 

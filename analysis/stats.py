@@ -243,7 +243,9 @@ def disagreement_reason(metric, mode, names):
     knows: analysis/methods/), or None when nothing is known (then a
     disagreement is just that)."""
     for name in sorted(set(names)):
-        method = methods.find(name)  # (a foreign bundle's method knows nothing)
+        # (a foreign bundle's method knows nothing; a counted series,
+        # 'kernel/cycles', is its method's)
+        method = methods.find(name.split("/")[0])
         reason = method.disagreement(metric, mode) if method else None
         if reason:
             return reason

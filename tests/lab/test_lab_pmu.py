@@ -6,7 +6,7 @@ included, are what the clock shows for the same loops, so the pmu method's
 instructions per call equal its clock figure; and the instructions counted
 around the kernel method's repetitions give the kernel method's regs gain
 (9 instructions on Debian's 6.1: docs/lab.md).  One small run of its own
-(quick profile, off/noregs/regs, kernel and pmu) on the session lab.
+(smoke profile, off/noregs/regs, kernel and pmu) on the session lab.
 """
 import io
 import json
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.lab
 def pmu_run(lab, lab_module, tmp_path_factory):
     out = tmp_path_factory.mktemp("pmu") / "bundle"
     t0 = time.monotonic()
-    result = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off,noregs,regs",
+    result = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "smoke", "--modes", "off,noregs,regs",
                                       "--methods", "kernel,pmu", "--out", str(out)])
     print(f"pmu run: {time.monotonic() - t0:.0f} s wall\n{result.output}")
     return dict(result=result, out=out)

@@ -258,3 +258,9 @@ def test_a_bundle_of_pmu_cells_summarizes_each_series_in_its_unit(tmp_path):
     ui.print_results(b, file=out)
     text = out.getvalue()
     assert "pmu/cycles" in text and "cycles" in text and "instructions/cycle" in text
+
+
+def test_a_counted_series_disagrees_for_its_methods_reason():
+    from analysis.stats import disagreement_reason
+
+    assert "its own tracee" in disagreement_reason("overhead", "noregs", ["kernel/cycles", "pmu/cycles"])

@@ -195,14 +195,14 @@ class Counters:
         return res, delta(a, self.read())
 
 
-def count_reps(rep, reps):
+def count_reps(rep, reps, events=EVENTS):
     """The kernel method's repetitions, each between two reads of a group
     opened on this thread (the module's loop runs in it): rep() -> a run's
     dict, which gets the counts (cycles, instructions where supported,
     time_enabled, time_running, multiplexed).  A PMU that refuses the
     leader raises PmuError (the controller asked only when bench check
     said the PMU is usable)."""
-    c = Counters()
+    c = Counters(events)
     try:
         runs = []
         for _ in range(reps):

@@ -264,3 +264,14 @@ def test_a_counted_series_disagrees_for_its_methods_reason():
     from analysis.stats import disagreement_reason
 
     assert "its own tracee" in disagreement_reason("overhead", "noregs", ["kernel/cycles", "pmu/cycles"])
+
+
+def test_kernel_repetitions_are_counted_one_by_one_on_this_thread():
+    """kernelmethod.py's pmu=True: each repetition between two reads of a
+    group on the calling thread, its counts added to the run's dict."""
+    runs = agent_pmu.count_reps(lambda: {"total_ns": 1, "calls": 10, "x": sum(range(50000))}, 3,
+                                events=SW_EVENTS)
+    assert len(runs) == 3
+    for r in runs:
+        assert r["calls"] == 10 and r["cycles"] > 0 and r["instructions"] > 0
+        assert r["time_enabled"] == r["time_running"] > 0 and r["multiplexed"] is False

@@ -158,6 +158,16 @@ def cell_values(bundle, cell):
         return None
 
 
+def extra_series(bundle, cell, clock):
+    """The series a cell gives besides its method's own (Method.series: the
+    pmu method's and the counted kernel method's cycles, instructions, IPC),
+    each labelled like a method and in its own unit."""
+    method = methods.find(cell.get("method"))
+    if method is None or not cell.get("file"):
+        return []
+    return method.series(bundle.path / cell["file"], unit_of_clock(clock))[1:]
+
+
 CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "clock", "unit", "round", "occurrence", "order", "mode",
                 "workload", "method", "cell", "figure", "n_workers", "file"]
 
@@ -190,12 +200,14 @@ def cells_frame(bundles, labels=None):
             key = (cell["round"], cell["mode"], cell["workload"], cell["method"])
             occ = seen.get(key, 0)
             seen[key] = occ + 1
-            rows.append({"bundle": label, "run": run, **su, "clock": clock, "unit": unit_of_clock(clock),
-                         "round": cell["round"], "occurrence": occ,
-                         "order": order.get(cell.get("id"), k), "mode": cell["mode"],
-                         "workload": cell["workload"], "method": cell["method"],
-                         "cell": cell.get("id"), "figure": stats.cell_figure(values),
-                         "n_workers": len(values), "file": cell.get("file")})
+            series = [(cell["method"], unit_of_clock(clock), values)] + extra_series(b, cell, clock)
+            for method, unit, means in series:
+                rows.append({"bundle": label, "run": run, **su, "clock": clock, "unit": unit,
+                             "round": cell["round"], "occurrence": occ,
+                             "order": order.get(cell.get("id"), k), "mode": cell["mode"],
+                             "workload": cell["workload"], "method": method,
+                             "cell": cell.get("id"), "figure": stats.cell_figure(means),
+                             "n_workers": len(means), "file": cell.get("file")})
     return pd.DataFrame(rows, columns=CELL_COLUMNS), notes
 
 

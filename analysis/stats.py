@@ -42,6 +42,7 @@ import numpy as np
 from scipy import stats
 
 from . import methods
+from .units import RATIO_UNITS
 
 CONFIDENCE = 0.95
 
@@ -97,7 +98,7 @@ def summarize(cells, workload, method, baseline="off", unit="ns"):
         rows.append(dict(mode=mode, workload=workload, method=method, metric="per_call",
                          value=v, unit=unit, ci_low=lo, ci_high=hi, n=len(by_round),
                          n_workers=workers[mode], ci_method=METHOD_TEXT))
-    base = figures.get(baseline)
+    base = figures.get(baseline) if unit not in RATIO_UNITS else None
     if base:
         for mode, by_round in figures.items():
             if mode == baseline:
@@ -107,7 +108,7 @@ def summarize(cells, workload, method, baseline="off", unit="ns"):
             rows.append(dict(mode=mode, workload=workload, method=method, metric="overhead",
                              value=v, unit=unit, ci_low=lo, ci_high=hi, n=len(diffs),
                              n_workers=workers[mode], ci_method=METHOD_TEXT))
-    if "regs" in figures and "noregs" in figures:
+    if "regs" in figures and "noregs" in figures and unit not in RATIO_UNITS:
         # The headline: what saving a complete pt_regs costs per call.
         regs, noregs = figures["regs"], figures["noregs"]
         diffs = [regs[r] - noregs[r] for r in sorted(regs) if r in noregs]
@@ -219,17 +220,18 @@ def overlap(a, b):
 
 def method_agreement(rows, skip_modes=("off-aa", "off-probe")):
     """Every pair of methods that measured the same overhead (same mode) or
-    the regs gain: their figures and whether their CIs overlap."""
+    the regs gain in the same unit: their figures and whether their CIs
+    overlap (cycles are never compared with ns)."""
     by_key = {}
     for r in rows:
         if r["metric"] in ("overhead", "regs_gain") and r["mode"] not in skip_modes:
-            by_key.setdefault((r["metric"], r["mode"]), {})[r["method"]] = r
+            by_key.setdefault((r["metric"], r["mode"], r.get("unit")), {})[r["method"]] = r
     out = []
-    for (metric, mode), by_method in sorted(by_key.items()):
+    for (metric, mode, unit), by_method in sorted(by_key.items(), key=lambda kv: tuple(map(str, kv[0]))):
         names = sorted(by_method)
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                out.append({"metric": metric, "mode": mode, "methods": [a, b],
+                out.append({"metric": metric, "mode": mode, "methods": [a, b], "unit": unit,
                             a: _ci(by_method[a]), b: _ci(by_method[b]),
                             "agree": overlap(by_method[a], by_method[b])})
     return out
@@ -241,7 +243,9 @@ def disagreement_reason(metric, mode, names):
     knows: analysis/methods/), or None when nothing is known (then a
     disagreement is just that)."""
     for name in sorted(set(names)):
-        method = methods.find(name)  # (a foreign bundle's method knows nothing)
+        # (a foreign bundle's method knows nothing; a counted series,
+        # 'kernel/cycles', is its method's)
+        method = methods.find(name.split("/")[0])
         reason = method.disagreement(metric, mode) if method else None
         if reason:
             return reason

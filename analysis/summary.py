@@ -22,6 +22,7 @@ from remote.protocol import modes
 
 from . import stats
 from .load import SETUP_KEYS, check_poolable, mode_key
+from .units import RATIO_UNITS
 
 SUMMARY_COLUMNS = ["group", "bundles", *SETUP_KEYS, "workload", "method", "mode", "metric", "unit", "clock",
                    "value", "ci_low", "ci_high", "boot_low", "boot_high", "p", "exact", "n", "ci_over",
@@ -91,8 +92,9 @@ def summarize_cells(frame, group_by=("bundle",), baseline="off"):
         first = g[g["occurrence"] == 0]
         for (workload, method), gm in first.groupby(["workload", "method"], sort=False):
             base = {"group": label, "bundles": bundles, **setup, "workload": workload, "method": method,
-                    # One clock per group: icount is a setup key, checked above.
-                    "unit": g["unit"].iloc[0], "clock": g["clock"].iloc[0]}
+                    # One clock per group: icount is a setup key, checked above;
+                    # the unit is the series' (a counted one: cycles, ...).
+                    "unit": gm["unit"].iloc[0], "clock": g["clock"].iloc[0]}
             fig, workers = {}, {}
             for mode in sorted(gm["mode"].unique(), key=mode_key):
                 gmm = gm[gm["mode"] == mode]
@@ -100,14 +102,14 @@ def summarize_cells(frame, group_by=("bundle",), baseline="off"):
                 workers[mode] = int(gmm["n_workers"].sum())
             for mode, by in fig.items():
                 rows.append(_row(base, mode, "per_call", by, False, workers[mode]))
-            if baseline in fig:
+            if baseline in fig and base["unit"] not in RATIO_UNITS:
                 off = fig[baseline]
                 for mode, by in fig.items():
                     if mode == baseline:
                         continue
                     diffs = {r: by[r] - off[r] for r in by if r in off}
                     rows.append(_row(base, mode, "overhead", diffs, True, workers[mode]))
-            if "regs" in fig and "noregs" in fig:
+            if "regs" in fig and "noregs" in fig and base["unit"] not in RATIO_UNITS:
                 regs, noregs = fig["regs"], fig["noregs"]
                 diffs = {r: regs[r] - noregs[r] for r in regs if r in noregs}
                 rows.append(_row(base, "regs", "regs_gain", diffs, True, workers["regs"]))

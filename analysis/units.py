@@ -18,6 +18,11 @@ exported row carries its unit and clock.
 """
 
 CLOCKS = {"wall": "ns", "icount": "instructions"}
+# Units of figures counted rather than read off a clock (the pmu method's
+# series, analysis/methods/pmu.py): cycles, instructions, and their ratio.
+# A ratio is a per-call figure only: its overhead and regs gain (differences
+# of ratios) are not computed.
+RATIO_UNITS = ("instructions/cycle",)
 
 
 def clock_of(facts):

@@ -114,7 +114,8 @@ def cli(debug):
 @click.option("--methods", default="pyperf,kernel,bpf", show_default=True,
               help="Comma-separated methods: pyperf (user space), kernel (the module's in-kernel "
                    "timing), bpf (the kernel's own sys_enter -> sys_exit time of each getppid call, "
-                   "with bcc).  Methods the host cannot do are skipped with the reason.")
+                   "with bcc), pmu (cycles and instructions per call from the CPU's counters; "
+                   "not in the default).  Methods the host cannot do are skipped with the reason.")
 @click.option("--out", type=click.Path(), default=None,
               help="Bundle directory (default: results/<host>/<UTC timestamp>/); with several hosts, "
                    "the directory of their bundles, each in <out>/<host>/.")

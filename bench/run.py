@@ -49,7 +49,8 @@ def check_workload_pid(pid):
 
 def summarize_bundle(bundle):
     """Result rows from the cells' raw files (recomputable from the bundle
-    alone), in the unit of the bundle's clock (analysis/units.py)."""
+    alone), in the unit of the bundle's clock (analysis/units.py), and one
+    set per event a method counts, in its own unit (Method.series: pmu)."""
     plan = bundle.data["plan"]
     samples = {}
     if not plan:
@@ -57,14 +58,15 @@ def summarize_bundle(bundle):
     for cell in bundle.data["cells"]:
         if cell.get("status") != "ok":
             continue
-        means, _ = stats.cell_means_ns(bundle.path / cell["file"], cell["method"])
-        by_mode = samples.setdefault((cell["workload"], cell["method"]), {})
-        by_mode.setdefault(cell["mode"], {})[cell["round"]] = means
+        for label, unit, means in methods.get(cell["method"]).series(bundle.path / cell["file"],
+                                                                     bundle_unit(bundle.data)):
+            by_mode = samples.setdefault((cell["workload"], label, unit), {})
+            by_mode.setdefault(cell["mode"], {})[cell["round"]] = means
     rows = []
     modes = list(plan["modes"]) + list(plan.get("check_modes", []))
-    for (workload, method), by_mode in samples.items():
+    for (workload, method, unit), by_mode in samples.items():
         ordered = {m: by_mode[m] for m in modes if m in by_mode}
-        rows.extend(stats.summarize(ordered, workload, method, unit=bundle_unit(bundle.data)))
+        rows.extend(stats.summarize(ordered, workload, method, unit=unit))
     return _clean(rows)
 
 

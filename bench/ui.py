@@ -93,15 +93,21 @@ def results_table(bundle):
         title += f", emulated (QEMU {lab['accel']}{' icount' if lab.get('icount') else ''})"
         if unit == "instructions":
             title += ": figures are guest instructions, not time"
-    t = Table(title=title, caption=f"unit: {unit} per call; n = rounds; 95% CIs: Student t over rounds, "
+    # Counted series (the pmu method's cycles, ...) have units of their own:
+    # then every row names its unit.
+    mixed = any(r.get("unit", unit) != unit for r in data["results"])
+    t = Table(title=title, caption=(f"unit: {unit} per call" if not mixed else "unit: per call, as each row "
+                                    "says") + "; n = rounds; 95% CIs: Student t over rounds, "
                                    "overhead paired with off and regs gain with noregs by round")
-    for col in ("mode", "workload", "method", f"{unit}/call", "95% CI", f"overhead {unit}", "95% CI", "n"):
-        t.add_column(col, justify="right" if col not in ("mode", "workload", "method") else "left")
+    cols = (("mode", "workload", "method", "unit", "per call", "95% CI", "overhead", "95% CI", "n") if mixed else
+            ("mode", "workload", "method", f"{unit}/call", "95% CI", f"overhead {unit}", "95% CI", "n"))
+    for col in cols:
+        t.add_column(col, justify="right" if col not in ("mode", "workload", "method", "unit") else "left")
     per = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call"}
     ovh = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "overhead"}
     for key, r in per.items():
         o = ovh.get(key)
-        t.add_row(key[0], key[1], key[2], fmt_ns(r["value"]),
+        t.add_row(key[0], key[1], key[2], *([r.get("unit", unit)] if mixed else []), fmt_ns(r["value"]),
                   f"[{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}]",
                   fmt_ns(o["value"]) if o else "(baseline)",
                   (f"[{fmt_ns(o['ci_low'])}, {fmt_ns(o['ci_high'])}]"
@@ -115,12 +121,16 @@ def gain_table(bundle):
     if not rows:
         return None
     unit = bundle_unit(bundle.data)
+    mixed = any(r.get("unit", unit) != unit for r in rows)
     t = Table(title="regs gain: ftrace_regs_caller - ftrace_caller, per call",
-              caption=f"unit: {unit} per call; paired by round (regs - noregs); n = rounds")
-    for col in ("method", "workload", f"regs gain {unit}", "95% CI", "n"):
-        t.add_column(col, justify="right" if col not in ("method", "workload") else "left")
+              caption=(f"unit: {unit}" if not mixed else "unit: as each row says")
+              + " per call; paired by round (regs - noregs); n = rounds")
+    cols = (("method", "workload", "unit", "regs gain", "95% CI", "n") if mixed else
+            ("method", "workload", f"regs gain {unit}", "95% CI", "n"))
+    for col in cols:
+        t.add_column(col, justify="right" if col not in ("method", "workload", "unit") else "left")
     for r in rows:
-        t.add_row(r["method"], r["workload"], fmt_ns(r["value"]),
+        t.add_row(r["method"], r["workload"], *([r.get("unit", unit)] if mixed else []), fmt_ns(r["value"]),
                   f"[{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}]"
                   + ("" if excludes_zero(r) else " ~0"), str(r["n"]))
     return t
@@ -149,6 +159,7 @@ def check_lines(data):
     checks = data.get("checks") or {}
     unit = bundle_unit(data)
     for method, r in sorted((checks.get("aa") or {}).items()):
+        unit = r.get("unit") or bundle_unit(data)  # (a counted series' own)
         if r["significant"]:
             out.append(f"[red]A/A check FAILED ({method}): off measured twice differs by "
                        f"{_ci_text(r, unit)}; the numbers of this run cannot be trusted at that "
@@ -162,6 +173,7 @@ def check_lines(data):
     # The step check next to the A/A, failed in red like it (analysis/steps.py).
     for kind, line in step_lines(checks.get("steps") or []):
         out.append(f"[red]{line}[/red]" if kind == "fail" else line)
+    unit = bundle_unit(data)
     probe = checks.get("probe_cost")
     if probe:
         out.append(f"bpf probe cost (pyperf, probes on vs off, tracer off): {_ci_text(probe, unit)} per call")
@@ -174,8 +186,9 @@ def check_lines(data):
             why = disagreement_reason(a["metric"], a["mode"], a["methods"])
             because = "" if not why else ("; expected, as above" if why in told else f"; expected: {why}")
             told.add(why)
-            out.append(f"[yellow]methods disagree on the {what}: {m1} {_ci_text(a[m1], unit)} vs "
-                       f"{m2} {_ci_text(a[m2], unit)} (CIs do not overlap){because}[/yellow]")
+            u = a.get("unit") or unit
+            out.append(f"[yellow]methods disagree on the {what}: {m1} {_ci_text(a[m1], u)} vs "
+                       f"{m2} {_ci_text(a[m2], u)} (CIs do not overlap){because}[/yellow]")
     noise = data.get("noise") or {}
     if noise.get("tuned"):
         out.append(f"tuned: measured on CPU {noise.get('cpu')}, settings restored: "

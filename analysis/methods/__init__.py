@@ -93,6 +93,14 @@ class Method:
         clock's ns, how many values they average)."""
         raise NotImplementedError
 
+    def series(self, path, unit):
+        """Every figure a cell's raw file gives: [(label, unit, per-worker or
+        per-run means per call)].  The first is the method's own (read(),
+        in the clock's `unit`); a method that also counts events adds one
+        series each, labelled like a method ('pmu/cycles') and in its own
+        unit (analysis/methods/pmu.py)."""
+        return [(self.name, unit, self.read(path)[0])]
+
     def disagreement(self, metric, mode):
         """Why this method's figure is known to differ from another's, or None."""
         return None

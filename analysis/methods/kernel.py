@@ -12,6 +12,7 @@ from remote.protocol import modes
 
 from . import Method
 from .bpf import PROBE_MODE
+from .pmu import check_counted, counter_series
 
 # The slowest run the calibration tries (calls doubling from 1000).
 MAX_CALLS = 10**8
@@ -69,12 +70,17 @@ class Kernel(Method):
         client.request("set_mode", mode="off", function=run.function, timeout=120)
         before = client.request("kmod_hold", timeout=120, **settings)
         run.check_kernel_cell(tmode, before, settings)
+        # With the pmu method planned, each repetition is counted too (pmu.py).
+        counted = {"pmu": True} if "pmu" in run.plan.methods else {}
         t0 = time.monotonic()
-        k = client.request("kmod_time", calls=calls, reps=reps, timeout=3600, **settings, **quiet)
+        k = client.request("kmod_time", calls=calls, reps=reps, timeout=3600, **settings, **counted,
+                           **quiet)
         host_s = time.monotonic() - t0
         after = client.request("verify", function=run.tracee, timeout=60)
         client.request("kmod_release", timeout=120)
         run.check_kernel_cell(tmode, after, settings)
+        if counted:
+            check_counted(k["runs"], f"kernel cell {cell.id}")
         rel = run.bundle.write_raw(self.raw_file(cell.id),
                                    json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
         return dict(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=calls,
@@ -87,6 +93,14 @@ class Kernel(Method):
             runs = json.load(f)["runs"]
         means = [r["total_ns"] / r["calls"] for r in runs]
         return means, len(means)
+
+    def series(self, path, unit):
+        """The clock's figure, and the counters' where the runs were counted
+        (pmu planned too: analysis/methods/pmu.py)."""
+        with open(path) as f:
+            runs = json.load(f)["runs"]
+        check_counted([r for r in runs if "time_enabled" in r], str(path))
+        return super().series(path, unit) + counter_series(self.name, [[r] for r in runs])
 
     def disagreement(self, metric, mode):
         return _TRACEE if metric == "overhead" else None

@@ -110,6 +110,16 @@ def bcc():
     return out
 
 
+def pmu():
+    """What perf_event_open gives for the pmu method's events (pmumethod.probe)."""
+    import pmumethod
+
+    try:
+        return pmumethod.probe()
+    except Exception as e:  # a probe must not cost the whole check
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+
+
 def tracefs_files(root):
     names = ("enabled_functions", "touched_functions", "available_filter_functions",
              "available_filter_functions_addrs", "dyn_ftrace_total_info", "kprobe_events",
@@ -126,4 +136,5 @@ def collect(tracefs_root, config_cc=None):
         "module_build": module_build(config_cc),
         "module_load": module_load(),
         "bcc": bcc(),
+        "pmu": pmu(),
     }

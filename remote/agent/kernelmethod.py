@@ -11,8 +11,10 @@ import time
 
 try:  # on the target: shipped next to agent.py as the package `protocol`
     from protocol.kmod import TRACEE
+    import pmumethod
 except ImportError:  # in the source tree, imported as remote.agent.kernelmethod
     from remote.protocol.kmod import TRACEE
+    from remote.agent import pmumethod
 
 
 def _loaded(agent, op):
@@ -38,7 +40,11 @@ def time_calls(agent, req):
         if agent.tune_cpu is not None and agent.housekeeping:
             os.sched_setaffinity(0, {agent.tune_cpu})
         try:
-            runs = k.time(calls, bool(req.get("save_regs")), relevant, irrelevant, reps)
+            args = (calls, bool(req.get("save_regs")), relevant, irrelevant)
+            runs = (pmumethod.count_reps(lambda: k.time(*args, reps=1)[0], reps) if req.get("pmu")
+                    else k.time(*args, reps=reps))
+        except pmumethod.PmuError as e:
+            raise agent.Fatal("kmod_time: %s" % e, kind="measure")
         finally:
             if agent.tune_cpu is not None and agent.housekeeping:
                 os.sched_setaffinity(0, agent.housekeeping)

@@ -95,12 +95,12 @@ def test_bench_check_asks_every_method(echo):
     from test_check import CFG61, PRE, caps, facts
 
     r = report(facts(CFG61), caps(), PRE, "root")
-    assert list(r["methods"]) == ["pyperf", "kernel", "bpf", "echo"]
+    assert list(r["methods"]) == ["pyperf", "kernel", "bpf", "pmu", "echo"]
     assert r["methods"]["echo"] == answer(True, None, "always")
 
 
 def test_an_unknown_method_is_one_line_naming_the_known_ones():
     with pytest.raises(methods.UnknownMethod, match="unknown method 'nope': known methods are "
-                                                    "pyperf, kernel, bpf$"):
+                                                    "pyperf, kernel, bpf, pmu$"):
         methods.get("nope")
     assert methods.find("nope") is None

@@ -264,7 +264,8 @@ FULL_RUN_ARGS = ["--profile", "quick", "--tune"]
 SMP_UP_ARGS = ["--smp", "4", "--accel", "tcg"]
 SMP_RUN_ARGS = ["--profile", "smoke", "--tune"]
 BACKGROUND_RUNS = {"full_run": dict(up_args=["--icount"], run_args=FULL_RUN_ARGS),
-                   "smp_run": dict(up_args=SMP_UP_ARGS, run_args=SMP_RUN_ARGS)}
+                   "smp_run": dict(up_args=SMP_UP_ARGS, run_args=SMP_RUN_ARGS,
+                                   what="the many-CPU run")}
 
 
 class BackgroundFullRun:
@@ -272,8 +273,9 @@ class BackgroundFullRun:
     `bench run --host lab` with every mode and method, the state again,
     `bench lab down`: all in a lab with a run directory of its own."""
 
-    def __init__(self, base, up_args=("--icount",), run_args=FULL_RUN_ARGS):
-        self.up_args, self.run_args = list(up_args), list(run_args)
+    def __init__(self, base, up_args=("--icount",), run_args=FULL_RUN_ARGS,
+                 what="the full-matrix run"):
+        self.up_args, self.run_args, self.what = list(up_args), list(run_args), what
         self.base = pathlib.Path(base)
         self.run_dir = self.base / "lab"
         self.out = self.base / "bundle"
@@ -328,9 +330,9 @@ class BackgroundFullRun:
         self.thread.join(timeout)
         tail = _tail(self.log, 40) or ""
         if self.thread.is_alive():
-            pytest.fail(f"the full-matrix run did not end within {timeout} s:\n{tail}")
+            pytest.fail(f"{self.what} did not end within {timeout} s:\n{tail}")
         if self.error:
-            pytest.fail(f"the full-matrix run failed: {self.error}\n{tail}")
+            pytest.fail(f"{self.what} failed: {self.error}\n{tail}")
         return self.state
 
 

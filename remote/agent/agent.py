@@ -154,6 +154,7 @@ class Agent:
         self.housekeeping = None  # the other CPUs, where the agent's threads sit under --tune
         self.thread_ids = []  # native ids of the reader and watchdog threads (to pin them)
         self.pinned_others = {}  # pid -> CPUs before --tune moved it (guardian, connection)
+        self._guardian = None  # the guardian's pid, once looked up
         self.finished = False
         self.stop_reason = None
 
@@ -467,12 +468,18 @@ class Agent:
             return {"cpu": cpu, "changed": changed, "housekeeping": sorted(self.housekeeping),
                     "agent_threads_pinned": pinned, "placement": self.placement()}
 
+    def guardian_pid(self):
+        # found once (a walk over /proc), not on every cell
+        if self._guardian is None:
+            self._guardian = tune_mod.find_guardian(self.workdir)
+        return self._guardian
+
     def helper_pids(self):
         """The processes that work for the agent besides its own threads:
         the guardian, the connection's sshd/sudo above it and their other
         children (sftp-server), the bpf collector."""
         pids = []
-        guardian = tune_mod.find_guardian(self.workdir)
+        guardian = self.guardian_pid()
         if guardian:
             pids.append(guardian)
         conn = tune_mod.connection_pids(os.getpid())
@@ -490,7 +497,7 @@ class Agent:
         with the workload's CPUs).  extra: {part: pid} started for a cell
         (pyperf's manager)."""
         parts = {"agent_threads": tune_mod.process_cpus(os.getpid())}
-        guardian = tune_mod.find_guardian(self.workdir)
+        guardian = self.guardian_pid()
         if guardian:
             parts["guardian"] = tune_mod.process_cpus(guardian)
         conn = sorted({c for p in tune_mod.connection_pids(os.getpid())

@@ -154,7 +154,7 @@ class Agent:
         self.housekeeping = None  # the other CPUs, where the agent's threads sit under --tune
         self.thread_ids = []  # native ids of the reader and watchdog threads (to pin them)
         self.pinned_others = {}  # pid -> CPUs before --tune moved it (guardian, connection)
-        self._guardian = None  # the guardian's pid, once looked up
+        self._guardian = None  # the guardian's pid once looked up (0: not found)
         self.finished = False
         self.stop_reason = None
 
@@ -471,8 +471,8 @@ class Agent:
     def guardian_pid(self):
         # found once (a walk over /proc), not on every cell
         if self._guardian is None:
-            self._guardian = tune_mod.find_guardian(self.workdir)
-        return self._guardian
+            self._guardian = tune_mod.find_guardian(self.workdir) or 0
+        return self._guardian or None
 
     def helper_pids(self):
         """The processes that work for the agent besides its own threads:

@@ -90,3 +90,13 @@ def test_check_cpus_accepts_a_pinned_cell_and_one_cpu():
 def test_check_cpus_refuses_a_broken_promise(record, says):
     with pytest.raises(MeasurementError, match=says.replace("[", r"\[").replace("]", r"\]")):
         check_cpus(record, 3)
+
+
+def test_the_agent_places_its_parts_without_tune(tmp_path):
+    from remote.agent.agent import Agent
+
+    a = Agent(str(tmp_path), 30.0)
+    assert a.guardian_pid() is None and a._guardian == 0  # looked up once, not found
+    place = a.placement({"pyperf_manager": os.getpid()})
+    assert place["agent_threads"] == CPUS and place["pyperf_manager"] == CPUS
+    assert place["all"] == CPUS and "guardian" not in place

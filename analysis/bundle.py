@@ -29,6 +29,9 @@ Format history:
   3  "check" (what `bench check` said of the host) is "host_check", so that
      it is not one letter from "checks" (the run's own checks); version 2
      is read as 3: upgrade_v2.
+     Later additions that version-3 readers may ignore: noise.placement,
+     cells[].cpus and bpf cells' trace_events (where the workload and the
+     harness could run under --tune; docs/bundle.md lists the fields).
 
 Older versions are read as the current one (upgrade()); the files on disk
 are not touched.

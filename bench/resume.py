@@ -25,9 +25,11 @@ from .plan import PROFILES
 
 # Facts that must match for a bundle to be resumed on a target.  A reboot
 # (boot_id) is allowed and noted: same machine, same kernel build.
-HOST_KEYS = ("hostname", "machine_id", "arch", "cpu_model")
+# The CPU count too: --tune measures on the last CPU and moves the harness
+# to the others, so cells measured on another count do not compare.
+HOST_KEYS = ("hostname", "machine_id", "arch", "cpu_model", "cpu_count")
 KERNEL_KEYS = ("kernel_release", "kernel_version")
-LAB_KEYS = ("kernel", "accel", "icount", "cpu_model")
+LAB_KEYS = ("kernel", "accel", "icount", "cpu_model", "smp")
 
 
 class ResumeMismatch(BenchError):

@@ -47,6 +47,21 @@ def check_workload_pid(pid):
             f"so this cell would not compare; the pid floor before round 0 should have prevented it")
 
 
+def check_cpus(cpus, cpu):
+    """Under --tune, with CPUs to spare: the cell's workload could run on the
+    measuring CPU alone (and ran there), and no part of the harness could
+    run there (cells[].cpus keeps both; on one CPU they share it)."""
+    if not cpus or cpu is None or not set(cpus["harness"]["all"]) - {cpu}:
+        return
+    if cpus["workload"] != [cpu] or set(cpus["ran_on"]) - {cpu}:
+        raise MeasurementError(f"--tune pinned the workload to CPU {cpu}, but it could run on "
+                               f"{cpus['workload']} and ran on {cpus['ran_on']}")
+    on_it = sorted(part for part, c in cpus["harness"].items() if cpu in c and part != "all")
+    if on_it:
+        raise MeasurementError(f"--tune keeps the harness off the measuring CPU {cpu}, but "
+                               f"{', '.join(on_it)} could run there ({cpus['harness']})")
+
+
 def summarize_bundle(bundle):
     """Result rows from the cells' raw files (recomputable from the bundle
     alone), in the unit of the bundle's clock (analysis/units.py), and one
@@ -194,6 +209,7 @@ def run_cell(client, run, cell, budgets=None):
     fields = method.measure(client, run, cell, quiet)
     host_s = fields.pop("host_s")
     record.update(fields)
+    check_cpus(record.get("cpus"), run.plan.affinity)
     means, n_values = method.read(run.bundle.path / record["file"])
     record.update(worker_means_ns=means, n_workers=len(means), n_values=n_values)
     if budget is not None:
@@ -291,7 +307,8 @@ def tune(client, bundle, plan, noise, ui):
     tuned = client.request("tune", timeout=60)
     plan.affinity = tuned["cpu"]
     bundle.data["plan"]["affinity"] = tuned["cpu"]
-    noise.update(cpu=tuned["cpu"], changed=tuned["changed"], housekeeping=tuned.get("housekeeping"))
+    noise.update(cpu=tuned["cpu"], changed=tuned["changed"], housekeeping=tuned.get("housekeeping"),
+                 placement=tuned.get("placement"))
     house = tuned.get("housekeeping")
     ui.step(f"tuned: measuring on CPU {tuned['cpu']}, "
             + (f"the agent on CPU {','.join(map(str, house))}; " if house

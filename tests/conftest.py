@@ -69,13 +69,15 @@ def tier_of(item):
 #   host        everything that uses this machine as a target (the sshd, its
 #               users and sudoers entry, /tmp/ftrace-regs-bench.*, the target
 #               lock in /run): it must not share them with itself
-#   lab-faults  fault injection and error rows on one lab
+#   lab-faults  fault injection and error rows on one lab; the many-CPU run (smp_run)
 #   lab-main    the other lab tests, the shared runs, 'bench lab down'
 #   kbuild      the lab's own kernels
 # Unit tests go wherever a process is free.
 HOST_FILES = {"test_lock.py", "test_cli.py", "test_errors.py",
               "test_lab_multihost.py"}  # (a lab test that also targets this machine through the sshd)
-LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py"}
+# test_lab_smp reads a background run on a lab of its own: in lab-faults,
+# the process without the full run's background lab.
+LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py", "test_lab_smp.py"}
 
 
 def group_of(item):
@@ -120,7 +122,8 @@ def pytest_collection_modifyitems(items):
         tier = TIERS.index(tier_of(item))
         if item.get_closest_marker("lab_down"):
             return tier + 0.5
-        return tier + (0.25 if "full_run" in getattr(item, "fixturenames", ()) else 0)
+        reads = set(getattr(item, "fixturenames", ())) & set(BACKGROUND_RUNS)
+        return tier + (0.25 if reads else 0)
 
     items.sort(key=rank)  # stable: file and definition order within a tier
 
@@ -253,13 +256,27 @@ def _invoke(args):
 # icount the guest's figures do not depend on what else the host is doing.
 FULL_RUN_ARGS = ["--profile", "quick", "--tune"]
 
+# The many-CPU run (issue 14): every mode and method with --tune on a lab of
+# 4 vCPUs under plain TCG (icount needs one vCPU), also in the background,
+# from the first test of the process that reads it (test_lab_smp, in the
+# lab-faults process, which has no other background lab).  The smoke
+# profile: what it checks is where things run and that counts add up, not
+# figures; the quick profile took about 7 minutes a round there (4 rounds).
+SMP_UP_ARGS = ["--smp", "4", "--accel", "tcg"]
+SMP_RUN_ARGS = ["--profile", "smoke", "--tune"]
+BACKGROUND_RUNS = {"full_run": dict(up_args=["--icount"], run_args=FULL_RUN_ARGS),
+                   "smp_run": dict(up_args=SMP_UP_ARGS, run_args=SMP_RUN_ARGS,
+                                   what="the many-CPU run")}
+
 
 class BackgroundFullRun:
     """`bench lab up --icount`, then the target's tracefs and tune state,
     `bench run --host lab` with every mode and method, the state again,
     `bench lab down`: all in a lab with a run directory of its own."""
 
-    def __init__(self, base):
+    def __init__(self, base, up_args=("--icount",), run_args=FULL_RUN_ARGS,
+                 what="the full-matrix run"):
+        self.up_args, self.run_args, self.what = list(up_args), list(run_args), what
         self.base = pathlib.Path(base)
         self.run_dir = self.base / "lab"
         self.out = self.base / "bundle"
@@ -283,7 +300,7 @@ class BackgroundFullRun:
 
         try:
             with open(self.log, "w") as log:
-                if self._bench("lab", "up", "--icount", log=log).returncode:
+                if self._bench("lab", "up", *self.up_args, log=log).returncode:
                     raise RuntimeError("the second lab did not come up")
                 config = json.loads((self.run_dir / "state.json").read_text())["ssh_config"]
                 try:
@@ -291,10 +308,10 @@ class BackgroundFullRun:
                     before, tuned_before = read_tracefs(target), tune_state(target)
                     target.close()
                     t0 = time.monotonic()
-                    log.write(f"== bench run --host lab {' '.join(FULL_RUN_ARGS)}\n")
+                    log.write(f"== bench run --host lab {' '.join(self.run_args)}\n")
                     log.flush()
                     start = log.tell()
-                    code = self._bench("run", "--host", "lab", *FULL_RUN_ARGS, "--out", str(self.out),
+                    code = self._bench("run", "--host", "lab", *self.run_args, "--out", str(self.out),
                                        log=log).returncode
                     log.write(f"== exit {code}, {time.monotonic() - t0:.0f} s wall\n")
                     target = open_ssh_target("lab", config_path=config)
@@ -314,32 +331,34 @@ class BackgroundFullRun:
         self.thread.join(timeout)
         tail = _tail(self.log, 40) or ""
         if self.thread.is_alive():
-            pytest.fail(f"the full-matrix run did not end within {timeout} s:\n{tail}")
+            pytest.fail(f"{self.what} did not end within {timeout} s:\n{tail}")
         if self.error:
-            pytest.fail(f"the full-matrix run failed: {self.error}\n{tail}")
+            pytest.fail(f"{self.what} failed: {self.error}\n{tail}")
         return self.state
 
 
-_full_run = None
+_background = {}  # fixture name -> its BackgroundFullRun, once started
 
 
-def _start_full_run(config):
-    global _full_run
-    if _full_run is None:
+def _start_background(config, name):
+    if name not in _background:
         # tmp_path_factory's own object (the fixture hands out the same).
-        base = config._tmp_path_factory.mktemp("full")
-        _full_run = BackgroundFullRun(base).start()
-    return _full_run
+        base = config._tmp_path_factory.mktemp(name.replace("_run", ""))
+        _background[name] = BackgroundFullRun(base, **BACKGROUND_RUNS[name]).start()
+    return _background[name]
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    # The first lab test of a group starts the background full run if a
-    # selected test of the same group (so: of this process) reads it.
-    if _full_run is None and tier_of(item) == "lab" and any(
-            "full_run" in getattr(i, "fixturenames", ()) and group_of(i) == group_of(item)
-            for i in item.session.items):
-        _start_full_run(item.config)
+    # The first lab test of a group starts each background run that a
+    # selected test of the same group (so: of this process) reads.
+    if tier_of(item) != "lab":
+        return
+    for name in BACKGROUND_RUNS:
+        if name not in _background and any(
+                name in getattr(i, "fixturenames", ()) and group_of(i) == group_of(item)
+                for i in item.session.items):
+            _start_background(item.config, name)
 
 
 @pytest.fixture(scope="session")
@@ -349,7 +368,15 @@ def full_run(lab, request):
     and test_lab_regs assert on its bundle (it used to be two runs on the
     session lab).  test_lab_bpf keeps a bpf-only run: in the full matrix the
     bpf A/A came out significant (-0.8 [-1.3, -0.4] instructions, n = 4)."""
-    return _start_full_run(request.config).wait()
+    return _start_background(request.config, "full_run").wait()
+
+
+@pytest.fixture(scope="session")
+def smp_run(request):
+    """The many-CPU run: every mode with every method and --tune, smoke
+    profile, on a lab of 4 vCPUs under TCG (SMP_UP_ARGS), with its target's
+    state before and after.  test_lab_smp asserts on it."""
+    return _start_background(request.config, "smp_run").wait()
 
 
 def bundle_of(run):

@@ -99,6 +99,8 @@ class Bpf(Method):
             {"cell": cell.id, "calls": calls, "runs": b["runs"]}, indent=1).encode())
         return dict(file=rel, elapsed_s=round(b["elapsed_s"], 2), calls=calls,
                     counts=[r["count"] for r in b["runs"]], tracefs={"before": before, "after": after},
+                    **({"cpus": b["cpus"]} if b.get("cpus") else {}),
+                    **({"trace_events": b["trace_events"]} if b.get("trace_events") else {}),
                     host_s=host_s)
 
     def read(self, path):

@@ -84,7 +84,8 @@ class Kernel(Method):
         rel = run.bundle.write_raw(self.raw_file(cell.id),
                                    json.dumps({"cell": cell.id, "runs": k["runs"]}, indent=1).encode())
         return dict(file=rel, elapsed_s=round(k["elapsed_s"], 2), calls=calls,
-                    tracefs={"before": before, "after": after}, host_s=host_s)
+                    tracefs={"before": before, "after": after},
+                    **({"cpus": k["cpus"]} if k.get("cpus") else {}), host_s=host_s)
 
     def read(self, path):
         """Per-call ns of each repetition (total_ns / calls, as the module

@@ -47,6 +47,8 @@ class Pyperf(Method):
         rel = run.bundle.write_raw(self.raw_file(cell.id), client.fetch(m["file"]))
         fields = dict(file=rel, elapsed_s=round(m["elapsed_s"], 2), workload_pid=m.get("workload_pid"),
                       tracefs={"before": before, "after": after})
+        if m.get("cpus"):
+            fields["cpus"] = m["cpus"]  # where the workers and the harness could run
         if m.get("bpf_probe"):
             fields["bpf_probe"] = m["bpf_probe"]  # the probes' count over the cell: proof they ran
         return dict(fields, host_s=host_s)

@@ -153,6 +153,8 @@ class Agent:
         self.tune_cpu = None  # the measuring CPU under --tune
         self.housekeeping = None  # the other CPUs, where the agent's threads sit under --tune
         self.thread_ids = []  # native ids of the reader and watchdog threads (to pin them)
+        self.pinned_others = {}  # pid -> CPUs before --tune moved it (guardian, connection)
+        self._guardian = None  # the guardian's pid once looked up (0: not found)
         self.finished = False
         self.stop_reason = None
 
@@ -256,6 +258,7 @@ class Agent:
             if self.tracefs.snapshot is not None:
                 problems += self.tracefs.restore()
                 problems += tune_mod.restore(self.tracefs.snapshot.get("tune", {}))
+                tune_mod.unpin_processes(self.pinned_others)
                 for p in problems:
                     self.log("restore: " + p)
                 state = os.path.join(self.workdir, "state.json")
@@ -455,16 +458,68 @@ class Agent:
             # (pyperf --affinity, callloop), the module's timing moves there
             # for its duration (kernelmethod.time_calls).  With one CPU there is no
             # other: the harness keeps quiet during cells instead.
+            # The guardian and the connection's sshd (and sudo) go there too:
+            # every request and every byte of output passes through them.
             self.housekeeping = tune_mod.housekeeping_cpus(cpu)
             pinned = tune_mod.pin_threads([0] + self.thread_ids, self.housekeeping or {cpu})
+            if self.housekeeping:
+                self.pinned_others.update(tune_mod.pin_processes(self.helper_pids(),
+                                                                 self.housekeeping))
             return {"cpu": cpu, "changed": changed, "housekeeping": sorted(self.housekeeping),
-                    "agent_threads_pinned": pinned}
+                    "agent_threads_pinned": pinned, "placement": self.placement()}
+
+    def guardian_pid(self):
+        # found once (a walk over /proc), not on every cell
+        if self._guardian is None:
+            self._guardian = tune_mod.find_guardian(self.workdir) or 0
+        return self._guardian or None
+
+    def helper_pids(self):
+        """The processes that work for the agent besides its own threads:
+        the guardian, the connection's sshd/sudo above it and their other
+        children (sftp-server), the bpf collector."""
+        pids = []
+        guardian = self.guardian_pid()
+        if guardian:
+            pids.append(guardian)
+        conn = tune_mod.connection_pids(os.getpid())
+        for p in conn:
+            pids.append(p)
+            pids.extend(c for c in tune_mod.children(p) if c != os.getpid() and c not in conn)
+        bpf = self.method_state.get("bpf")
+        if bpf is not None and getattr(bpf, "proc", None) is not None:
+            pids.append(bpf.proc.pid)
+        return pids
+
+    def placement(self, extra=None):
+        """Where the harness may run now, by part: {part: sorted CPUs}, and
+        under "all" their union (what the controller compares
+        with the workload's CPUs).  extra: {part: pid} started for a cell
+        (pyperf's manager)."""
+        parts = {"agent_threads": tune_mod.process_cpus(os.getpid())}
+        guardian = self.guardian_pid()
+        if guardian:
+            parts["guardian"] = tune_mod.process_cpus(guardian)
+        conn = sorted({c for p in tune_mod.connection_pids(os.getpid())
+                       for c in (tune_mod.process_cpus(p) or ())})
+        if conn:
+            parts["connection"] = conn
+        bpf = self.method_state.get("bpf")
+        if bpf is not None and getattr(bpf, "proc", None) is not None:
+            parts["bpf_collector"] = tune_mod.process_cpus(bpf.proc.pid)
+        for part, pid in (extra or {}).items():
+            parts[part] = tune_mod.process_cpus(pid)
+        parts = {k: v for k, v in parts.items() if v is not None}
+        parts["all"] = sorted({c for v in parts.values() for c in v})
+        return parts
 
     def op_restore(self, req):
         with self.state_lock:
             problems = self.tracefs.restore() if self.tracefs and self.tracefs.snapshot else []
             if self.tracefs and self.tracefs.snapshot:
                 problems += tune_mod.restore(self.tracefs.snapshot.get("tune", {}))
+            tune_mod.unpin_processes(self.pinned_others)
+            self.pinned_others = {}
             after = {k: self.tracefs.read(k) for k in self.tracefs.snapshot["knobs"]} \
                 if self.tracefs and self.tracefs.snapshot else {}
             return {"problems": problems, "after": after}

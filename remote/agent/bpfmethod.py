@@ -184,7 +184,8 @@ class Collector:
             t0 = time.monotonic()
             child.stdin.write(b"go\n")
             child.stdin.flush()
-            if out.get(timeout, "the bpf workload").strip() != "done":
+            done = out.get(timeout, "the bpf workload").split()
+            if not done or done[0] != "done":
                 raise BpfError("the bpf workload did not finish")
             elapsed = time.monotonic() - t0
             result = self.collect()
@@ -197,6 +198,8 @@ class Collector:
                            "%d: the measurement is wrong (missed %d starts)"
                            % (result["count"], calls, result.get("missed_start", 0)))
         result.update(calls=calls, wall_s=round(elapsed, 3))
+        if len(done) == 3:  # where the calls ran: the CPU it ended on, its mask
+            result.update(cpu=int(done[1]), affinity=[int(c) for c in done[2].split(",")])
         return result
 
     def stop(self):
@@ -248,6 +251,7 @@ def measure(agent, req):
     if not (1 <= calls <= 10**9 and 1 <= reps <= 10000):
         raise agent.Fatal("bpf_measure arguments out of range", kind="usage")
     c = collector(agent)
+    before = agent.tracefs.events_per_cpu() if agent.tracefs is not None else {}
     t0 = time.monotonic()
     runs = []
     for _ in range(reps):
@@ -257,7 +261,19 @@ def measure(agent, req):
             runs.append(c.run_calls(calls, cpu=agent.tune_cpu, on_child=keep))
         finally:
             agent.workload = None
-    return {"runs": runs, "elapsed_s": time.monotonic() - t0}
+    # Where the runs ran (each run's mask and last CPU) and where the
+    # harness could run meanwhile (the collector included).
+    cpus = {"workload": sorted({c for r in runs for c in r.get("affinity", ())}),
+            "ran_on": sorted({r["cpu"] for r in runs if "cpu" in r}),
+            "harness": agent.placement()}
+    # The tracer's events per CPU over the runs (function modes: one per
+    # traced call, in the buffer of the CPU that made it): their sum over
+    # CPUs is what compares with reps x calls.
+    after = agent.tracefs.events_per_cpu() if agent.tracefs is not None else {}
+    events = {str(cpu): {k: after[cpu][k] - before[cpu][k] for k in after[cpu]}
+              for cpu in after if cpu in before}
+    return {"runs": runs, "elapsed_s": time.monotonic() - t0, "cpus": cpus,
+            "trace_events": events}
 
 
 def restore(agent):

@@ -3,8 +3,8 @@
 Started by the agent as ``python3 callloop.py N [CPU]``.  It prints
 ``ready PID`` and waits for a line on stdin, so that the collector can be
 attached to this very process before the first call; then it makes exactly N
-calls (20 unrolled per loop iteration, the rest one by one), prints ``done``
-and exits.  Nothing else in this process calls getppid, so the collector's
+calls (20 unrolled per loop iteration, the rest one by one), prints ``done
+CPU MASK`` (the CPU it ended on, the CPUs it could run on) and exits.  Nothing else in this process calls getppid, so the collector's
 count must equal N exactly (run a prime N): any other count is a
 measurement error.
 """
@@ -32,7 +32,12 @@ def main(argv):
     if not sys.stdin.readline():
         return 1  # the agent went away before 'go'
     calls(n)
-    sys.stdout.write("done\n")
+    # Where the calls ran: this process's mask and the CPU it is on now
+    # (/proc/self/stat field 39; stdlib Python has no sched_getcpu).
+    with open("/proc/self/stat", "rb") as f:
+        cpu = f.read().decode("latin-1").rpartition(")")[2].split()[36]
+    mask = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    sys.stdout.write("done %s %s\n" % (cpu, mask))
     sys.stdout.flush()
     return 0
 

@@ -7,14 +7,17 @@ ops drive its timing for a cell.  The agent serves OPS as its own
 object and raises agent.Fatal.
 """
 import os
+import threading
 import time
 
 try:  # on the target: shipped next to agent.py as the package `protocol`
     from protocol.kmod import TRACEE
     import pmumethod
+    import tune as tune_mod
 except ImportError:  # in the source tree, imported as remote.agent.kernelmethod
     from remote.protocol.kmod import TRACEE
     from remote.agent import pmumethod
+    from remote.agent import tune as tune_mod
 
 
 def _loaded(agent, op):
@@ -36,19 +39,27 @@ def time_calls(agent, req):
     t0 = time.monotonic()
     with agent.state_lock:
         # The module times its loop in this thread: under --tune it goes
-        # to the measuring CPU for the timing alone, then back.
+        # to the measuring CPU for the timing alone, then back.  A mask of
+        # one CPU is what keeps the loop there: the module does not disable
+        # preemption, and cond_resched() between chunks may migrate it.
         if agent.tune_cpu is not None and agent.housekeeping:
             os.sched_setaffinity(0, {agent.tune_cpu})
         try:
+            mask = sorted(os.sched_getaffinity(0))
             args = (calls, bool(req.get("save_regs")), relevant, irrelevant)
             runs = (pmumethod.count_reps(lambda: k.time(*args, reps=1)[0], reps) if req.get("pmu")
                     else k.time(*args, reps=reps))
+            last = tune_mod.last_cpu(os.getpid(), threading.get_native_id())
         except pmumethod.PmuError as e:
             raise agent.Fatal("kmod_time: %s" % e, kind="measure")
         finally:
             if agent.tune_cpu is not None and agent.housekeeping:
                 os.sched_setaffinity(0, agent.housekeeping)
-    return {"runs": runs, "elapsed_s": time.monotonic() - t0}
+    # Where it ran: the timing thread's mask and the CPU it was on at the
+    # end; the harness's parts as they are now (this thread back with them).
+    cpus = {"workload": mask, "ran_on": [last] if last is not None else [],
+            "harness": agent.placement()}
+    return {"runs": runs, "elapsed_s": time.monotonic() - t0, "cpus": cpus}
 
 
 def _settings(agent, req):

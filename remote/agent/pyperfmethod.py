@@ -12,8 +12,10 @@ import time
 
 try:  # on the target, and next to agent.py (which puts its directory on sys.path)
     import bpfmethod
+    import tune as tune_mod
 except ImportError:  # in the source tree, imported as remote.agent.pyperfmethod
     from remote.agent import bpfmethod
+    from remote.agent import tune as tune_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,6 +52,7 @@ def measure(agent, req):
     # returns its pid, and whether that is a cached small int changes the
     # per-call cost (precondition.py).  Kept in the cell as proof.
     workload_pid = agent.workload.pid
+    harness = agent.placement({"pyperf_manager": workload_pid})
     with open(os.path.join(agent.workdir, "workload.pgid"), "w") as f:
         f.write(str(agent.workload.pid))
     rc = agent.workload.wait()  # blocks in waitpid: no wake-up until pyperf exits
@@ -63,10 +66,28 @@ def measure(agent, req):
         tail = " | ".join(output.strip().splitlines()[-3:])
         raise agent.Fatal("pyperf failed for cell %s (exit %d): %s" % (cell, rc, tail), kind="measure")
     res = {"file": out, "elapsed_s": time.monotonic() - t0, "output": output[-2000:],
-           "workload_pid": workload_pid}
+           "workload_pid": workload_pid,
+           "cpus": {"workload": worker_cpus(out, harness.get("pyperf_manager")), "ran_on": [],
+                    "harness": harness}}
     if probed is not None:
         res["bpf_probe"] = {k: probed[k] for k in ("count", "sum_ns", "mean_ns")}
     return res
+
+
+def worker_cpus(path, inherited):
+    """The CPUs pyperf's workers could run on, from the result file: each
+    worker records its mask as metadata 'cpu_affinity' (once pinned by
+    --affinity), or nothing when it may use every CPU; then the mask they
+    inherited from the manager (`inherited`)."""
+    import json
+    with open(path) as f:
+        data = json.load(f)
+    lists = [data.get("metadata", {}).get("cpu_affinity")]
+    for b in data.get("benchmarks", []):
+        lists.append(b.get("metadata", {}).get("cpu_affinity"))
+        lists.extend(r.get("metadata", {}).get("cpu_affinity") for r in b.get("runs", []))
+    cpus = {c for text in lists if text for c in tune_mod.parse_cpu_list(text)}
+    return sorted(cpus) if cpus else inherited
 
 
 OPS = {"measure": measure}

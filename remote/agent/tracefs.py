@@ -137,6 +137,27 @@ class Tracefs:
             return TracefsError(msg, kind="invalid")
         return TracefsError(msg)
 
+    def events_per_cpu(self):
+        """{cpu: events written} from per_cpu/cpuN/stats: entries still in
+        the ring buffer plus those overwritten (overrun), and dropped ones
+        apart; the tracer keeps one buffer per CPU, so a workload's events
+        are on the CPU it ran on, and only their sum over CPUs is the whole."""
+        out = {}
+        base = self.path("per_cpu")
+        try:
+            names = sorted(n for n in os.listdir(base) if n.startswith("cpu"))
+        except OSError:
+            return out
+        for name in names:
+            try:
+                with open(os.path.join(base, name, "stats")) as f:
+                    stats = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+                out[int(name[3:])] = {"written": int(stats["entries"]) + int(stats["overrun"]),
+                                      "dropped": int(stats.get("dropped events", 0))}
+            except (OSError, KeyError, ValueError):
+                continue
+        return out
+
     # -- state ------------------------------------------------------------------
     def lines(self, name):
         out = []

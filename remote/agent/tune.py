@@ -14,8 +14,11 @@ The settings, each only where the file exists and the value differs:
                                              interrupts during measurements)
 Pinning the measuring processes to one CPU is process state, not a file:
 the agent passes the CPU to pyperf (--affinity) and to its own workloads,
-and moves its own threads to the other CPUs (housekeeping_cpus), so that
-answering the controller never runs on the measured CPU.
+and moves its own threads, its guardian and the sshd (and sudo) processes
+that carry the controller's connection to the other CPUs (housekeeping_cpus),
+so that answering the controller never runs on the measured CPU.  Those
+processes' masks are put back on restore (the connection's processes end
+with the run anyway).  Interrupts are not moved: /proc/irq is left alone.
 """
 import os
 
@@ -29,17 +32,21 @@ def online_cpus():
     return sorted(os.sched_getaffinity(0))
 
 
-def isolated_cpus():
-    """'2-3,6' -> [2, 3, 6] from /sys/devices/system/cpu/isolated."""
-    try:
-        text = _read("/sys/devices/system/cpu/isolated").decode().strip()
-    except OSError:
-        return []
+def parse_cpu_list(text):
+    """'2-3,6' -> [2, 3, 6] (the kernel's and pyperf's CPU list format)."""
     cpus = []
-    for part in filter(None, text.split(",")):
+    for part in filter(None, text.strip().split(",")):
         lo, _, hi = part.partition("-")
         cpus.extend(range(int(lo), int(hi or lo) + 1))
     return cpus
+
+
+def isolated_cpus():
+    """The CPUs in /sys/devices/system/cpu/isolated."""
+    try:
+        return parse_cpu_list(_read("/sys/devices/system/cpu/isolated").decode())
+    except OSError:
+        return []
 
 
 def choose_cpu():
@@ -134,3 +141,137 @@ def pin_threads(tids, cpus):
         except ProcessLookupError:
             pass
     return n
+
+
+def process_cpus(pid):
+    """The CPUs any thread of a process may run on (the union of its
+    threads' masks: Linux keeps one per thread), or None if it is gone."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+    except OSError:
+        return None
+    cpus = set()
+    for tid in tids:
+        mask = affinity(tid)
+        if mask is not None:
+            cpus.update(mask)
+    return sorted(cpus)
+
+
+def stat_fields(pid, tid=None):
+    """/proc/PID[/task/TID]/stat after the command name (which may hold
+    spaces and parentheses): field 3 (state) is [0]."""
+    path = "/proc/%d/stat" % pid if tid is None else "/proc/%d/task/%d/stat" % (pid, tid)
+    with open(path, "rb") as f:
+        text = f.read().decode("latin-1")
+    return text[text.rindex(")") + 2:].split()
+
+
+def last_cpu(pid, tid=None):
+    """The CPU the task last ran on (stat field 39, 'processor'), or None."""
+    try:
+        return int(stat_fields(pid, tid)[36])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid, "rb") as f:
+            return f.read().decode("latin-1").strip()
+    except OSError:
+        return None
+
+
+def parent(pid):
+    try:
+        return int(stat_fields(pid)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+SSHD = ("sshd", "sshd-session")
+# What may stand between sshd and the agent: sudo, and the login shell that
+# runs the command (dash, a common /bin/sh, does not exec the last command).
+BETWEEN = ("sudo", "sh", "dash", "bash", "zsh", "ksh", "mksh", "ash", "busybox")
+
+
+def connection_pids(pid):
+    """The processes above `pid` that carry the controller's connection: its
+    consecutive sshd, sudo and shell ancestors up to, not including, the
+    topmost sshd (the daemon that listens for every connection, not only
+    ours).  Empty when no sshd is above (the agent started locally)."""
+    chain = []
+    p = parent(pid)
+    while p and p > 1 and comm(p) in SSHD + BETWEEN:
+        chain.append(p)
+        p = parent(p)
+    daemons = [i for i, q in enumerate(chain) if comm(q) in SSHD]
+    return chain[:daemons[-1]] if daemons else []
+
+
+def children(pid):
+    """Direct children of `pid` (the connection's sftp-server, for one)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and parent(int(name)) == pid:
+            out.append(int(name))
+    return out
+
+
+def find_guardian(workdir):
+    """The agent's guardian (agent.py --guard ... --workdir WORKDIR), or None:
+    it is forked twice and detached, so its pid is found, not kept."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().decode("latin-1").split("\0")
+        except OSError:
+            continue
+        if "--guard" in argv and "--workdir" in argv and workdir in argv:
+            return int(name)
+    return None
+
+
+def affinity(pid):
+    """sorted CPUs a process (or thread id) may run on, or None if it is gone."""
+    try:
+        return sorted(os.sched_getaffinity(pid))
+    except OSError:
+        return None
+
+
+def pin_processes(pids, cpus):
+    """Every thread of each process to `cpus`; returns {pid: mask before}
+    for those pinned (gone ones are skipped)."""
+    before = {}
+    for pid in pids:
+        mask = affinity(pid)
+        if mask is None:
+            continue
+        try:
+            tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+        except OSError:
+            continue
+        try:
+            pin_threads(tids, cpus)
+        except OSError:  # e.g. a cpuset that does not allow `cpus`: left as it was
+            continue
+        before[pid] = mask
+    return before
+
+
+def unpin_processes(before):
+    """Put back the masks pin_processes() returned (best effort: a process of
+    the connection may be gone, which is fine)."""
+    for pid, mask in before.items():
+        try:
+            tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+        except OSError:
+            continue
+        try:
+            pin_threads(tids, set(mask))
+        except OSError:
+            pass

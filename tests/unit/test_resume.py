@@ -67,6 +67,13 @@ def test_another_lab_setup_is_refused_and_a_reboot_is_noted(tmp_path):
     b, _ = interrupted(tmp_path)
     with pytest.raises(resume.ResumeMismatch, match="lab setup differs.*icount"):
         resume.check_target(b, dict(FACTS, lab=dict(FACTS["lab"], icount=False)))
+    # another number of CPUs (bundles from before these facts lack them: not compared)
+    b.data["facts"] = dict(FACTS, cpu_count=1, lab=dict(FACTS["lab"], smp=1))
+    with pytest.raises(resume.ResumeMismatch, match="lab setup differs.*smp was 1, is 4"):
+        resume.check_target(b, dict(FACTS, cpu_count=1, lab=dict(FACTS["lab"], smp=4)))
+    with pytest.raises(resume.ResumeMismatch, match="host differs.*cpu_count was 1, is 4"):
+        resume.check_target(b, dict(FACTS, cpu_count=4))
+    b.data["facts"] = dict(FACTS)
     notes = resume.check_target(b, dict(FACTS, boot_id="b2"))
     assert notes == ["resumed after a reboot of the host (boot id b1 -> b2): same machine and "
                      "kernel build"]

@@ -44,7 +44,8 @@ COMMON = {"job_minutes": 90, "boot_minutes": 10, "test_minutes": 75, "prompts": 
 DEVICE_TYPES = {
     "qemu": ("qemu.jinja2", dict(
         COMMON,
-        kernel_url=None, initrd_url=None, rootfs_url=None, rootfs_format="raw",
+        kernel_url=None, initrd_url=None, initrd_compression="gz", rootfs_url=None,
+        rootfs_format="raw",
         cpu="max,pauth-impdef=on", memory_mb=2048, icount=True,
         # Not `quiet`: LAVA waits for the kernel's "Linux version" banner.
         # The lab's image starts sshd from its inittab and has no getty:

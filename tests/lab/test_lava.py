@@ -1,0 +1,179 @@
+"""A LAVA job rendered by the suite, run for real by Debian's lava-dispatcher.
+
+`lava-run` (lava-dispatcher 2023.01: a job run locally, without a server)
+runs the job `bench lava render --device-type qemu` makes, on LAVA's qemu
+device type: its device dictionary rendered from the qemu.jinja2 device-type
+template that the lava-server package ships, with the job's context (arm64,
+-cpu max, icount).  The job boots the lab's debian-6.1 kernel, initrd and
+root filesystem (a qcow2 overlay on the cached image: the image itself is
+never written), fetches LAVA's test overlay over HTTP (served here, as a
+worker's web server would), and its test runs the standalone runner on a
+smoke plan.  Out of the job's log comes the bundle; `bench export` and
+`bench report` read it, and the device's preliminary figures are LAVA
+test-case measurements in lava-run's results.
+
+Boots a QEMU of its own (not the session's lab); about 4 minutes here.
+"""
+import http.server
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+import time
+
+import jinja2
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bench.cli import cli
+from bench.lava import jobs
+from bench.lava.bundle import rebuild
+from conftest import need
+
+pytestmark = pytest.mark.lab
+
+LAVA_RUN = "/usr/bin/lava-run"
+DOWNLOAD_DIR = pathlib.Path("/var/lib/lava/dispatcher/tmp")  # lava_common.constants
+DEVICE_TYPES = pathlib.Path("/usr/share/lava-server/device-types")
+
+
+def device_types_dir(cache):
+    """lava-server's device-type templates: installed, or taken out of the
+    package (apt-get download lava-server; dpkg -x), which is all a
+    server-less dispatcher needs of it."""
+    if (DEVICE_TYPES / "qemu.jinja2").exists():
+        return DEVICE_TYPES
+    where = cache / "lava-server"
+    found = where / "usr/share/lava-server/device-types"
+    if not (found / "qemu.jinja2").exists():
+        where.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "lava-server"], cwd=where, check=True,
+                       capture_output=True)
+        deb = next(where.glob("lava-server_*.deb"))
+        subprocess.run(["dpkg", "-x", str(deb), str(where)], check=True)
+    return found
+
+
+def device_dictionary(types_dir, context):
+    """The device dictionary as lava-server renders it for a job: the device
+    type's template with the job's context."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(types_dir)), autoescape=False,
+                             trim_blocks=True)
+    return env.get_template("qemu.jinja2").render(**context)
+
+
+class OverlayServer:
+    """What a LAVA worker's web server does for transfer_overlay: its
+    download directory under /tmp/, here on 127.0.0.1 (the guest's 10.0.2.2)."""
+
+    def __init__(self):
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def translate_path(self, path):
+                rel = path.split("?", 1)[0]
+                if not rel.startswith("/tmp/") or ".." in rel:
+                    return "/nonexistent"
+                return str(DOWNLOAD_DIR / rel[len("/tmp/"):])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def log_entries(text):
+    """lava-run's log on stderr: one JSON object per line ({"dt", "lvl", "msg"})."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
+    need(os.path.exists(LAVA_RUN), "lava-dispatcher (lava-run)")
+    need(shutil.which("qemu-img"), "qemu-img (qemu-utils)")
+    from remote import cache
+    from remote import lab as labmod
+
+    t0 = time.monotonic()
+    image = labmod.build(labmod.select("debian-6.1"), progress=lambda t: None)
+    types_dir = device_types_dir(cache.ROOT / "lava")
+    rootfs = tmp_path / "rootfs.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                    str(image / "rootfs.ext4"), str(rootfs)], check=True)
+
+    job_path = tmp_path / "job.yaml"
+    r = CliRunner().invoke(cli, [
+        "lava", "render", "--device-type", "qemu", "--out", str(job_path), "--profile", "smoke",
+        "--modes", "function", "--methods", "pyperf", "--seed", "1",
+        "--set", f"kernel_url=file://{image / 'vmlinuz'}",
+        "--set", f"initrd_url=file://{image / 'initrd.img'}",
+        "--set", f"rootfs_url=file://{rootfs}", "--set", "rootfs_format=qcow2"])
+    assert r.exit_code == 0, r.output
+    assert "valid by lava-common's schema" in r.output, r.output
+    job = yaml.safe_load(job_path.read_text())
+    assert not any("quiet" in a for a in str(job["actions"][0]).split())
+
+    (tmp_path / "device.yaml").write_text(device_dictionary(types_dir, job["context"]))
+    server = OverlayServer()
+    (tmp_path / "dispatcher.yaml").write_text(f"dispatcher_http_ip: '10.0.2.2:{server.port}'\n")
+    job_id = f"frb-{os.getpid()}-{int(time.time())}"
+    try:
+        p = subprocess.run([LAVA_RUN, "--job-id", job_id, "--output-dir", str(tmp_path / "out"),
+                            "--device", str(tmp_path / "device.yaml"),
+                            "--dispatcher", str(tmp_path / "dispatcher.yaml"), str(job_path)],
+                           capture_output=True, text=True, timeout=3600)
+    finally:
+        server.close()
+        shutil.rmtree(DOWNLOAD_DIR / job_id, ignore_errors=True)
+    log = p.stdout + p.stderr
+    (tmp_path / "lava-run.log").write_text(log)
+    entries = log_entries(log)
+    results = [e["msg"] for e in entries if e.get("lvl") == "results"]
+    job_result = next((r for r in results if r.get("case") == "job"), {})
+    assert p.returncode == 0 and job_result.get("result") == "pass", \
+        f"lava-run exit {p.returncode}: {job_result}; log: {tmp_path / 'lava-run.log'}"
+
+    # The device's preliminary figures are LAVA test cases with measurements.
+    cases = {r["case"]: r for r in results if r.get("definition", "").endswith("ftrace-regs-bench")}
+    assert cases["runner"]["result"] == "pass", cases
+    measured = {k: v for k, v in cases.items() if k.startswith("device-pyperf-")}
+    assert {"device-pyperf-off-per-call", "device-pyperf-function-overhead"} <= set(measured), cases
+    for case in measured.values():
+        assert case["result"] == "pass" and case["units"] == "instructions"
+        float(case["measurement"])
+
+    # The bundle comes back out of the log: the target's messages joined.
+    target = "\n".join(str(e["msg"]) for e in entries if e.get("lvl") == "target")
+    bundle = rebuild(target, tmp_path / "bundle", {"device_type": "qemu", "job_id": job_id,
+                                                   "icount": True, "accel": "tcg"})
+    data = json.loads((bundle / "bundle.json").read_text())
+    assert data["status"] == "complete" and data["clock"] == "icount", data.get("error")
+    assert len(data["cells"]) == 6 and all(c["tracefs"]["before"] for c in data["cells"])
+    assert data["facts"]["kernel_release"].startswith("6.1.")
+    assert data["tracefs_after"] == data["tracefs_before"]
+    r = CliRunner().invoke(cli, ["export", str(bundle), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    assert "function,getppid,pyperf,overhead" in r.output and ",instructions," in r.output, r.output
+    r = CliRunner().invoke(cli, ["report", str(bundle), "--out", str(tmp_path / "report")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "report" / "report.html").exists()
+    # The same figure both ways: the device's mean over rounds is the controller's.
+    row = next(x for x in data["results"] if x["method"] == "pyperf" and x["mode"] == "function"
+               and x["metric"] == "overhead")
+    assert abs(float(measured["device-pyperf-function-overhead"]["measurement"]) - row["value"]) \
+        < 0.01 * abs(row["value"]) + 0.01
+    print(f"lava-run job: {time.monotonic() - t0:.0f} s; function overhead {row['value']:.1f} "
+          f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}] instructions (n={row['n']})")

@@ -130,21 +130,22 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
     server = OverlayServer()
     (tmp_path / "dispatcher.yaml").write_text(f"dispatcher_http_ip: '10.0.2.2:{server.port}'\n")
     job_id = f"frb-{os.getpid()}-{int(time.time())}"
+    log_path = tmp_path / "lava-run.log"  # written as it comes: `tail -f` follows the job
     try:
-        p = subprocess.run([LAVA_RUN, "--job-id", job_id, "--output-dir", str(tmp_path / "out"),
-                            "--device", str(tmp_path / "device.yaml"),
-                            "--dispatcher", str(tmp_path / "dispatcher.yaml"), str(job_path)],
-                           capture_output=True, text=True, timeout=3600)
+        with open(log_path, "w") as logf:
+            p = subprocess.run([LAVA_RUN, "--job-id", job_id, "--output-dir", str(tmp_path / "out"),
+                                "--device", str(tmp_path / "device.yaml"),
+                                "--dispatcher", str(tmp_path / "dispatcher.yaml"), str(job_path)],
+                               stdout=logf, stderr=subprocess.STDOUT, text=True, timeout=3600)
     finally:
         server.close()
         shutil.rmtree(DOWNLOAD_DIR / job_id, ignore_errors=True)
-    log = p.stdout + p.stderr
-    (tmp_path / "lava-run.log").write_text(log)
+    log = log_path.read_text()
     entries = log_entries(log)
     results = [e["msg"] for e in entries if e.get("lvl") == "results"]
     job_result = next((r for r in results if r.get("case") == "job"), {})
     assert p.returncode == 0 and job_result.get("result") == "pass", \
-        f"lava-run exit {p.returncode}: {job_result}; log: {tmp_path / 'lava-run.log'}"
+        f"lava-run exit {p.returncode}: {job_result}; log: {log_path}"
 
     # The device's preliminary figures are LAVA test cases with measurements.
     cases = {r["case"]: r for r in results if r.get("definition", "").endswith("ftrace-regs-bench")}

@@ -25,6 +25,7 @@ import tarfile
 
 from analysis.bundle import Bundle, BundleError
 from analysis.units import clock_of
+from remote.protocol.tracefs_text import kernel_expanded
 
 from .. import __version__
 
@@ -146,6 +147,12 @@ def rebuild(log_text: str, out_dir: pathlib.Path, job_meta: dict) -> pathlib.Pat
                  "device_figures": "the device's preliminary figures are in the job's results; "
                                    "this bundle's results are recomputed from its raw files"}
     d["notes"] += list(rec.get("notes") or [])
+    b, a = (rec.get("tracefs_before") or {}).get("buffer_size_kb", ""), \
+        (rec.get("tracefs_after") or {}).get("buffer_size_kb", "")
+    if kernel_expanded(b, a):  # as bench run notes it (bench/run.py restore_target)
+        d["notes"].append(
+            f"buffer_size_kb: the kernel expanded its ring buffer on first tracer use "
+            f"({b.strip()!r} -> {a.strip()!r}); once per boot, only a reboot undoes it")
     if rec.get("error"):
         d["error"] = rec["error"]
     for name, data in sorted(files.items()):

@@ -90,14 +90,16 @@ class OverlayServer:
 
 
 def log_entries(text):
-    """lava-run's log on stderr: one JSON object per line ({"dt", "lvl", "msg"})."""
+    """lava-run's log on stderr: one mapping per line ({"dt", "lvl", "msg"}),
+    JSON except the results, whose values may carry YAML's non-specific tag
+    ("measurement": ! "595.846"): read as YAML, which JSON is a subset of."""
     out = []
     for line in text.splitlines():
         if line.startswith("{"):
             try:
                 out.append(json.loads(line))
             except ValueError:
-                continue
+                out.append(yaml.load(line, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     return out
 
 
@@ -149,7 +151,7 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
 
     # The device's preliminary figures are LAVA test cases with measurements.
     cases = {r["case"]: r for r in results if r.get("definition", "").endswith("ftrace-regs-bench")}
-    assert cases["runner"]["result"] == "pass", cases
+    assert cases.get("runner", {}).get("result") == "pass", (results, log_path)
     measured = {k: v for k, v in cases.items() if k.startswith("device-pyperf-")}
     assert {"device-pyperf-off-per-call", "device-pyperf-function-overhead"} <= set(measured), cases
     for case in measured.values():
@@ -164,7 +166,12 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
     assert data["status"] == "complete" and data["clock"] == "icount", data.get("error")
     assert len(data["cells"]) == 6 and all(c["tracefs"]["before"] for c in data["cells"])
     assert data["facts"]["kernel_release"].startswith("6.1.")
-    assert data["tracefs_after"] == data["tracefs_before"]
+    # Restored: every knob as it was, but the ring buffer the kernel expands
+    # once per boot on first tracer use (noted, as bench run notes it).
+    changed = {k for k in data["tracefs_before"] if data["tracefs_after"].get(k) != data["tracefs_before"][k]}
+    assert changed <= {"buffer_size_kb"}, changed
+    assert not changed or any("expanded its ring buffer" in n for n in data["notes"])
+    assert not data.get("restore_problems")
     r = CliRunner().invoke(cli, ["export", str(bundle), "--format", "csv"])
     assert r.exit_code == 0, r.output
     assert "function,getppid,pyperf,overhead" in r.output and ",instructions," in r.output, r.output

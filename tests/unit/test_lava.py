@@ -142,3 +142,31 @@ def test_the_devices_t_interval_is_scipys():
     ci = stats.t.interval(0.95, 2, loc=7 / 3, scale=stats.sem([1.0, 2.0, 4.0]))
     assert (mean, n) == (pytest.approx(7 / 3), 3) and (lo, hi) == pytest.approx(ci, abs=1e-3)
     assert math.isnan(runner.estimate([5.0])[1])
+
+
+CAPTURED = pathlib.Path(__file__).resolve().parent.parent / "data" / "lava-run" / "qemu-smoke.log.gz"
+
+
+def test_a_real_lava_run_log_gives_the_bundle_and_the_same_figures(tmp_path):
+    """lava-run's own log of the qemu job (tests/data/README.md): the bundle
+    rebuilt from its target lines, and LAVA's test-case measurements (the
+    device's figures) equal to the controller's figures from the raw files."""
+    import gzip
+
+    entries = []
+    for line in gzip.decompress(CAPTURED.read_bytes()).decode().splitlines():
+        if line.startswith("{"):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:  # results carry YAML's non-specific tag: ! "595.846"
+                entries.append(yaml.safe_load(line))
+    target = "\n".join(str(e["msg"]) for e in entries if e["lvl"] == "target")
+    path = rebuild(target, tmp_path / "b", {"device_type": "qemu", "job_id": "frb", "icount": True})
+    data = json.loads((path / "bundle.json").read_text())
+    assert data["status"] == "complete" and data["clock"] == "icount" and len(data["cells"]) == 6
+    measured = {e["msg"]["case"]: float(e["msg"]["measurement"]) for e in entries
+                if e["lvl"] == "results" and "measurement" in e["msg"]}
+    for row in data["results"]:
+        name = f"device-{row['method']}-{row['mode']}-{row['metric'].replace('_', '-')}"
+        assert measured[name] == pytest.approx(row["value"], abs=0.001), name
+    assert any("expanded its ring buffer" in n for n in data["notes"])

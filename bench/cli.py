@@ -511,8 +511,9 @@ def lava():
 @click.option("--methods", default="kernel", show_default=True, help="Methods the device runs.")
 @click.option("--seed", type=int, default=None, help="Seed of the plan's order.")
 @click.option("--set", "values", multiple=True, metavar="KEY=VALUE",
-              help="A template value (kernel_url, rootfs_url, dtb_url, icount, ...; "
-                   "bench lava render --device-type TYPE --list-values shows them).")
+              help="A template value: kernel_url, initrd_url, rootfs_url, rootfs_format, icount "
+                   "(qemu); kernel_url, dtb_url, nfsrootfs_url, login_prompt (boards); an unknown "
+                   "key is refused with the list (docs/lava.md).")
 @click.option("--kmod", type=click.Path(exists=True, dir_okay=False),
               help="A module built for the device's kernel, shipped with the agent.")
 @click.option("--no-validate", is_flag=True, help="Skip lava-common's schema check.")

@@ -89,14 +89,16 @@ def unpack(data):
     return files
 
 
-def lab_facts(job_meta):
+def lab_facts(job_meta, runner):
     """What the job says of the machine that is no fact the device can see:
     under the qemu device type, the emulation (QEMU under icount makes its
-    figures instructions: analysis/units.py)."""
-    if job_meta.get("device_type") != "qemu":
+    figures instructions: analysis/units.py).  job_meta's word first, else
+    what the rendered job told the runner (its records' "runner")."""
+    runner = runner or {}
+    if (job_meta.get("device_type") or runner.get("device_type")) != "qemu":
         return None
-    return {"accel": job_meta.get("accel", "tcg"), "icount": bool(job_meta.get("icount")),
-            "via": "lava"}
+    icount = job_meta["icount"] if "icount" in job_meta else runner.get("clock") == "icount"
+    return {"accel": job_meta.get("accel", "tcg"), "icount": bool(icount), "via": "lava"}
 
 
 def rebuild(log_text: str, out_dir: pathlib.Path, job_meta: dict) -> pathlib.Path:
@@ -117,15 +119,16 @@ def rebuild(log_text: str, out_dir: pathlib.Path, job_meta: dict) -> pathlib.Pat
         rec = json.loads(files["records.json"])
     except ValueError as e:
         raise BundleError(f"the job's records.json is not valid JSON ({e})")
-    host = {"kind": "lava", "name": job_meta.get("device") or job_meta.get("device_type") or "lava",
-            "device_type": job_meta.get("device_type"), "job_id": job_meta.get("job_id"),
+    device_type = job_meta.get("device_type") or (rec.get("runner") or {}).get("device_type")
+    host = {"kind": "lava", "name": job_meta.get("device") or device_type or "lava",
+            "device_type": device_type, "job_id": job_meta.get("job_id"),
             "server": job_meta.get("url")}
     bundle = Bundle.create(out_dir, host=host, tool_version=__version__,
                            command=job_meta.get("command"))
     d = bundle.data
     facts = dict(rec.get("facts") or {})
     facts["ftrace_variant"] = ftrace_era(facts.get("kernel_config", {}), facts.get("arch"))
-    lab = lab_facts(job_meta)
+    lab = lab_facts(job_meta, rec.get("runner"))
     if lab is not None:
         facts["lab"] = lab
     d["facts"] = facts
@@ -143,7 +146,7 @@ def rebuild(log_text: str, out_dir: pathlib.Path, job_meta: dict) -> pathlib.Pat
         if rec.get(key) is not None:
             d[key] = rec[key]
     d["lava"] = {"runner": rec.get("runner"), "job_id": job_meta.get("job_id"),
-                 "device_type": job_meta.get("device_type"),
+                 "device_type": device_type,
                  "device_figures": "the device's preliminary figures are in the job's results; "
                                    "this bundle's results are recomputed from its raw files"}
     d["notes"] += list(rec.get("notes") or [])

@@ -73,7 +73,7 @@ def request(profile, modes, methods, seed=None):
             "methods": parse_list(methods, list(METHODS), "methods"), "seed": seed}
 
 
-def plan_json(req, clock):
+def plan_json(req, clock, device_type=None):
     """The plan as the runner reads it: bench/plan.py's dict, the cells, and
     what the runner needs that the controller otherwise decides (the
     module, the clock's unit)."""
@@ -85,8 +85,10 @@ def plan_json(req, clock):
     d["kernel_calls"] = None
     cells = [{"id": c.id, "round": c.round, "mode": c.mode, "workload": c.workload,
               "method": c.method} for c in plan.cells]
-    return {"tool_version": __version__, "plan": d, "cells": cells,
-            "unit": "instructions" if clock == "icount" else "ns"}
+    # clock and device type travel with the plan and come back in the
+    # runner's records: the bundle is rebuilt right from the log alone.
+    return {"tool_version": __version__, "plan": d, "cells": cells, "clock": clock,
+            "device_type": device_type, "unit": "instructions" if clock == "icount" else "ns"}
 
 
 def payload_b64(plan, kmod=None):
@@ -152,7 +154,7 @@ def render(device_type, req, values, kmod=None):
         raise UsageError(f"device type {device_type} needs " + ", ".join(missing),
                          hint="give each with --set KEY=VALUE (a URL, file:// for local files)")
     clock = "icount" if v.get("icount") else "wall"
-    b64 = payload_b64(plan_json(req, clock), kmod)
+    b64 = payload_b64(plan_json(req, clock, device_type), kmod)
     v.update(device_type=device_type, tool_version=__version__, clock=clock,
              job_name=f"ftrace-regs-bench {req['profile']} {','.join(req['modes'])} "
                       f"{','.join(req['methods'])} on {device_type}",

@@ -441,7 +441,8 @@ def main(argv=None):
     os.makedirs(ns.out, exist_ok=True)
     unit = job.get("unit", "ns")
     rec = {"runner": {"version": job.get("tool_version"), "python": sys.version.split()[0],
-                      "plan_file": os.path.basename(ns.plan)},
+                      "plan_file": os.path.basename(ns.plan), "clock": job.get("clock"),
+                      "device_type": job.get("device_type")},
            "plan": job["plan"], "cells": [], "notes": [], "status": "failed"}
     # The agent's directory (it removes it when it exits), with the module's sources.
     workdir = tempfile.mkdtemp(prefix="ftrace-regs-bench.")

@@ -170,3 +170,16 @@ def test_a_real_lava_run_log_gives_the_bundle_and_the_same_figures(tmp_path):
         name = f"device-{row['method']}-{row['mode']}-{row['metric'].replace('_', '-')}"
         assert measured[name] == pytest.approx(row["value"], abs=0.001), name
     assert any("expanded its ring buffer" in n for n in data["notes"])
+
+
+def test_the_log_alone_says_device_type_and_clock(tmp_path):
+    """The rendered job tells the runner its device type and clock; they come
+    back in the records, so a caller that knows nothing of the job gets the
+    right unit."""
+    records = dict(RECORDS, runner={"clock": "icount", "device_type": "qemu"})
+    path = rebuild(runner_block(tmp_path, records), tmp_path / "b", {})
+    data = json.loads((path / "bundle.json").read_text())
+    assert data["clock"] == "icount" and data["host"]["device_type"] == "qemu"
+    assert data["facts"]["lab"] == {"accel": "tcg", "icount": True, "via": "lava"}
+    plan = jobs.plan_json(jobs.request("smoke", "function", "pyperf", 1), "icount", "qemu")
+    assert (plan["clock"], plan["device_type"]) == ("icount", "qemu")

@@ -29,8 +29,9 @@ over rounds of each cell's mean with a Student t interval (the t quantile
 from a table), per mode, overhead (mode minus off in the same round) and
 regs gain (regs minus noregs in the same round).
 
-Exit: 0 complete; 10 a cell failed or was not what it claimed; the agent's
-exit code otherwise (docs/lava.md).
+Exit: bench run's codes (the README's table): 0 complete, 6 the kernel
+refuses, 7 tracing busy or the target locked, 10 a cell failed or was not
+what it claimed, 1 a bug; the bundle is printed whatever happened.
 """
 import argparse
 import base64
@@ -79,6 +80,13 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
        17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000,
        120: 1.980}
+
+
+# bench run's exit codes by kind (bench/cli.py EXIT_CODES, the README's
+# table), for the kinds the agent reports; any other failure is 10.
+EXIT_CODES = {"usage": 2, "no-root": 5, "unsupported": 6, "refused": 6, "invalid": 6, "tracefs": 6,
+              "module-refused": 6, "module-build": 6, "busy": 7, "target-locked": 7,
+              "module-busy": 7}
 
 
 class RunnerError(Exception):
@@ -452,7 +460,7 @@ def main(argv=None):
     say("runner: %d cells, methods %s, modes %s, profile %s"
         % (len(job["cells"]), ",".join(job["plan"]["methods"]),
            ",".join(job["plan"]["modes"] + job["plan"]["check_modes"]), job["plan"]["profile"]["name"]))
-    code, agent = 0, None
+    code, agent, problems = 0, None, []
     try:
         agent = Agent(workdir, ns.lease)
         if agent.ready.get("lock_recovered"):
@@ -462,11 +470,14 @@ def main(argv=None):
     except RunnerError as e:
         rec["error"] = str(e)
         say("error: %s" % e)
-        code = 10 if e.kind in ("measure", "agent", "protocol", "module") else 6
-        problems = []
+        code = EXIT_CODES.get(e.kind, 10)
     except KeyboardInterrupt:
         rec["status"] = "interrupted"
-        code, problems = 130, []
+        code = 130
+    except Exception as e:  # a bug: said in one line, and the bundle still printed
+        rec["error"] = "internal error: %s: %s" % (type(e).__name__, e)
+        say("error: %s" % rec["error"])
+        code = 1
     finally:
         if agent is not None:
             problems = sorted(set(problems) | set(agent.close()))

@@ -183,3 +183,10 @@ def test_the_log_alone_says_device_type_and_clock(tmp_path):
     assert data["facts"]["lab"] == {"accel": "tcg", "icount": True, "via": "lava"}
     plan = jobs.plan_json(jobs.request("smoke", "function", "pyperf", 1), "icount", "qemu")
     assert (plan["clock"], plan["device_type"]) == ("icount", "qemu")
+
+
+def test_the_runners_exit_codes_are_bench_runs():
+    from bench.cli import EXIT_CODES
+
+    for kind, code in runner.EXIT_CODES.items():
+        assert EXIT_CODES[kind][0] == code, kind

@@ -12,7 +12,7 @@ smoke plan.  Out of the job's log comes the bundle; `bench export` and
 `bench report` read it, and the device's preliminary figures are LAVA
 test-case measurements in lava-run's results.
 
-Boots a QEMU of its own (not the session's lab); about 4 minutes here.
+Each test boots a QEMU of its own (not the session's lab).
 """
 import http.server
 import json
@@ -103,13 +103,15 @@ def log_entries(text):
     return out
 
 
-def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
+def run_job(tmp_path, *render_args):
+    """Render a qemu job for the lab's debian-6.1 image, run it with lava-run;
+    returns (lava-run's log entries, the ftrace-regs-bench test cases by
+    name, the bundle rebuilt from the log, its bundle.json)."""
     need(os.path.exists(LAVA_RUN), "lava-dispatcher (lava-run)")
     need(shutil.which("qemu-img"), "qemu-img (qemu-utils)")
     from remote import cache
     from remote import lab as labmod
 
-    t0 = time.monotonic()
     image = labmod.build(labmod.select("debian-6.1"), progress=lambda t: None)
     types_dir = device_types_dir(cache.ROOT / "lava")
     rootfs = tmp_path / "rootfs.qcow2"
@@ -119,7 +121,7 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
     job_path = tmp_path / "job.yaml"
     r = CliRunner().invoke(cli, [
         "lava", "render", "--device-type", "qemu", "--out", str(job_path), "--profile", "smoke",
-        "--modes", "function", "--methods", "pyperf", "--seed", "1",
+        *render_args, "--seed", "1",
         "--set", f"kernel_url=file://{image / 'vmlinuz'}",
         "--set", f"initrd_url=file://{image / 'initrd.img'}",
         "--set", f"rootfs_url=file://{rootfs}", "--set", "rootfs_format=qcow2"])
@@ -142,21 +144,13 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
     finally:
         server.close()
         shutil.rmtree(DOWNLOAD_DIR / job_id, ignore_errors=True)
-    log = log_path.read_text()
-    entries = log_entries(log)
+    entries = log_entries(log_path.read_text())
     results = [e["msg"] for e in entries if e.get("lvl") == "results"]
     job_result = next((r for r in results if r.get("case") == "job"), {})
     assert p.returncode == 0 and job_result.get("result") == "pass", \
         f"lava-run exit {p.returncode}: {job_result}; log: {log_path}"
-
-    # The device's preliminary figures are LAVA test cases with measurements.
     cases = {r["case"]: r for r in results if r.get("definition", "").endswith("ftrace-regs-bench")}
     assert cases.get("runner", {}).get("result") == "pass", (results, log_path)
-    measured = {k: v for k, v in cases.items() if k.startswith("device-pyperf-")}
-    assert {"device-pyperf-off-per-call", "device-pyperf-function-overhead"} <= set(measured), cases
-    for case in measured.values():
-        assert case["result"] == "pass" and case["units"] == "instructions"
-        float(case["measurement"])
 
     # The bundle comes back out of the log: the target's messages joined.
     target = "\n".join(str(e["msg"]) for e in entries if e.get("lvl") == "target")
@@ -164,7 +158,7 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
                                                    "icount": True, "accel": "tcg"})
     data = json.loads((bundle / "bundle.json").read_text())
     assert data["status"] == "complete" and data["clock"] == "icount", data.get("error")
-    assert len(data["cells"]) == 6 and all(c["tracefs"]["before"] for c in data["cells"])
+    assert all(c["tracefs"]["before"] and c["tracefs"]["after"] for c in data["cells"])
     assert data["facts"]["kernel_release"].startswith("6.1.")
     # Restored: every knob as it was, but the ring buffer the kernel expands
     # once per boot on first tracer use (noted, as bench run notes it).
@@ -174,14 +168,42 @@ def test_lava_run_runs_the_rendered_qemu_job(tmp_path, tmp_path_factory):
     assert not data.get("restore_problems")
     r = CliRunner().invoke(cli, ["export", str(bundle), "--format", "csv"])
     assert r.exit_code == 0, r.output
-    assert "function,getppid,pyperf,overhead" in r.output and ",instructions," in r.output, r.output
-    r = CliRunner().invoke(cli, ["report", str(bundle), "--out", str(tmp_path / "report")])
-    assert r.exit_code == 0, r.output
+    r2 = CliRunner().invoke(cli, ["report", str(bundle), "--out", str(tmp_path / "report")])
+    assert r2.exit_code == 0, r2.output
     assert (tmp_path / "report" / "report.html").exists()
-    # The same figure both ways: the device's mean over rounds is the controller's.
+    # Every device figure (a LAVA measurement) is the controller's from the raw files.
+    for row in data["results"]:
+        name = (f"device-{row['method']}-regs-gain" if row["metric"] == "regs_gain" else
+                f"device-{row['method']}-{row['mode']}-{row['metric'].replace('_', '-')}")
+        assert cases[name]["result"] == "pass" and cases[name]["units"] == "instructions"
+        assert abs(float(cases[name]["measurement"]) - row["value"]) < 0.001 + 1e-6 * abs(row["value"])
+    return cases, data, r.output
+
+
+def test_lava_run_runs_the_rendered_qemu_job(tmp_path):
+    """pyperf, the function tracer: the whole round trip, 6 cells."""
+    t0 = time.monotonic()
+    cases, data, csv = run_job(tmp_path, "--modes", "function", "--methods", "pyperf")
+    assert len(data["cells"]) == 6
+    assert {"device-pyperf-off-per-call", "device-pyperf-function-overhead"} <= set(cases), cases
+    assert "function,getppid,pyperf,overhead" in csv and ",instructions," in csv, csv
     row = next(x for x in data["results"] if x["method"] == "pyperf" and x["mode"] == "function"
                and x["metric"] == "overhead")
-    assert abs(float(measured["device-pyperf-function-overhead"]["measurement"]) - row["value"]) \
-        < 0.01 * abs(row["value"]) + 0.01
     print(f"lava-run job: {time.monotonic() - t0:.0f} s; function overhead {row['value']:.1f} "
           f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}] instructions (n={row['n']})")
+
+
+def test_lava_run_measures_the_regs_gain_with_a_module_built_on_the_device(tmp_path):
+    """The kernel method, noregs and regs: no module shipped, so the runner
+    has the device build it against its own headers (as a board without a
+    prebuilt module would), then the regs gain: nine instructions in 6.1
+    (README)."""
+    t0 = time.monotonic()
+    cases, data, csv = run_job(tmp_path, "--modes", "noregs,regs", "--methods", "kernel")
+    assert data["module"]["built_on_target"] is True and data["module"]["prebuilt"] is False
+    gain = next(x for x in data["results"] if x["metric"] == "regs_gain")
+    assert 8 < gain["value"] < 10 and float(cases["device-kernel-regs-gain"]["measurement"]) == \
+        pytest.approx(gain["value"], abs=0.001)
+    print(f"lava-run job: {time.monotonic() - t0:.0f} s; regs gain {gain['value']:.2f} "
+          f"[{gain['ci_low']:.2f}, {gain['ci_high']:.2f}] instructions (n={gain['n']}), module "
+          f"built in {data['module']['build_seconds']} s of the guest's clock")

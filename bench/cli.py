@@ -545,6 +545,42 @@ def lab_logs(lines):
     click.echo("\n".join(text[-lines:] if lines else text))
 
 
+# -- lava ------------------------------------------------------------------------
+
+@cli.group()
+def lava():
+    """Boards through LAVA: job definitions the suite renders (docs/lava.md)."""
+
+
+@lava.command("render")
+@click.option("--device-type", required=True, metavar="TYPE",
+              help="LAVA device type: qemu (the lab's kernel and image) or an arm64 board's "
+                   "(bench.lava.jobs.DEVICE_TYPES).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the job definition (YAML).")
+@click.option("--profile", default="smoke", show_default=True, help="Profile of the plan the job runs.")
+@click.option("--modes", default="noregs,regs", show_default=True, help="Modes (off is always measured).")
+@click.option("--methods", default="kernel", show_default=True, help="Methods the device runs.")
+@click.option("--seed", type=int, default=None, help="Seed of the plan's order.")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE",
+              help="A template value: kernel_url, initrd_url, rootfs_url, rootfs_format, icount "
+                   "(qemu); kernel_url, dtb_url, nfsrootfs_url, login_prompt (boards); an unknown "
+                   "key is refused with the list (docs/lava.md).")
+@click.option("--kmod", type=click.Path(exists=True, dir_okay=False),
+              help="A module built for the device's kernel, shipped with the agent.")
+@click.option("--no-validate", is_flag=True, help="Skip lava-common's schema check.")
+def lava_render(device_type, out, profile, modes, methods, seed, values, kmod, no_validate):
+    """Render a LAVA job that runs a plan on the device with the standalone
+    runner and returns the bundle in its log."""
+    from .lava import jobs
+
+    job = jobs.render(device_type, jobs.request(profile, modes, methods, seed),
+                      jobs.parse_values(values), kmod=kmod)
+    path = jobs.write(job, out)
+    how = "not validated (--no-validate)" if no_validate else jobs.validate(path)
+    click.echo(f"{path}: LAVA job for device type {device_type}, {how}")
+
+
 def main():
     """Entry point: click's usage errors become one line too."""
     try:

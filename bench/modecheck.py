@@ -1,21 +1,18 @@
 """The controller's proof that a cell's mode is in effect: what tracefs
 shows (the agent's verify view) against what the mode's file expects
-(remote/protocol/modes).  An unknown mode is an error, never passed."""
-from remote.protocol import modes
-from remote.protocol.kmod import TRACEE
+(remote/protocol/modes).  An unknown mode is an error, never passed.  The
+words are remote/protocol/cellcheck.py's, shared with the standalone runner
+on the target (LAVA jobs)."""
+from remote.protocol.cellcheck import kernel_problem, mode_problem
 
 from .errors import MeasurementError
 
 
 def check_mode(mode, function, v):
     """Refuse a cell whose tracefs state is not what its mode claims."""
-    ok, want = modes.get(mode).expect(v, function)
-    if not ok:
-        raise MeasurementError(
-            f"mode {mode!r} is not in effect on the target: tracefs shows current_tracer="
-            f"{v['current_tracer']!r}, tracing_on={v['tracing_on']}, "
-            f"{v['enabled_functions_count']} enabled function(s), {function}: "
-            f"{v['target_line']!r}; expected {want}")
+    problem = mode_problem(mode, function, v)
+    if problem:
+        raise MeasurementError(problem)
 
 
 def check_kernel_cell(mode, v, settings):
@@ -23,11 +20,6 @@ def check_kernel_cell(mode, v, settings):
     claims (settings: the module settings the cell registered; see
     remote/protocol/modes expect_kernel).  The same proof a pyperf cell gives
     for the syscall handler."""
-    if modes.get(mode).kernel is None:
-        raise ValueError(f"mode {mode!r} has no kernel-method cells")  # a planning bug
-    ok, want = modes.expect_kernel(v, settings)
-    if not ok:
-        raise MeasurementError(
-            f"kernel-method mode {mode!r} is not in effect on the target: tracefs shows "
-            f"current_tracer={v['current_tracer']!r}, {v['enabled_functions_count']} enabled "
-            f"function(s), {TRACEE}: {v['target_line']!r}; expected {want}")
+    problem = kernel_problem(mode, v, settings)
+    if problem:
+        raise MeasurementError(problem)

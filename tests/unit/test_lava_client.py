@@ -261,3 +261,46 @@ def test_follow_reads_the_log_as_it_grows():
         Stage.n = 10  # never Finished again
         ticks = iter(range(0, 100, 10))
         lc.follow(Stage(), 1, timeout=5, poll=0, clock=lambda: next(ticks), sleep=lambda s: None)
+
+
+def test_the_bundle_of_a_real_job_from_its_rest_log(tmp_path):
+    """Job 7 of the real server: the suite's qemu job (smoke; off, function,
+    off-aa; pyperf; icount) as the API returned it.  The bundle comes out of
+    the log's target lines; bench export reads it; the device's preliminary
+    figures are the job's test-case measurements and agree with it."""
+    job = json.loads(captured("job-complete.json"))
+    assert job["health"] == "Complete" and job["actual_device"] == "bench-qemu01"
+    lines = lc.parse_log(captured("log-complete.yaml"))
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    lc.check_health(c, job, lines)
+    meta = lc.job_meta(c, job, job["definition"], "bench lava submit ...")
+    assert meta == {"device_type": "qemu", "device": "bench-qemu01", "job_id": job["id"],
+                    "url": "http://127.0.0.1:8000/", "icount": True, "accel": "tcg",
+                    "command": "bench lava submit ..."}
+    from bench.lava.bundle import rebuild
+
+    path = rebuild(lc.target_text(lines), tmp_path / "b", meta)
+    data = json.loads((path / "bundle.json").read_text())
+    assert data["status"] == "complete" and data["clock"] == "icount"
+    assert data["host"]["name"] == "bench-qemu01" and data["host"]["server"] == meta["url"]
+    row = next(x for x in data["results"] if x["method"] == "pyperf" and x["mode"] == "function"
+               and x["metric"] == "overhead")
+    assert row["unit"] == "instructions" and row["n"] == 2
+    assert row["ci_low"] <= row["value"] <= row["ci_high"]
+
+    tests = json.loads(captured("tests-complete.json"))["results"]
+    names = {s["id"]: s["name"] for s in json.loads(captured("suites-complete.json"))["results"]}
+    for t in tests:
+        t["suite_name"] = names[t["suite"]]
+    m = lc.measurements(tests)
+    value, unit, result = m["0_ftrace-regs-bench/device-pyperf-function-overhead"]
+    assert unit == "instructions" and result == "pass"
+    assert abs(value - row["value"]) < 0.01 * abs(row["value"]) + 0.01
+
+    lc.save_lava_files(path, c, dict(job, token="job-token-" + SECRET), tests, lines)
+    assert "token" not in json.loads((path / "lava" / "job.json").read_text())
+    assert len(yaml.safe_load((path / "lava" / "log.yaml").read_text())) == len(lines)
+    for f in path.rglob("*"):
+        assert not f.is_file() or SECRET.encode() not in f.read_bytes(), f
+    r = CliRunner().invoke(cli, ["export", str(path), "--format", "csv"])
+    assert r.exit_code == 0 and "function,getppid,pyperf,overhead" in r.output, r.output

@@ -335,7 +335,16 @@ def parse_log(text, root="the server"):
     try:
         data = yaml.load(text, Loader=_yaml_loader())
     except yaml.YAMLError as e:
-        raise LavaError(f"LAVA server {root}: the job's log is not YAML ({type(e).__name__})")
+        # The server writes one flow mapping per line: read line by line, up
+        # to a last line still being written (it is read again next time).
+        data = []
+        for line in text.splitlines():
+            try:
+                data += yaml.load(line, Loader=_yaml_loader()) or []
+            except (yaml.YAMLError, TypeError):
+                break
+        if not data:
+            raise LavaError(f"LAVA server {root}: the job's log is not YAML ({type(e).__name__})")
     if not isinstance(data, list):
         raise LavaError(f"LAVA server {root}: the job's log is not a list of lines")
     return [d for d in data if isinstance(d, dict)]
@@ -400,7 +409,8 @@ def job_meta(client, job, definition, command):
         d = yaml.load(definition, Loader=_yaml_loader()) or {}
     except yaml.YAMLError:
         d = {}
-    context = d.get("context") or {} if isinstance(d, dict) else {}
+    d = d if isinstance(d, dict) else {}
+    context = d.get("context") if isinstance(d.get("context"), dict) else {}
     extra = " ".join(str(x) for x in context.get("extra_options") or [])
     accel = "tcg"
     for part in extra.split():

@@ -27,7 +27,7 @@ real CLI (a subprocess), with the outputs searched for the token:
     report` on it, its figures as LAVA test-case measurements.
 
 --full boots a QEMU: run it under /work/helpers/labslot.  --capture DIR
-saves the server's raw answers (the job token removed) for the unit tests
+saves the server's raw answers (the job's token and original_definition removed) for the unit tests
 (tests/data/lava/, README there).
 
     PYTHONPATH=$PWD python3 tests/perf/lava_server.py [--full] [--capture DIR]
@@ -278,6 +278,7 @@ def capture(url, token, job_id, dest, tag):
     api = f"{url}/api/v0.2/"
     job = s.get(f"{api}jobs/{job_id}/").json()
     job.pop("token", None)
+    job.pop("original_definition", None)  # the submitted text again (the payload: 148 kB)
     (dest / f"job-{tag}.json").write_text(json.dumps(job, indent=1) + "\n")
     for what in ("tests", "suites"):
         (dest / f"{what}-{tag}.json").write_text(s.get(f"{api}jobs/{job_id}/{what}/").text + "\n")
@@ -300,18 +301,20 @@ def full_job(checks, url, workdir, capture_dir):
     rootfs = workdir / "rootfs.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
                     str(image / "rootfs.ext4"), str(rootfs)], check=True)
-    out = workdir / "results" / "bundle"
+    # No --out: the bundle goes where `bench run`'s would, results/<device>/<UTC time>/
+    # under the working directory (the script's workdir).
     rc, stdout, err = checks.expect(
         "the suite's qemu job (smoke, function, pyperf)",
         checks.bench("lava", "submit", "--url", url, "--device-type", "qemu", "--profile", "smoke",
                      "--modes", "function", "--methods", "pyperf", "--seed", "1", "--poll", "5",
                      "--set", f"kernel_url=file://{image / 'vmlinuz'}",
                      "--set", f"initrd_url=file://{image / 'initrd.img'}",
-                     "--set", f"rootfs_url=file://{rootfs}", "--set", "rootfs_format=qcow2",
-                     "--out", str(out)), 0, ["bundle:", "device-pyperf-function-overhead"])
+                     "--set", f"rootfs_url=file://{rootfs}", "--set", "rootfs_format=qcow2"),
+        0, ["bundle: results/bench-qemu01/", "device-pyperf-function-overhead"])
     print(stdout + err, flush=True)
     if rc != 0:
         return
+    out = workdir / next(l for l in err.splitlines() if l.startswith("bundle: ")).split(" ", 1)[1]
     checks.expect("bench export on it", checks.bench("export", str(out)), 0,
                   ["function,getppid,pyperf,overhead"])
     checks.expect("bench report on it", checks.bench("report", str(out), "--out",
@@ -327,9 +330,6 @@ def full_job(checks, url, workdir, capture_dir):
     if capture_dir:
         job_id = data["host"]["job_id"]
         capture(url, checks.token, job_id, capture_dir, "complete")
-        bundle_copy = capture_dir / "bundle-complete"
-        shutil.rmtree(bundle_copy, ignore_errors=True)
-        shutil.copytree(out, bundle_copy)
 
 
 def main():

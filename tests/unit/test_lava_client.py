@@ -304,3 +304,12 @@ def test_the_bundle_of_a_real_job_from_its_rest_log(tmp_path):
         assert not f.is_file() or SECRET.encode() not in f.read_bytes(), f
     r = CliRunner().invoke(cli, ["export", str(path), "--format", "csv"])
     assert r.exit_code == 0 and "function,getppid,pyperf,overhead" in r.output, r.output
+
+
+def test_a_log_read_while_its_last_line_is_written():
+    text = captured("log-incomplete.yaml")
+    whole = lc.parse_log(text)
+    cut = text[:text.rindex("\n", 0, len(text) - 1) + 1] + text.splitlines()[-1][:25]
+    assert lc.parse_log(cut) == whole[:-1]
+    with pytest.raises(lc.LavaError, match="not YAML"):
+        lc.parse_log("- {dt: [\n")

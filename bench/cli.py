@@ -46,6 +46,8 @@ EXIT_CODES = {
     "target-locked": (7, "another bench run holds the target's lock"),
     "resume-mismatch": (11, "--resume: the host, kernel or plan differs from the bundle's"),
     "hosts": (12, "several hosts: some failed and others did not, or they failed differently"),
+    "lava": (13, "the LAVA server refused a request or gave an unreadable answer"),
+    "lava-job": (14, "the LAVA job ended Incomplete or Canceled, or did not finish in time"),
 }
 EXIT_INTERRUPTED = 130
 EXIT_BUG = 1
@@ -579,6 +581,76 @@ def lava_render(device_type, out, profile, modes, methods, seed, values, kmod, n
     path = jobs.write(job, out)
     how = "not validated (--no-validate)" if no_validate else jobs.validate(path)
     click.echo(f"{path}: LAVA job for device type {device_type}, {how}")
+
+
+@lava.command("submit")
+@click.option("--url", required=True, metavar="URL",
+              help="The LAVA server's address (https://lava.example.org; lavacli's .../RPC2 is "
+                   "accepted).  The token: $LAVA_TOKEN or lavacli's identities file.")
+@click.option("--device-type", metavar="TYPE",
+              help="LAVA device type to render the job for (required unless --job).")
+@click.option("--job", "job_file", type=click.Path(exists=True, dir_okay=False),
+              help="Submit this job definition instead of rendering one.")
+@click.option("--identity", default=None, metavar="ID",
+              help="lavacli identity whose token to use (default: $LAVA_TOKEN, else the "
+                   "identity whose uri names --url's server).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Bundle directory (default: results/<device>/<UTC time>).")
+@click.option("--timeout", type=click.FloatRange(10, 7 * 24 * 3600), default=4 * 3600.0,
+              show_default=True, help="Seconds to wait for the job to finish (it is left "
+                                      "running on the server past that).")
+@click.option("--poll", type=click.FloatRange(0.5, 600), default=10.0, show_default=True,
+              help="Seconds between two looks at the job.")
+@click.option("--profile", default="smoke", show_default=True, help="Profile of the plan the job runs.")
+@click.option("--modes", default="noregs,regs", show_default=True, help="Modes (off is always measured).")
+@click.option("--methods", default="kernel", show_default=True, help="Methods the device runs.")
+@click.option("--seed", type=int, default=None, help="Seed of the plan's order.")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE",
+              help="A template value, as for 'bench lava render'.")
+@click.option("--kmod", type=click.Path(exists=True, dir_okay=False),
+              help="A module built for the device's kernel, shipped with the agent.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def lava_submit(url, device_type, job_file, identity, out, timeout, poll, profile, modes, methods,
+                seed, values, kmod, quiet):
+    """Submit a job to a LAVA server, follow it, and rebuild its bundle from
+    its log (bench report and bench export read it like any other)."""
+    import yaml
+
+    from .errors import UsageError
+    from .lava import client as lava_client
+
+    root = lava_client.server_root(url)
+    if job_file:
+        definition = pathlib.Path(job_file).read_text()
+        try:
+            job_type = (yaml.safe_load(definition) or {}).get("device_type")
+        except (yaml.YAMLError, AttributeError):
+            raise UsageError(f"{job_file} is not a LAVA job definition (YAML mapping)")
+        if device_type and job_type != device_type:
+            raise UsageError(f"--device-type {device_type} differs from the job's device_type "
+                             f"{job_type!r}", hint="drop --device-type with --job")
+    elif not device_type:
+        raise UsageError("--device-type or --job is needed", hint="e.g. --device-type qemu")
+    else:
+        from .lava import jobs
+
+        definition = jobs.render(device_type, jobs.request(profile, modes, methods, seed),
+                                 jobs.parse_values(values), kmod=kmod)
+    if out:
+        created = _prepare_out(out)
+        _remove_empty(created)  # rebuild() creates it again; nothing is left if the job fails
+    token, _where = lava_client.find_token(root, identity)
+    client = lava_client.Client(root, token)
+    echo = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        path, job, tests = lava_client.run_job(client, definition, out=out, timeout=timeout,
+                                               poll=poll, command=command, echo=echo)
+    finally:
+        client.close()
+    for key, (value, unit, result) in sorted(lava_client.measurements(tests).items()):
+        click.echo(f"{key}: {value:g} {unit} ({result})")
+    click.echo(f"bundle: {path}", err=True)
 
 
 def main():

@@ -2,7 +2,7 @@
 shows (the agent's verify view) against what the mode's file expects
 (remote/protocol/modes).  An unknown mode is an error, never passed."""
 from remote.protocol import modes
-from remote.protocol.kmod import TRACEE
+from remote.protocol.kmod import IDLE, TRACEE
 
 from .errors import MeasurementError
 
@@ -27,7 +27,8 @@ def check_kernel_cell(mode, v, settings):
         raise ValueError(f"mode {mode!r} has no kernel-method cells")  # a planning bug
     ok, want = modes.expect_kernel(v, settings)
     if not ok:
+        idle = f", {IDLE}: {v.get('idle_line')!r}" if settings.get("irrelevant") else ""
         raise MeasurementError(
             f"kernel-method mode {mode!r} is not in effect on the target: tracefs shows "
             f"current_tracer={v['current_tracer']!r}, {v['enabled_functions_count']} enabled "
-            f"function(s), {TRACEE}: {v['target_line']!r}; expected {want}")
+            f"function(s), {TRACEE}: {v['target_line']!r}{idle}; expected {want}")

@@ -186,7 +186,7 @@ def ops_figure(ops):
                                  f"{mode}, {irr} irrelevant")
                 r = g[(g["metric"] == "regs_gain") & (g["irrelevant"] == irr)].sort_values("relevant")
                 if len(r):
-                    _ci_line(ax_gain, list(r["relevant"]), r, COLORS[2], style, f"{irr} irrelevant")
+                    _ci_line(ax_gain, list(r["relevant"]), r, COLORS[2 + ii % 8], style, f"{irr} irrelevant")
             kernel = g["kernel_release"].iloc[0]
             for ax, what in ((ax_cost, "per-call cost"), (ax_gain, "regs gain (regs - noregs)")):
                 ax.set_xscale("log", base=2)

@@ -302,7 +302,8 @@ def ops_tab(ops):
     for _, r in ops.iterrows():
         by.setdefault((r["group"], r["ops"]), {})[(r["mode"], r["metric"])] = r
     rows = []
-    for (group, point), got in sorted(by.items(), key=lambda kv: (kv[0][0], point_key(kv[0][1]))):
+    # (by irrelevant count, then relevant: the rows of one line of the figure together)
+    for (group, point), got in sorted(by.items(), key=lambda kv: (kv[0][0], point_key(kv[0][1])[::-1])):
         any_row = next(iter(got.values()))
         gain = got.get(("regs", "regs_gain"))
         rel, irr = point_key(point)

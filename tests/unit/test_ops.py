@@ -207,3 +207,20 @@ def test_a_resumed_sweep_makes_the_same_plan_and_refuses_other_points(tmp_path):
     with pytest.raises(resume.ResumeMismatch, match=r"\(ops\)"):
         resume.check_plan(b, make_plan(req["profile"], req["modes"], methods=req["methods"],
                                        seed=req["seed"], ops=[(1, 0), (4, 0)]))
+
+
+def test_the_report_has_the_ops_table_with_a_regs_gain_at_every_point_and_the_figure(sweep):
+    from analysis.report import ops_tab
+
+    _, _, ops = sweep
+    t = ops_tab(ops)
+    gain = t["header"].index("regs gain (regs - noregs)")
+    assert [(r[2], r[3]) for r in t["rows"]] == [(str(r), str(i)) for i in (0, 8) for r in (1, 2, 4, 8)]
+    # every point: the figure and its CI (the regs caller's nine extra stores, whatever the ops)
+    got = [re.match(r"^(\d+\.\d+) \[\d+\.\d+, \d+\.\d+\]$", r[gain]) for r in t["rows"]]
+    assert all(got) and all(8.5 < float(m.group(1)) < 9.5 for m in got), t["rows"]
+    # the published report (results/publish.py) carries both
+    report = SWEEP / "report"
+    md = (report / "report.md").read_text()
+    assert "### Cost against the ops a call carries (kernel method, --ops)" in md
+    assert "figures/ops.svg" in md and (report / "figures" / "ops.svg").is_file()

@@ -196,7 +196,8 @@ def ops_figure(ops):
                 ax.set_xlabel("relevant ops (attached to the traced function)")
                 ax.set_ylabel(unit_text(unit))
                 ax.set_title(f"{group}: {what}\n{kernel}", fontsize=9)
-                ax.legend(fontsize=7)
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=7)
             ax_gain.axhline(0, color="black", lw=0.6)
         _layout(fig, fig.suptitle("Kernel method: cost per call against the ops a call carries, "
                                   "with 95% CIs (Student t over rounds)"))

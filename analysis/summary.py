@@ -216,4 +216,8 @@ def ops_summary(frame, group_by=("bundle",), baseline="off"):
         rows = rows[rows["mode"] != baseline]
         r, i = point_key(p)
         out.append(rows.assign(ops=p, relevant=r, irrelevant=i))
-    return pd.concat(out, ignore_index=True)[OPS_COLUMNS] if out else pd.DataFrame(columns=OPS_COLUMNS)
+    if not out:
+        return pd.DataFrame(columns=OPS_COLUMNS)
+    res = pd.concat(out, ignore_index=True)[OPS_COLUMNS]
+    # Only the groups that measured points: another bundle's 1+0 alone is no sweep.
+    return res[res["group"].isin(res.loc[res["ops"] != DEFAULT_POINT, "group"])].reset_index(drop=True)

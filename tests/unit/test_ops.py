@@ -224,3 +224,13 @@ def test_the_report_has_the_ops_table_with_a_regs_gain_at_every_point_and_the_fi
     md = (report / "report.md").read_text()
     assert "### Cost against the ops a call carries (kernel method, --ops)" in md
     assert "figures/ops.svg" in md and (report / "figures" / "ops.svg").is_file()
+
+
+def test_only_bundles_with_points_are_in_the_ops_table():
+    bundles = load_bundles([SWEEP, ROOT / "results" / "lab" / "debian-6.1-icount-standard"])
+    frame, _ = cells_frame(bundles, ["sweep", "standard"])
+    ops = ops_summary(frame)
+    assert set(ops["group"]) == {"sweep"} and len(set(ops["ops"])) == 8
+    # the standard bundle's own modes are untouched by the sweep's points
+    main = summarize_cells(frame)
+    assert (main[(main["group"] == "standard") & (main["method"] == "pyperf")]["n"] == 5).all()

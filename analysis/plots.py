@@ -188,7 +188,8 @@ def ops_figure(ops):
                 if len(r):
                     _ci_line(ax_gain, list(r["relevant"]), r, COLORS[2 + ii % 8], style, f"{irr} irrelevant")
             kernel = g["kernel_release"].iloc[0]
-            for ax, what in ((ax_cost, "per-call cost"), (ax_gain, "regs gain (regs - noregs)")):
+            n = f"n = {g['n'].min()}" + (" bundles" if (g["ci_over"] == "bundles").any() else " rounds")
+            for ax, what in ((ax_cost, f"per-call cost, {n}"), (ax_gain, f"regs gain (regs - noregs), {n}")):
                 ax.set_xscale("log", base=2)
                 xs = sorted(set(g["relevant"]))
                 ax.set_xticks(xs, [str(x) for x in xs])

@@ -32,6 +32,12 @@ Format history:
      Later additions that version-3 readers may ignore: noise.placement,
      cells[].cpus and bpf cells' trace_events (where the workload and the
      harness could run under --tune; docs/bundle.md lists the fields).
+  4  3 plus the kernel method's ops points (bench run --ops, --ops-sweep):
+     cells and result rows may carry "ops" ({"relevant": R, "irrelevant":
+     I}), plan.ops lists the points.  A reader that ignored "ops" would
+     pool the points into one figure per mode, so a bundle with points is
+     written as 4 (older readers refuse it); one without is still written
+     as 3, which it is.  Both are read as they are (no upgrade).
 
 Older versions are read as the current one (upgrade()); the files on disk
 are not touched.
@@ -48,7 +54,9 @@ from .units import clock_of, unit_of_clock
 
 FORMAT = "ftrace-regs-bench/bundle"
 FORMAT_VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)
+# A bundle with ops points (see the format history above).
+OPS_FORMAT_VERSION = 4
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 # Version 1's metric names carried a unit that was wrong under icount.
 V1_METRICS = {"per_call_ns": "per_call", "overhead_ns": "overhead", "regs_gain_ns": "regs_gain"}
@@ -199,7 +207,7 @@ class Bundle:
             raise BundleError(f"{f} has bundle format version {v!r}; this bench reads "
                               + ", ".join(map(str, SUPPORTED_VERSIONS)),
                               hint="use a bench release that knows that version")
-        if v != FORMAT_VERSION:
+        if v not in (FORMAT_VERSION, OPS_FORMAT_VERSION):
             upgrade(data)
         return cls(f.parent, data)
 

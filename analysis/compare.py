@@ -47,8 +47,8 @@ def round_figures(bundle):
     in the bundle's unit (analysis/units.py)."""
     out = {}
     for cell in bundle.data.get("cells", []):
-        if cell.get("status") != "ok":
-            continue
+        if cell.get("status") != "ok" or cell.get("ops"):
+            continue  # (an ops point's cell is not its mode's own figure: the report's ops table has it)
         means, _ = stats.cell_means_ns(bundle.path / cell["file"], cell["method"])
         if means:
             out.setdefault((cell["workload"], cell["method"]), {}).setdefault(

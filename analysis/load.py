@@ -1,7 +1,8 @@
 """Bundles into tidy pandas DataFrames.
 
 load_frame: the results rows bench run computed, one row per
-(host, kernel_release, mode, workload, method, metric) (`bench export`),
+(host, kernel_release, mode, workload, method, metric, ops) (`bench export`;
+ops: the kernel method's ops point, '' for a mode's own settings),
 each with its unit (ns, or instructions under icount) and clock (wall,
 icount), so that frames of different bundles can be concatenated without
 mixing instructions with nanoseconds unseen.
@@ -19,13 +20,14 @@ import json
 import pandas as pd
 
 from remote.protocol import modes
+from remote.protocol.kmod import ops_label
 
 from . import methods, stats
 from .bundle import Bundle, BundleError
 from .units import bundle_clock, unit_of_clock
 
 COLUMNS = ["host", "kernel_release", "ftrace_variant", "mode", "workload", "method", "metric",
-           "value", "unit", "clock", "ci_low", "ci_high", "n"]
+           "value", "unit", "clock", "ci_low", "ci_high", "n", "ops"]
 EXTRA = ["accel", "icount", "bundle", "complete", "ci_method"]
 
 # What must be equal for cells to be replications of one measurement: the
@@ -117,6 +119,8 @@ def bundle_rows(bundle):
             "ci_low": r["ci_low"],
             "ci_high": r["ci_high"],
             "n": r["n"],
+            # the kernel method's ops point ('4+8'), '' for a mode's own settings
+            "ops": ops_label(r["ops"]["relevant"], r["ops"]["irrelevant"]) if r.get("ops") else "",
             "accel": lab.get("accel"),
             "icount": lab.get("icount"),
             "bundle": str(bundle.path),
@@ -168,16 +172,24 @@ def extra_series(bundle, cell, clock):
     return method.series(bundle.path / cell["file"], unit_of_clock(clock))[1:]
 
 
+def ops_point(cell):
+    """A kernel cell's ops point (relevant, irrelevant) as the cell records
+    it (bench/plan.py: --ops), or None: the mode's own settings (1+0)."""
+    o = cell.get("ops")
+    return (int(o["relevant"]), int(o["irrelevant"])) if o else None
+
+
 CELL_COLUMNS = ["bundle", "run", *SETUP_KEYS, "clock", "unit", "round", "occurrence", "order", "mode",
-                "workload", "method", "cell", "figure", "n_workers", "file"]
+                "workload", "method", "cell", "figure", "n_workers", "file", "ops"]
 
 
 def cells_frame(bundles, labels=None):
     """One row per ok cell: its setup, round, mode, method and figure (the
     mean of its worker/run means, stats.cell_figure) in `unit`.
-    `occurrence` counts earlier cells of the same (mode, workload, method)
-    in the same round: 1 marks a repeat, which the A/A check compares with
-    the first.
+    `occurrence` counts earlier cells of the same (mode, workload, method,
+    ops point) in the same round: 1 marks a repeat, which the A/A check
+    compares with the first.  `ops`: a kernel cell's ops point ('4+8'), ''
+    for a mode's own settings.
 
     Returns (frame, notes): notes say which cells had no figure."""
     rows, notes = [], []
@@ -197,7 +209,8 @@ def cells_frame(bundles, labels=None):
                 notes.append(f"{label}: cell {cell.get('id')} (method {cell.get('method')}) has no "
                              "per-call figure this version can read; it is left out of the figures")
                 continue
-            key = (cell["round"], cell["mode"], cell["workload"], cell["method"])
+            point = ops_point(cell)
+            key = (cell["round"], cell["mode"], cell["workload"], cell["method"], point)
             occ = seen.get(key, 0)
             seen[key] = occ + 1
             series = [(cell["method"], unit_of_clock(clock), values)] + extra_series(b, cell, clock)
@@ -207,7 +220,8 @@ def cells_frame(bundles, labels=None):
                              "order": order.get(cell.get("id"), k), "mode": cell["mode"],
                              "workload": cell["workload"], "method": method,
                              "cell": cell.get("id"), "figure": stats.cell_figure(means),
-                             "n_workers": len(means), "file": cell.get("file")})
+                             "n_workers": len(means), "file": cell.get("file"),
+                             "ops": ops_label(*point) if point else ""})
     return pd.DataFrame(rows, columns=CELL_COLUMNS), notes
 
 

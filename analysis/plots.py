@@ -175,6 +175,59 @@ def host_figure(summary, metric, mode=None):
     return fig
 
 
+def _ci_line(ax, x, r, color, style, label):
+    """A line through the rows' values at x, each point with its CI bar
+    where it has one (an exact figure has none to draw)."""
+    v = np.asarray(r["value"], dtype=float)
+    lo = np.asarray(r["ci_low"], dtype=float)
+    hi = np.asarray(r["ci_high"], dtype=float)
+    err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)])
+    ax.errorbar(x, v, yerr=err, fmt="o" + style, color=color, capsize=3, ms=4, lw=1.2, label=label)
+
+
+def ops_figure(ops):
+    """The kernel method at each ops point (analysis.summary.ops_summary):
+    per group, per-call cost of noregs and regs against the relevant ops
+    (one line per irrelevant count) and the regs gain against the same."""
+    groups = list(dict.fromkeys(ops["group"]))
+    fig, axes = _figure(max(1, 2 * len(groups)), 2, 3.2, width=5.0)
+    styles = ["-", "--", ":", "-."]
+    with matplotlib.rc_context(RC):
+        _nothing(axes, groups, "no ops points in these bundles")
+        for gi, group in enumerate(groups):
+            g = ops[ops["group"] == group]
+            unit = g["unit"].iloc[0]
+            ax_cost, ax_gain = axes[2 * gi], axes[2 * gi + 1]
+            irrs = sorted(set(g["irrelevant"]))
+            for ii, irr in enumerate(irrs):
+                style = styles[ii % len(styles)]
+                for mi, mode in enumerate(("noregs", "regs")):
+                    r = g[(g["mode"] == mode) & (g["metric"] == "per_call") & (g["irrelevant"] == irr)]
+                    r = r.sort_values("relevant")
+                    if len(r):
+                        _ci_line(ax_cost, list(r["relevant"]), r, COLORS[mi], style,
+                                 f"{mode}, {irr} irrelevant")
+                r = g[(g["metric"] == "regs_gain") & (g["irrelevant"] == irr)].sort_values("relevant")
+                if len(r):
+                    _ci_line(ax_gain, list(r["relevant"]), r, COLORS[2 + ii % 8], style, f"{irr} irrelevant")
+            kernel = g["kernel_release"].iloc[0]
+            n = f"n = {g['n'].min()}" + (" bundles" if (g["ci_over"] == "bundles").any() else " rounds")
+            for ax, what in ((ax_cost, f"per-call cost, {n}"), (ax_gain, f"regs gain (regs - noregs), {n}")):
+                ax.set_xscale("log", base=2)
+                xs = sorted(set(g["relevant"]))
+                ax.set_xticks(xs, [str(x) for x in xs])
+                ax.minorticks_off()
+                ax.set_xlabel("relevant ops (attached to the traced function)")
+                ax.set_ylabel(unit_text(unit))
+                ax.set_title(f"{group}: {what}\n{kernel}", fontsize=9)
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=7)
+            ax_gain.axhline(0, color="black", lw=0.6)
+        _layout(fig, fig.suptitle("Kernel method: cost per call against the ops a call carries, "
+                                  "with 95% CIs (Student t over rounds)"))
+    return fig
+
+
 def variant_figure(variants):
     """Overhead of the module's ops by the entry path it takes: fallback
     mcount, ftrace_caller and ftrace_regs_caller of the regs era, the

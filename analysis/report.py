@@ -24,7 +24,7 @@ import jinja2
 from . import plots, stats, steps
 from .bundle import Bundle, OutputError, prove_writable
 from .load import SETUP_KEYS, cells_frame, load_bundles, mode_key
-from .summary import aa_from_cells, is_check_mode, mode_label, summarize_cells, variant_table
+from .summary import aa_from_cells, is_check_mode, mode_label, ops_summary, point_key, summarize_cells, variant_table
 from .units import bundle_clock, bundle_unit
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
@@ -365,6 +365,36 @@ def results_tables(summary):
     }
 
 
+def _fig_ci(r):
+    """'value [low, high]' of a summary row, or '-' without one."""
+    if r is None:
+        return "-"
+    return f"{fmt(r['value'], r['ci_high'] - r['ci_low'])} {fmt_ci(r['ci_low'], r['ci_high'])}"
+
+
+def ops_tab(ops):
+    """The kernel method at each ops point (bench run --ops): one row per
+    group and point, noregs and regs per call and over off, and the regs
+    gain, each with its 95% t CI."""
+    by = {}
+    for _, r in ops.iterrows():
+        by.setdefault((r["group"], r["ops"]), {})[(r["mode"], r["metric"])] = r
+    rows = []
+    # (by irrelevant count, then relevant: the rows of one line of the figure together)
+    for (group, point), got in sorted(by.items(), key=lambda kv: (kv[0][0], point_key(kv[0][1])[::-1])):
+        any_row = next(iter(got.values()))
+        gain = got.get(("regs", "regs_gain"))
+        rel, irr = point_key(point)
+        rows.append([group, any_row["kernel_release"], rel, irr, any_row["unit"],
+                     _fig_ci(got.get(("noregs", "per_call"))), _fig_ci(got.get(("regs", "per_call"))),
+                     _fig_ci(got.get(("noregs", "overhead"))), _fig_ci(got.get(("regs", "overhead"))),
+                     _fig_ci(gain), fmt_p(gain["p"], gain["exact"]) if gain is not None else "",
+                     fmt_n(any_row)])
+    return table(["group", "kernel", "relevant ops", "irrelevant ops", "unit", "noregs per call [95% CI]",
+                  "regs per call [95% CI]", "noregs over off", "regs over off", "regs gain (regs - noregs)",
+                  "p (paired t)", _n_header(ops) if len(ops) else "n rounds"], rows)
+
+
 def variants_tab(variants):
     return table(["caller path", "group", "method", "unit", "overhead over off", "95% CI (t)",
                   _n_header(variants)],
@@ -674,7 +704,7 @@ def headline_figure(summary, variants, out_dir):
                          plots.headline_figure(summary))
 
 
-def figures(bundles, labels, summary, variants, out_dir):
+def figures(bundles, labels, summary, variants, out_dir, ops=None):
     figs = []
     fig_dir = out_dir / "figures"
 
@@ -691,6 +721,13 @@ def figures(bundles, labels, summary, variants, out_dir):
         "Overhead over off of the suite module's ftrace_ops, by the entry path it takes: mcount fallback, "
         "ftrace_caller and ftrace_regs_caller of the regs era, the args/call-ops ftrace_caller.  Paths not "
         "measured in these bundles are absent.", plots.variant_figure(variants))
+    if ops is not None and len(ops):
+        add("ops", "Cost per call against the ops a call carries (kernel method)",
+            "The module's tracee with R ops attached to it (x axis) and I attached to a function never "
+            "called (solid: none; dashed: the run's other counts), without SAVE_REGS (noregs) and with "
+            "(regs): per-call cost (left) and the regs gain, regs - noregs paired by round (right), one row "
+            "per group, each point with its 95% Student-t CI over rounds (n in the ops table).",
+            plots.ops_figure(ops))
     for i, (b, label) in enumerate(zip(bundles, labels)):
         add(f"distribution-{i + 1}", f"Distributions: {label}",
             "Every raw value (pyperf: one value = mean per call over a calibrated loop; kernel: one module "
@@ -725,6 +762,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
     labels = host_labels(bundles, bundle_labels(bundles, anonymize_hosts))
     frame, cell_notes = cells_frame(bundles, labels)
     summary = summarize_cells(frame, group_by)
+    ops = ops_summary(frame, group_by)
     variants = variant_table(summary)
     # The A/A is a check of one run: per bundle, pooled or not.
     aa_computed = aa_from_cells(frame)
@@ -739,7 +777,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
                   "less than boots do; a group of one bundle keeps its rounds as the unit.")
     prove_writable(out_dir, "the report")
     headline_fig = headline_figure(summary, variants, out_dir)
-    figs = figures(bundles, labels, summary, variants, out_dir)
+    figs = figures(bundles, labels, summary, variants, out_dir, ops)
     # Several hosts, each bundle on its own: every metric side by side by host.
     by_host = several_hosts(bundles) and list(group_by) == ["bundle"]
     host_figs = host_figures(summary, out_dir) if by_host else []
@@ -780,6 +818,7 @@ def build(paths, out_dir, *, anonymize_hosts=False, group_by=("bundle",), title=
         "results": results_tables(summary),
         "by_host": by_host_table(summary) if by_host else None,
         "variants": variants_tab(variants),
+        "ops": ops_tab(ops),
         "figures": figs,
         "checks": checks,
         "aa_table": aa_table,

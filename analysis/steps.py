@@ -59,7 +59,9 @@ import math
 import numpy as np
 from scipy import stats as sstats
 
-from .load import cell_values, mode_key
+from remote.protocol.kmod import ops_label
+
+from .load import cell_values, mode_key, ops_point
 from .units import bundle_unit
 
 ALPHA = 0.001
@@ -170,7 +172,7 @@ def bundle_cells(bundle):
         out.append({"id": cell.get("id"), "round": cell.get("round"), "mode": cell.get("mode"),
                     "workload": cell.get("workload"), "method": cell.get("method"),
                     "order": order.get(cell.get("id"), k), "values": values, "uptime_s": up,
-                    "session": cell.get("session", 0)})
+                    "session": cell.get("session", 0), "ops": ops_point(cell)})
     return sorted(out, key=lambda c: c["order"])
 
 
@@ -206,12 +208,15 @@ def step_check(bundle):
     n_total = len((bundle.data.get("plan") or {}).get("order") or []) or len(everything)
     groups = {}
     for c in everything:
-        groups.setdefault((c["method"], c["workload"], c["mode"]), []).append(c)
+        # (each ops point of a mode is a level of its own: bench/plan.py)
+        groups.setdefault((c["method"], c["workload"], c["mode"], c["ops"]), []).append(c)
     methods = list((bundle.data.get("plan") or {}).get("methods") or [])
     rows = []
-    for (method, workload, mode), cells in sorted(groups.items(), key=lambda kv: (
+    for (method, workload, mode, point), cells in sorted(groups.items(), key=lambda kv: (
             methods.index(kv[0][0]) if kv[0][0] in methods else len(methods), kv[0][0], kv[0][1],
-            mode_key(kv[0][2]))):
+            mode_key(kv[0][2]), kv[0][3] or (0, 0))):
+        if point:
+            mode = f"{mode} at {ops_label(*point)} ops"
         if len(cells) < 2:
             continue
         r = find_step(cells)

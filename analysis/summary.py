@@ -85,6 +85,9 @@ def summarize_cells(frame, group_by=("bundle",), baseline="off"):
     cells whose setup differs within a group."""
     group_by = list(group_by)
     check_poolable(frame, group_by)
+    if "ops" in frame.columns:
+        # A kernel cell at an ops point is not its mode's own figure: ops_summary has it.
+        frame = frame[frame["ops"].fillna("") == ""]
     rows = []
     for label, g in _groups(frame, group_by):
         setup = {k: g[k].iloc[0] for k in SETUP_KEYS}
@@ -171,3 +174,52 @@ def variant_table(summary):
     order = {name: i for i, (_, _, name) in enumerate(entry_paths())}
     rows = rows[rows["path"].notna()]
     return rows.assign(_o=rows["path"].map(order)).sort_values(["method", "_o", "group"]).drop(columns="_o")
+
+
+# -- the kernel method's ops points (bench run --ops, --ops-sweep) -------------------
+
+OPS_COLUMNS = SUMMARY_COLUMNS + ["ops", "relevant", "irrelevant"]
+DEFAULT_POINT = "1+0"  # a mode's own settings: one ops on the tracee, none elsewhere
+
+
+def point_key(label):
+    """'4+8' -> (4, 8), for ordering points."""
+    r, _, i = str(label).partition("+")
+    return (int(r), int(i or 0))
+
+
+def _takes_points(mode):
+    if is_check_mode(mode) or mode not in modes.names():
+        return False
+    k = modes.get(mode).kernel
+    return bool(k and k["relevant"])
+
+
+def ops_summary(frame, group_by=("bundle",), baseline="off"):
+    """The kernel method's figures at each ops point (relevant ops on the
+    tracee + irrelevant ones elsewhere, the cells' `ops`): per_call and
+    overhead (against the run's off, paired by round) of noregs and regs,
+    and the regs gain, at every point, with summarize_cells' intervals.
+    The mode's own cells (ops '') are the point 1+0 where a frame has
+    other points.  Empty when no cell has a point."""
+    if "ops" not in frame.columns or not (frame["ops"].fillna("") != "").any():
+        return pd.DataFrame(columns=OPS_COLUMNS)
+    k = frame[frame["method"] == "kernel"].copy()
+    k["ops"] = k["ops"].fillna("")
+    own = k[(k["ops"] == "") & k["mode"].map(_takes_points)]
+    points = sorted(set(k["ops"]) - {""}
+                    | ({DEFAULT_POINT} if len(own) else set()), key=point_key)
+    base = k[(k["ops"] == "") & (k["mode"] == baseline)]
+    out = []
+    for p in points:
+        cells = own if p == DEFAULT_POINT and not (k["ops"] == p).any() else k[k["ops"] == p]
+        sub = pd.concat([base, cells]).assign(ops="")
+        rows = summarize_cells(sub, group_by, baseline)
+        rows = rows[rows["mode"] != baseline]
+        r, i = point_key(p)
+        out.append(rows.assign(ops=p, relevant=r, irrelevant=i))
+    if not out:
+        return pd.DataFrame(columns=OPS_COLUMNS)
+    res = pd.concat(out, ignore_index=True)[OPS_COLUMNS]
+    # Only the groups that measured points: another bundle's 1+0 alone is no sweep.
+    return res[res["group"].isin(res.loc[res["ops"] != DEFAULT_POINT, "group"])].reset_index(drop=True)

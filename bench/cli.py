@@ -118,6 +118,16 @@ def cli(debug):
                    "timing), bpf (the kernel's own sys_enter -> sys_exit time of each getppid call, "
                    "with bcc), pmu (cycles and instructions per call from the CPU's counters; "
                    "not in the default).  Methods the host cannot do are skipped with the reason.")
+@click.option("--ops", "ops", multiple=True, metavar="RELEVANT[,IRRELEVANT]",
+              help="The kernel method's noregs and regs cells register RELEVANT ops (1-16) on the "
+                   "module's tracee and IRRELEVANT (0-16, default 0) on a function never called, "
+                   "instead of one ops; repeat for more points (each is a cell per round; off, no "
+                   "ops, is their baseline).")
+@click.option("--ops-sweep", "ops_sweep", is_flag=False, flag_value="1,2,4,8x0,8", default=None,
+              metavar="[RS[xIS]]",
+              help="The kernel method at every point of RS relevant ops x IS irrelevant ones "
+                   "(default when given alone: 1,2,4,8x0,8, i.e. 1, 2, 4 and 8 relevant ops with 0 "
+                   "and with 8 irrelevant); with --ops, the points of both.")
 @click.option("--out", type=click.Path(), default=None,
               help="Bundle directory (default: results/<host>/<UTC timestamp>/); with several hosts, "
                    "the directory of their bundles, each in <out>/<host>/.")
@@ -141,7 +151,7 @@ def cli(debug):
               help="Measure only the cells missing from this incomplete bundle, into it (same host, "
                    "kernel and plan, or refused).")
 @click.pass_context
-def run(ctx, hosts, hosts_file, profile, modes, methods, out, force, accept_new_host_key, ssh_config,
+def run(ctx, hosts, hosts_file, profile, modes, methods, ops, ops_sweep, out, force, accept_new_host_key, ssh_config,
         lease, seed, connect_timeout, quiet, tune, resume_path):
     """Measure per-call cost and tracer overhead on HOST; write a bundle.
 
@@ -156,7 +166,7 @@ def run(ctx, hosts, hosts_file, profile, modes, methods, out, force, accept_new_
     from analysis import bundle as bundle_mod
     from remote.hosts import open_target
 
-    from .plan import METHODS, parse_list, select_profile
+    from .plan import METHODS, ops_points, parse_list, select_profile
     from .run import execute
     from .ui import RunUI, print_results
 
@@ -164,7 +174,17 @@ def run(ctx, hosts, hosts_file, profile, modes, methods, out, force, accept_new_
     if mode_registry.BASELINE not in mode_list:
         mode_list = [mode_registry.BASELINE] + mode_list
     request = {"profile": select_profile(profile), "modes": mode_list,
-               "methods": parse_list(methods, METHODS, "methods"), "seed": seed, "tune": tune}
+               "methods": parse_list(methods, METHODS, "methods"), "seed": seed, "tune": tune,
+               "ops": ops_points(ops, ops_sweep)}
+    if request["ops"] and not resume_path:
+        from .errors import UsageError
+        from .plan import takes_points
+        if "kernel" not in request["methods"]:
+            raise UsageError("--ops and --ops-sweep set the kernel method's ops: it is not in --methods",
+                             hint="add kernel to --methods")
+        if not any(takes_points(m, "kernel") for m in mode_list):
+            raise UsageError("--ops and --ops-sweep need a mode whose kernel cells register ops",
+                             hint="add noregs and/or regs to --modes")
     if len(hosts) > 1 or hosts_file:
         return _run_hosts(ctx, hosts, hosts_file, out, resume_path)
     host = hosts[0]
@@ -242,6 +262,8 @@ def _resume_request(ctx, path, request, host, out):
     b = resume_mod.load(path)
     typed = {name: request[name] for name in ("profile", "modes", "methods", "seed", "tune")
              if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    if any(ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE for n in ("ops", "ops_sweep")):
+        typed["ops"] = request["ops"]
     if "profile" in typed:
         typed["profile"] = typed["profile"].name
     resume_mod.check_request(b, {f"--{k}": v for k, v in typed.items()})

@@ -263,11 +263,15 @@ def summary_lines(outcomes):
 def options_of(params, passthrough):
     """The parent's options as a child's argv: passthrough is [(name, flag)]
     of click parameters; flags (True/False) are given or not, values as
-    --name VALUE, None left out."""
+    --name VALUE (a repeated option once per value), None left out."""
     argv = []
     for name, flag in passthrough:
         v = params.get(name)
         if v is None or v is False:
+            continue
+        if isinstance(v, (tuple, list)):  # a repeatable option (--ops): once per value
+            for item in v:
+                argv += [flag, str(item)]
             continue
         argv += [flag] if v is True else [flag, str(v)]
     return argv

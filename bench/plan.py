@@ -14,6 +14,14 @@ state, by the methods that measure it):
   process (planned when both pyperf and bpf are): its overhead against off
   is the probes' own cost.
 
+The kernel method's cells may carry an ops point (--ops, --ops-sweep): R
+ops attached to the module's tracee and I attached elsewhere, instead of
+the mode's own one ops (Mark Rutland's samples/ftrace/ftrace-ops.c
+measures the same two numbers).  A point is one more cell of its mode per
+round, shuffled with the modes; off (no ops) stays one cell per round, the
+baseline of every point.  Cell.ops is None for the mode's own settings
+(1+0), so a plan without points is the plan it always was.
+
 The modes themselves are declared one file each in remote/protocol/modes.
 """
 import dataclasses
@@ -22,6 +30,7 @@ import random
 from analysis import methods as methods_reg
 from analysis.methods.bpf import PROBE_MODE
 from remote.protocol import modes as mode_registry
+from remote.protocol.kmod import MAX_OPS
 
 from .errors import UsageError
 
@@ -36,12 +45,28 @@ def tracefs_mode(mode):
     return mode_registry.BASELINE if mode in CHECK_MODES else mode
 
 
-def kernel_settings(mode):
-    """The module settings a kernel-method cell of this (tracefs) mode registers."""
+def kernel_settings(mode, ops=None):
+    """The module settings a kernel-method cell of this (tracefs) mode
+    registers: the mode's own, or its ops point's counts (ops: (relevant,
+    irrelevant)); irrelevant is always given (0 by default)."""
     settings = mode_registry.get(mode).kernel
     if settings is None:
         raise ValueError(f"mode {mode!r} has no kernel-method cells")  # a planning bug
-    return dict(settings)
+    settings = dict(settings, irrelevant=0)
+    if ops is not None:
+        if not settings["relevant"]:
+            raise ValueError(f"mode {mode!r} registers no ops: it has no ops point")  # a planning bug
+        settings.update(relevant=int(ops[0]), irrelevant=int(ops[1]))
+    return settings
+
+
+def takes_points(mode, method):
+    """Does a cell of this mode and method carry the plan's ops points?  The
+    kernel method's cells of a mode that registers ops (noregs, regs)."""
+    if method != "kernel" or mode in CHECK_MODES:
+        return False
+    k = mode_registry.get(mode).kernel
+    return bool(k and k["relevant"])
 
 
 def workload_of(method, workload):
@@ -113,16 +138,69 @@ def parse_list(text, known, what):
     return list(dict.fromkeys(items))
 
 
+# The sweep --ops-sweep measures without a value (issue 14 section 3):
+# 1, 2, 4 and 8 relevant ops, each with 0 and with 8 irrelevant ones.
+DEFAULT_SWEEP = "1,2,4,8x0,8"
+# The point a mode's own settings stand for (remote/protocol/modes KERNEL).
+DEFAULT_OPS = (1, 0)
+
+
+def _ops_int(text, what, lo):
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or not lo <= n <= MAX_OPS:
+        raise UsageError(f"{what} must be a number from {lo} to {MAX_OPS}, not {text.strip()!r}",
+                         hint="--ops RELEVANT[,IRRELEVANT], e.g. --ops 4,8")
+    return n
+
+
+def parse_ops(text):
+    """--ops R[,I]: R ops on the tracee (1..16), I elsewhere (0..16, default 0)."""
+    parts = text.split(",")
+    if len(parts) > 2 or not text.strip():
+        raise UsageError(f"--ops takes RELEVANT[,IRRELEVANT], not {text!r}", hint="e.g. --ops 4,8")
+    relevant = _ops_int(parts[0], "the number of relevant ops", 1)
+    irrelevant = _ops_int(parts[1], "the number of irrelevant ops", 0) if len(parts) == 2 else 0
+    return (relevant, irrelevant)
+
+
+def parse_sweep(text):
+    """--ops-sweep RS[xIS]: every R of RS with every I of IS (default 0),
+    e.g. '1,2,4,8x0,8'; in that order, relevant first."""
+    rel, sep, irr = text.partition("x")
+    rs = [_ops_int(t, "the number of relevant ops", 1) for t in rel.split(",")]
+    is_ = [_ops_int(t, "the number of irrelevant ops", 0) for t in irr.split(",")] if sep else [0]
+    return list(dict.fromkeys((r, i) for i in is_ for r in rs))
+
+
+def ops_points(ops=(), sweep=None):
+    """The plan's ops points from --ops (repeatable) and --ops-sweep, in the
+    order given, each once; [] when neither was given."""
+    points = [parse_ops(t) for t in ops or ()]
+    if sweep is not None:
+        points += parse_sweep(sweep)
+    return list(dict.fromkeys(points))
+
+
+def point_of(ops):
+    """A plan's point as a cell carries it: None for the mode's own (1+0)."""
+    return None if ops is None or tuple(ops) == DEFAULT_OPS else tuple(ops)
+
+
 @dataclasses.dataclass
 class Cell:
     round: int
     mode: str
     workload: str
     method: str
+    ops: tuple = None  # (relevant, irrelevant) of a kernel cell's ops point; None: the mode's own
 
     @property
     def id(self):
-        return f"r{self.round:02d}-{self.mode}-{self.workload}-{self.method}"
+        point = f"-ops{self.ops[0]}-{self.ops[1]}" if self.ops else ""
+        return f"r{self.round:02d}-{self.mode}{point}-{self.workload}-{self.method}"
 
 
 @dataclasses.dataclass
@@ -136,6 +214,7 @@ class Plan:
     skipped: list = dataclasses.field(default_factory=list)
     check_modes: list = dataclasses.field(default_factory=list)
     affinity: int = None  # the measuring CPU under --tune
+    ops: list = dataclasses.field(default_factory=list)  # [(relevant, irrelevant)]: --ops points
 
     @property
     def all_modes(self):
@@ -145,6 +224,11 @@ class Plan:
     def needs_module(self):
         return (any(methods_reg.get(m).needs_module for m in self.methods)
                 or any("module" in mode_registry.get(m).needs for m in self.modes))
+
+    @property
+    def heaviest_ops(self):
+        """The point with the most ops (what the kernel method calibrates on)."""
+        return max(self.ops or [DEFAULT_OPS], key=lambda p: (p[0] + p[1], p[0]))
 
     @property
     def kernel_save_regs(self):
@@ -191,6 +275,9 @@ class Plan:
             "pyperf_args": self.pyperf_args(),
             "order": [c.id for c in self.cells],
             "skipped": self.skipped,
+            # --ops points (a plan without has none: the key is left out,
+            # so that older plans compare equal on resume)
+            **({"ops": [list(p) for p in self.ops]} if self.ops else {}),
         }
 
 
@@ -213,7 +300,7 @@ def restrict(modes, methods, check):
     return keep(modes, "modes"), keep(methods, "methods"), skipped
 
 
-def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None, skipped=()):
+def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None, skipped=(), ops=()):
     if mode_registry.BASELINE not in modes:
         # Overhead is a difference against the baseline: without it there is no result.
         modes = [mode_registry.BASELINE] + list(modes)
@@ -221,13 +308,26 @@ def make_plan(profile, modes, workload="getppid", methods=("pyperf",), seed=None
         seed = random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
     check_modes = check_modes_of(methods)
+    points = [tuple(p) for p in ops or ()]
     cells = []
     for r in range(profile.rounds):
         order = list(modes) + check_modes
         rng.shuffle(order)
-        for mode in order:
+        if points:
+            # Each point of a mode is shuffled with the modes, as a cell of
+            # its own (a plan without points draws what it always drew).
+            order = [(m, p) for m in order for p in (points if takes_points(m, "kernel") else [None])]
+            rng.shuffle(order)
+        else:
+            order = [(m, None) for m in order]
+        for mode, point in order:
             for method in methods:
-                if applies(mode, method):
+                if not applies(mode, method):
+                    continue
+                if takes_points(mode, method):
+                    cells.append(Cell(r, mode, workload_of(method, workload), method, point_of(point)))
+                elif point is None or point == points[0]:
+                    # (other methods measure such a mode once a round: at its first point's place)
                     cells.append(Cell(r, mode, workload_of(method, workload), method))
     return Plan(profile, list(modes), workload, list(methods), seed, cells, list(skipped),
-                check_modes)
+                check_modes, ops=points)

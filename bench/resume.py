@@ -63,7 +63,7 @@ def request_of(bundle):
     # in one bundle would measure two machines).
     tuned = bool((bundle.data.get("noise") or {}).get("tuned"))
     return {"profile": PROFILES[name], "modes": modes, "methods": methods, "seed": plan["seed"],
-            "tune": tuned}
+            "tune": tuned, "ops": [tuple(p) for p in plan.get("ops") or []]}
 
 
 def check_request(bundle, given):
@@ -75,7 +75,8 @@ def check_request(bundle, given):
         have = want[key].name if key == "profile" else want[key]
         same = set(value) == set(have) if isinstance(have, list) else value == have
         if not same:
-            shown = ",".join(have) if isinstance(have, list) else have
+            shown = (" ".join("%d,%d" % p for p in have) or "none") if key == "ops" else \
+                ",".join(have) if isinstance(have, list) else have
             raise ResumeMismatch(f"{opt} differs from the plan of {bundle.path} ({shown})",
                                  hint=f"drop {opt}: --resume takes the plan from the bundle")
 
@@ -105,7 +106,7 @@ def check_target(bundle, facts):
 def check_plan(bundle, plan):
     """The plan made now must be the bundle's, cell for cell."""
     old, new = bundle.data["plan"], plan.to_dict()
-    for key in ("profile", "modes", "methods", "workload", "seed", "order"):
+    for key in ("profile", "modes", "methods", "workload", "seed", "ops", "order"):
         if old.get(key) != new.get(key):
             skipped = "; ".join(s["reason"] for s in plan.skipped) or "nothing skipped"
             raise ResumeMismatch(f"the plan made on the host now differs from the bundle's ({key}): "

@@ -8,11 +8,12 @@ the bundle as soon as it completes, and always asks the agent to restore.
 import math
 
 from analysis import methods, stats, steps
-from analysis.bundle import Bundle, utc_now
+from analysis.bundle import OPS_FORMAT_VERSION, Bundle, utc_now
 from analysis.units import bundle_unit, clock_of
 from remote.agent_client import AgentClient
 from remote.cache import kmod_dir
 from remote.errors import AgentError, RemoteError
+from remote.protocol import modes as mode_registry
 from remote.protocol.kmod import TRACEE
 from remote.protocol.precondition import SMALL_INT_MAX
 from remote.protocol.tracefs_text import kernel_expanded
@@ -73,15 +74,25 @@ def summarize_bundle(bundle):
     for cell in bundle.data["cells"]:
         if cell.get("status") != "ok":
             continue
+        # A kernel cell at an ops point is a figure of its own (cell["ops"]);
+        # the baseline of every point is the run's off.
+        point = (cell["ops"]["relevant"], cell["ops"]["irrelevant"]) if cell.get("ops") else None
         for label, unit, means in methods.get(cell["method"]).series(bundle.path / cell["file"],
                                                                      bundle_unit(bundle.data)):
-            by_mode = samples.setdefault((cell["workload"], label, unit), {})
+            by_mode = samples.setdefault((cell["workload"], label, unit, point), {})
             by_mode.setdefault(cell["mode"], {})[cell["round"]] = means
     rows = []
     modes = list(plan["modes"]) + list(plan.get("check_modes", []))
-    for (workload, method, unit), by_mode in samples.items():
-        ordered = {m: by_mode[m] for m in modes if m in by_mode}
-        rows.extend(stats.summarize(ordered, workload, method, unit=unit))
+    base = mode_registry.BASELINE
+    for (workload, method, unit, point), by_mode in samples.items():
+        if point is not None:
+            by_mode = dict(by_mode, **{base: samples.get((workload, method, unit, None), {}).get(base, {})})
+        ordered = {m: by_mode[m] for m in modes if by_mode.get(m)}
+        got = stats.summarize(ordered, workload, method, unit=unit)
+        if point is not None:
+            got = [dict(r, ops={"relevant": point[0], "irrelevant": point[1]}) for r in got
+                   if r["mode"] != base]
+        rows.extend(got)
     return _clean(rows)
 
 
@@ -156,7 +167,8 @@ def checks(rows, bundle=None):
            "probe_cost": next(({k: r[k] for k in ("value", "ci_low", "ci_high", "n", "unit")}
                                for r in rows if r["mode"] == PROBE_MODE
                                and r["metric"] == "overhead"), None),
-           "method_agreement": stats.method_agreement(rows)}
+           # (an ops point's rows are the kernel method's alone)
+           "method_agreement": stats.method_agreement([r for r in rows if not r.get("ops")])}
     if bundle is not None:
         out["steps"] = steps.step_check(bundle)
     return out
@@ -201,6 +213,8 @@ def run_cell(client, run, cell, budgets=None):
     method = methods.get(cell.method)
     record = {"id": cell.id, "round": cell.round, "mode": cell.mode, "workload": cell.workload,
               "method": cell.method, "status": "ok"}
+    if cell.ops:  # (the kernel method's ops point: absent for the mode's own 1+0)
+        record["ops"] = {"relevant": cell.ops[0], "irrelevant": cell.ops[1]}
     budget = budgets.for_cell(cell.method) if budgets is not None else None
     # cell: the agent names it if the cell overruns its budget (and pyperf's files)
     quiet = dict(cell=cell.id)
@@ -265,9 +279,11 @@ def plan_run(bundle, request, facts, check, ui, resume, command):
                                + "; ".join(s_["reason"] for s_ in skipped if s_["method"]),
                                kind="unsupported")
     plan = make_plan(request["profile"], modes, methods=methods_kept, seed=request.get("seed"),
-                     skipped=skipped)
+                     skipped=skipped, ops=request.get("ops") or ())
     if not resume:
         bundle.data["plan"] = plan.to_dict()
+        if plan.ops:  # cells an older reader would pool: analysis/bundle.py
+            bundle.data["format_version"] = OPS_FORMAT_VERSION
         return plan, plan.cells, None
     resume_mod.check_plan(bundle, plan)
     cells = resume_mod.missing(bundle, plan)

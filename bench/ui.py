@@ -9,6 +9,7 @@ from analysis import methods
 from analysis.stats import disagreement_reason, excludes_zero
 from analysis.steps import check_lines as step_lines
 from analysis.units import bundle_unit, unit_of
+from remote.protocol.kmod import ops_label
 
 
 def fmt_ns(v):  # a figure in any unit: the name is older than units
@@ -51,7 +52,8 @@ class RunUI:
     def cell_start(self, i, n, cell):
         self._dots = 0
         if not self.quiet:
-            self.out.print(f"  [{i}/{n}] round {cell.round} {cell.mode:<13} {cell.workload} "
+            mode = f"{cell.mode} {cell.ops[0]}+{cell.ops[1]}" if cell.ops else cell.mode
+            self.out.print(f"  [{i}/{n}] round {cell.round} {mode:<13} {cell.workload} "
                            f"{cell.method} ", end="")
 
     def agent_event(self, ev):
@@ -83,6 +85,13 @@ class RunUI:
             self.out.print(f"[red]restore problem:[/red] {p}")
 
 
+def _mode(r):
+    """A row's mode, with its ops point where it has one ('noregs 4+8':
+    4 ops on the tracee, 8 elsewhere)."""
+    o = r.get("ops")
+    return f"{r['mode']} {ops_label(o['relevant'], o['irrelevant'])}" if o else r["mode"]
+
+
 def results_table(bundle):
     data = bundle.data
     facts = data.get("facts", {})
@@ -103,8 +112,8 @@ def results_table(bundle):
             ("mode", "workload", "method", f"{unit}/call", "95% CI", f"overhead {unit}", "95% CI", "n"))
     for col in cols:
         t.add_column(col, justify="right" if col not in ("mode", "workload", "method", "unit") else "left")
-    per = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call"}
-    ovh = {(r["mode"], r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "overhead"}
+    per = {(_mode(r), r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "per_call"}
+    ovh = {(_mode(r), r["workload"], r["method"]): r for r in data["results"] if r["metric"] == "overhead"}
     for key, r in per.items():
         o = ovh.get(key)
         t.add_row(key[0], key[1], key[2], *([r.get("unit", unit)] if mixed else []), fmt_ns(r["value"]),
@@ -125,12 +134,15 @@ def gain_table(bundle):
     t = Table(title="regs gain: ftrace_regs_caller - ftrace_caller, per call",
               caption=(f"unit: {unit}" if not mixed else "unit: as each row says")
               + " per call; paired by round (regs - noregs); n = rounds")
-    cols = (("method", "workload", "unit", "regs gain", "95% CI", "n") if mixed else
-            ("method", "workload", f"regs gain {unit}", "95% CI", "n"))
+    points = any(r.get("ops") for r in rows)
+    cols = (("method", "workload") + (("ops",) if points else ())
+            + (("unit", "regs gain", "95% CI", "n") if mixed else (f"regs gain {unit}", "95% CI", "n")))
     for col in cols:
-        t.add_column(col, justify="right" if col not in ("method", "workload", "unit") else "left")
+        t.add_column(col, justify="right" if col not in ("method", "workload", "ops", "unit") else "left")
     for r in rows:
-        t.add_row(r["method"], r["workload"], *([r.get("unit", unit)] if mixed else []), fmt_ns(r["value"]),
+        o = r.get("ops")
+        point = ((ops_label(o["relevant"], o["irrelevant"]) if o else "1+0"),) if points else ()
+        t.add_row(r["method"], r["workload"], *point, *([r.get("unit", unit)] if mixed else []), fmt_ns(r["value"]),
                   f"[{fmt_ns(r['ci_low'])}, {fmt_ns(r['ci_high'])}]"
                   + ("" if excludes_zero(r) else " ~0"), str(r["n"]))
     return t

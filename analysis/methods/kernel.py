@@ -2,7 +2,9 @@
 
 The module (remote/kmod/) calls its noinline tracee N times between two
 ktime_get_ns() and reports total ns and calls per repetition, with no ops
-(off), one ops without SAVE_REGS (noregs) or one with (regs).  Agent side:
+(off), one ops without SAVE_REGS (noregs) or one with (regs), or, at an ops
+point of the plan (bench/plan.py: --ops), R ops on the tracee and I on a
+function never called.  Agent side:
 remote/agent/kmod.py and the agent's kmod_* ops.
 """
 import json
@@ -56,8 +58,11 @@ class Kernel(Method):
         without a regs caller refuses it) lasts min_time."""
         plan = run.bundle.data["plan"]
         if plan.get("kernel_calls") is None:
+            # With ops points the heaviest one is the slowest setting.
+            relevant, irrelevant = run.plan.heaviest_ops
             plan["kernel_calls"] = calibrate_calls(client, run.plan.profile.min_time,
-                                                   save_regs=run.plan.kernel_save_regs)
+                                                   save_regs=run.plan.kernel_save_regs,
+                                                   relevant=relevant, irrelevant=irrelevant)
 
     def measure(self, client, run, cell, quiet):
         # The cell's ops stay registered ("held") across all its timings, so
@@ -66,7 +71,7 @@ class Kernel(Method):
         p = run.plan.profile
         reps = p.processes * p.values
         tmode = run.tracefs_mode(cell.mode)
-        settings = run.kernel_settings(tmode)
+        settings = run.kernel_settings(tmode, cell.ops)
         client.request("set_mode", mode="off", function=run.function, timeout=120)
         before = client.request("kmod_hold", timeout=120, **settings)
         run.check_kernel_cell(tmode, before, settings)
@@ -76,7 +81,8 @@ class Kernel(Method):
         k = client.request("kmod_time", calls=calls, reps=reps, timeout=3600, **settings, **counted,
                            **quiet)
         host_s = time.monotonic() - t0
-        after = client.request("verify", function=run.tracee, timeout=60)
+        # (kmod_verify: verify's view plus the irrelevant ops' function)
+        after = client.request("kmod_verify", timeout=60)
         client.request("kmod_release", timeout=120)
         run.check_kernel_cell(tmode, after, settings)
         if counted:
@@ -107,13 +113,14 @@ class Kernel(Method):
         return _TRACEE if metric == "overhead" else None
 
 
-def calibrate_calls(client, min_time, save_regs):
+def calibrate_calls(client, min_time, save_regs, relevant=1, irrelevant=0):
     """Calls per in-kernel timing run: double from 1000 until one run with
-    one ops (SAVE_REGS or not) lasts min_time, or MAX_CALLS."""
+    `relevant` ops on the tracee and `irrelevant` elsewhere (SAVE_REGS or
+    not) lasts min_time, or MAX_CALLS."""
     calls = 1000
     while True:
-        run = client.request("kmod_time", calls=calls, save_regs=save_regs, relevant=1, reps=1,
-                             timeout=600)["runs"][0]
+        run = client.request("kmod_time", calls=calls, save_regs=save_regs, relevant=relevant,
+                             irrelevant=irrelevant, reps=1, timeout=600)["runs"][0]
         if run["total_ns"] >= min_time * 1e9 or calls >= MAX_CALLS:
             return calls
         calls *= 2

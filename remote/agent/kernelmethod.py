@@ -11,11 +11,13 @@ import threading
 import time
 
 try:  # on the target: shipped next to agent.py as the package `protocol`
-    from protocol.kmod import TRACEE
+    from protocol.kmod import IDLE, MAX_OPS, TRACEE
+    from protocol.tracefs_text import enabled_view
     import pmumethod
     import tune as tune_mod
 except ImportError:  # in the source tree, imported as remote.agent.kernelmethod
-    from remote.protocol.kmod import TRACEE
+    from remote.protocol.kmod import IDLE, MAX_OPS, TRACEE
+    from remote.protocol.tracefs_text import enabled_view
     from remote.agent import pmumethod
     from remote.agent import tune as tune_mod
 
@@ -33,8 +35,8 @@ def time_calls(agent, req):
     reps = int(req.get("reps", 1))
     relevant = int(req.get("relevant", 1))
     irrelevant = int(req.get("irrelevant", 0))
-    if not (1 <= calls <= 10**9 and 1 <= reps <= 10000 and 0 <= relevant <= 16
-            and 0 <= irrelevant <= 16):
+    if not (1 <= calls <= 10**9 and 1 <= reps <= 10000 and 0 <= relevant <= MAX_OPS
+            and 0 <= irrelevant <= MAX_OPS):
         raise agent.Fatal("kmod_time arguments out of range", kind="usage")
     t0 = time.monotonic()
     with agent.state_lock:
@@ -65,7 +67,7 @@ def time_calls(agent, req):
 def _settings(agent, req):
     save_regs = req.get("save_regs")
     relevant, irrelevant = int(req.get("relevant", 1)), int(req.get("irrelevant", 0))
-    if not (isinstance(save_regs, bool) and 0 <= relevant <= 16 and 0 <= irrelevant <= 16):
+    if not (isinstance(save_regs, bool) and 0 <= relevant <= MAX_OPS and 0 <= irrelevant <= MAX_OPS):
         raise agent.Fatal("kmod settings out of range", kind="usage")
     return save_regs, relevant, irrelevant
 
@@ -78,7 +80,20 @@ def hold(agent, req):
     save_regs, relevant, irrelevant = _settings(agent, req)
     with agent.state_lock:
         k.hold(save_regs, relevant, irrelevant)
-        return agent.op_verify({"function": TRACEE})
+        return verify(agent, req)
+
+
+def verify(agent, req):
+    """verify's view of the tracee, plus the irrelevant ops' function
+    (idle_line, idle_flags, idle_count, idle_module: an ops point's
+    irrelevant ops show there, remote/protocol/modes expect_kernel)."""
+    with agent.state_lock:
+        view = agent.op_verify({"function": TRACEE})
+        t = agent.tracefs
+        enabled = t.lines("enabled_functions") if t.exists("enabled_functions") else []
+        idle = enabled_view(enabled, IDLE)
+        view.update({k.replace("target_", "idle_"): v for k, v in idle.items() if k.startswith("target_")})
+        return view
 
 
 def release(agent, req):
@@ -88,5 +103,5 @@ def release(agent, req):
     return None
 
 
-OPS = {"kmod_time": time_calls, "kmod_hold": hold, "kmod_release": release}
+OPS = {"kmod_time": time_calls, "kmod_hold": hold, "kmod_verify": verify, "kmod_release": release}
 QUIET_OPS = ("kmod_time",)

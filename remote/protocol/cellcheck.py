@@ -7,7 +7,7 @@ the standalone runner on the target (remote/agent/runner.py: a LAVA job has
 no controller while it measures).  Standard library only.
 """
 from . import modes
-from .kmod import TRACEE
+from .kmod import IDLE, TRACEE
 
 
 def mode_problem(mode, function, v):
@@ -30,6 +30,8 @@ def kernel_problem(mode, v, settings):
     ok, want = modes.expect_kernel(v, settings)
     if ok:
         return None
+    idle = ", %s: %r" % (IDLE, v.get("idle_line")) if settings.get("irrelevant") else ""
     return ("kernel-method mode %r is not in effect on the target: tracefs shows "
-            "current_tracer=%r, %s enabled function(s), %s: %r; expected %s"
-            % (mode, v["current_tracer"], v["enabled_functions_count"], TRACEE, v["target_line"], want))
+            "current_tracer=%r, %s enabled function(s), %s: %r%s; expected %s"
+            % (mode, v["current_tracer"], v["enabled_functions_count"], TRACEE, v["target_line"], idle,
+               want))

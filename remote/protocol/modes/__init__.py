@@ -38,8 +38,8 @@ import dataclasses
 import importlib
 import pkgutil
 
+from ..kmod import IDLE, TRACEE
 from ..kmod import NAME as KMOD_NAME
-from ..kmod import TRACEE
 
 # What a mode may need from the host: the terms bench check answers
 # (bench/check.py mode_needs).
@@ -153,17 +153,28 @@ def expect_kernel(view, settings):
     (settings: what it registered): with no ops, nothing; else the module's
     tracee alone in enabled_functions with as many ops as the cell
     registered, and the R flag (FTRACE_FL_REGS: the call site goes to
-    ftrace_regs_caller) exactly with SAVE_REGS.  (ok, the expected state in
-    words)."""
+    ftrace_regs_caller) exactly with SAVE_REGS.  With irrelevant ops (an ops
+    point of the plan), the module's IDLE function too, with that many ops
+    (the view's idle_* keys: the kernel method's kmod_verify).  (ok, the
+    expected state in words)."""
     relevant, flags = settings["relevant"], view.get("target_flags") or []
-    if not relevant:
+    irrelevant = settings.get("irrelevant", 0)
+    regs = "with" if settings["save_regs"] else "without"
+    if not relevant and not irrelevant:
         return (view["current_tracer"] == "nop" and view["enabled_functions_count"] == 0,
                 "current_tracer nop and enabled_functions empty")
-    ok = (view["current_tracer"] == "nop" and view["enabled_functions_count"] == 1
-          and view.get("target_module") == KMOD_NAME and view.get("target_count") == relevant
-          and ("R" in flags) == settings["save_regs"])
-    return ok, ("%s [%s] alone with %d ops, %s the R (regs) flag"
-                % (TRACEE, KMOD_NAME, relevant, "with" if settings["save_regs"] else "without"))
+    ok = (view["current_tracer"] == "nop"
+          and view["enabled_functions_count"] == bool(relevant) + bool(irrelevant))
+    if relevant:
+        ok = ok and (view.get("target_module") == KMOD_NAME and view.get("target_count") == relevant
+                     and ("R" in flags) == settings["save_regs"])
+    if not irrelevant:
+        return ok, ("%s [%s] alone with %d ops, %s the R (regs) flag" % (TRACEE, KMOD_NAME, relevant, regs))
+    ok = ok and (view.get("idle_module") == KMOD_NAME and view.get("idle_count") == irrelevant
+                 and ("R" in (view.get("idle_flags") or [])) == settings["save_regs"])
+    tracee = "%s [%s] with %d ops and " % (TRACEE, KMOD_NAME, relevant) if relevant else ""
+    return ok, ("%s%s [%s] with %d ops, nothing else, %s the R (regs) flag"
+                % (tracee, IDLE, KMOD_NAME, irrelevant, regs))
 
 
 def _discover():

@@ -19,7 +19,6 @@ import base64
 import io
 import json
 import pathlib
-import shutil
 import subprocess
 import tarfile
 

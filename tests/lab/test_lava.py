@@ -29,7 +29,6 @@ import yaml
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.lava import jobs
 from bench.lava.bundle import rebuild
 from conftest import need
 

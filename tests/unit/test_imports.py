@@ -182,3 +182,15 @@ def test_the_agent_and_the_protocol_import_only_the_standard_library():
                    if layer(m) in ("agent", "protocol") and name not in stdlib
                    and not (layer(m) == "agent" and name in AGENT_TARGET_PACKAGES))
     assert wrong == [], "outside the standard library (module, line, import): " + repr(wrong)
+
+
+def test_test_files_have_unique_names_across_tiers():
+    """pytest imports test files by basename (the tier folders are not
+    packages): two files of one name in two tiers make the whole session
+    fail to collect one of them, which only a run of every tier shows."""
+    tests = pathlib.Path(__file__).resolve().parents[1]
+    seen = {}
+    for path in sorted(tests.glob("*/test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    clashes = {name: where for name, where in seen.items() if len(where) > 1}
+    assert not clashes, f"test files with one name in several tiers: {clashes}; rename one"

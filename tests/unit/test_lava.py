@@ -1,5 +1,5 @@
 """LAVA jobs and the bundle in a job's log, without a device (the real run:
-tests/lab/test_lava.py): jobs pass lava-common's own schema check (and a
+tests/lab/test_lab_lava.py): jobs pass lava-common's own schema check (and a
 broken one does not), the runner's block comes back out of every form of log
 LAVA gives, a damaged block is refused, and the device's stdlib t interval
 is scipy's."""

@@ -80,7 +80,7 @@ READ_FORMAT = PERF_FORMAT_GROUP | PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_T
 # The events, leader first.
 EVENTS = (("cycles", PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES),
           ("instructions", PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS))
-INNER = 20  # calls per loop iteration (callloop.py)
+INNER = callloop.INNER  # calls per loop iteration: the same unrolled loop
 MAX_LOOPS = 1 << 24
 EVENT_SOURCES = "/sys/bus/event_source/devices"
 PARANOID = "/proc/sys/kernel/perf_event_paranoid"

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.plan import PROFILES
-from labtools import (TUNE_FILES, assert_same_tracefs, leftovers, popen_bench, read_tracefs,
-                      tune_state)
+from labtools import (TUNE_FILES, assert_same_tracefs, interval_at, leftovers, popen_bench,
+                      read_tracefs, tune_state)
 
 pytestmark = pytest.mark.lab
 
@@ -94,13 +94,22 @@ def test_bpf_sees_the_tracer_and_the_regs_gain(bpf_run, lab):
         # 1 ns = 1 instruction; ftrace_regs_entry 1 stores x10-x29 with ten
         # stp where ftrace_regs_entry 0 stores x29 with one str.  (Plain TCG
         # cannot resolve nine instructions: nothing more is asserted there.)
-        assert gain[0]["ci_low"] <= 9 <= gain[0]["ci_high"]
+        # Asked at 99.9% (labtools.TEST_CONFIDENCE): a round's gain varies by
+        # about 1 instruction here, as the ~2% of calls that take ~10,000
+        # instructions come and go, and the 95% interval of 4 rounds missed 9
+        # once in CI.
+        low, high = interval_at(gain[0])
+        assert low <= 9 <= high, (gain[0], low, high)
 
 
 def test_aa_is_recorded_and_shows_no_difference(bpf_run):
     data = bundle(bpf_run)
     aa = data["checks"]["aa"]["bpf"]
-    assert aa["n"] == PROFILES["quick"].rounds and aa["significant"] is False, aa
+    assert aa["n"] == PROFILES["quick"].rounds and aa["significant"] in (True, False), aa
+    # No difference at 99.9% (labtools.TEST_CONFIDENCE), not at the run's 95%:
+    # that one says "significant" for one true A/A in twenty by construction.
+    low, high = interval_at(aa)
+    assert low <= 0 <= high, (aa, low, high)
     assert "A/A check (bpf)" in bpf_run["result"].output
 
 

@@ -344,8 +344,9 @@ def run_plan(agent, run, rec, kmod):
         record.update(worker_means_ns=means, n_workers=len(means))
         rec["cells"].append(record)
         write_records(run["out"], rec)
-        say("cell %d/%d %s: %.1f (clock ns) per call, %.0f s"
-            % (i, len(cells), cell["id"], sum(means) / len(means), time.monotonic() - t0))
+        # the clock's unit: instructions under icount, where nothing may call them ns
+        say("cell %d/%d %s: %.1f %s per call, %.0f s"
+            % (i, len(cells), cell["id"], sum(means) / len(means), run["unit"], time.monotonic() - t0))
     agent.request("set_mode", mode="off", function=run["function"])
     restored = agent.request("restore")
     rec["tracefs_after"] = restored["after"]
@@ -456,7 +457,7 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="ftrace-regs-bench.")
     if os.path.isdir(os.path.join(HERE, "kmod")):
         shutil.copytree(os.path.join(HERE, "kmod"), os.path.join(workdir, "kmod"))
-    run = {"plan": job["plan"], "cells": job["cells"], "out": ns.out, "workdir": workdir}
+    run = {"plan": job["plan"], "cells": job["cells"], "out": ns.out, "workdir": workdir, "unit": unit}
     say("runner: %d cells, methods %s, modes %s, profile %s"
         % (len(job["cells"]), ",".join(job["plan"]["methods"]),
            ",".join(job["plan"]["modes"] + job["plan"]["check_modes"]), job["plan"]["profile"]["name"]))

@@ -18,6 +18,7 @@ import http.server
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import threading
@@ -153,6 +154,9 @@ def run_job(tmp_path, *render_args):
 
     # The bundle comes back out of the log: the target's messages joined.
     target = "\n".join(str(e["msg"]) for e in entries if e.get("lvl") == "target")
+    # the device's progress lines say the clock's unit: instructions under icount, never ns
+    progress = [line for line in target.splitlines() if re.search(r": cell \d+/\d+ ", line)]
+    assert progress and all(" instructions per call" in line for line in progress), progress[:3]
     bundle = rebuild(target, tmp_path / "bundle", {"device_type": "qemu", "job_id": job_id,
                                                    "icount": True, "accel": "tcg"})
     data = json.loads((bundle / "bundle.json").read_text())

@@ -181,7 +181,7 @@ class Pmu(Method):
         rel = run.bundle.write_raw(self.raw_file(cell.id), raw)
         return dict(file=rel, elapsed_s=round(m["elapsed_s"], 2), workload_pid=m.get("workload_pid"),
                     counters=data["workers"][0]["counters"], tracefs={"before": before, "after": after},
-                    host_s=host_s)
+                    **({"cpus": m["cpus"]} if m.get("cpus") else {}), host_s=host_s)
 
     @staticmethod
     def _workers(path):

@@ -245,7 +245,14 @@ def worker(warmups, values, min_time, cpu=None, events=EVENTS):
         c.close()
     return {"pid": os.getpid(), "ppid": os.getppid(), "loops": loops, "counters": c.names,
             "unsupported": c.unsupported, "calibration": len(calibration), "warmups": warm,
-            "values": vals}
+            "values": vals, "affinity": sorted(os.sched_getaffinity(0)), "cpu": last_cpu()}
+
+
+def last_cpu():
+    """The CPU this process is on now (/proc/self/stat field 39; stdlib
+    Python has no sched_getcpu), as callloop.py records it."""
+    with open("/proc/self/stat", "rb") as f:
+        return int(f.read().decode("latin-1").rpartition(")")[2].split()[36])
 
 
 def manager(out, processes, warmups, values, min_time, cpu=None):
@@ -328,6 +335,9 @@ def measure(agent, req):
                                           stdin=subprocess.DEVNULL, start_new_session=True,
                                           cwd=agent.workdir)
     pid = agent.workload.pid
+    # Where the harness could run while the workers count (the manager
+    # inherits the agent's housekeeping mask; each worker pins itself).
+    harness = agent.placement({"pmu_manager": pid})
     with open(os.path.join(agent.workdir, "workload.pgid"), "w") as f:
         f.write(str(pid))
     rc = agent.workload.wait()
@@ -337,7 +347,11 @@ def measure(agent, req):
             tail = f.read().decode("utf-8", "replace").strip().splitlines()
         raise agent.Fatal("pmu workers failed for cell %s (exit %d): %s"
                           % (cell, rc, tail[-1] if tail else ""), kind="measure")
-    return {"file": out, "elapsed_s": time.monotonic() - t0, "workload_pid": pid}
+    with open(out) as f:
+        workers = json.load(f)["workers"]
+    cpus = {"workload": sorted({c for w in workers for c in w.get("affinity", ())}),
+            "ran_on": sorted({w["cpu"] for w in workers if "cpu" in w}), "harness": harness}
+    return {"file": out, "elapsed_s": time.monotonic() - t0, "workload_pid": pid, "cpus": cpus}
 
 
 def start(agent, req):

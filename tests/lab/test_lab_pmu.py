@@ -75,7 +75,10 @@ def test_instructions_per_call_equal_the_icount_clock(pmu_run, lab, mode):
 def test_kernel_regs_gain_in_instructions_equals_its_clock(pmu_run, lab):
     """The counters around the kernel method's repetitions: their regs gain
     in instructions equals the kernel method's own (icount clock) within
-    0.5 instruction; the getppid loop's is printed for comparison."""
+    0.5 instruction; the getppid loop's is printed for comparison (each
+    worker process sits on one of two levels 3.1 instructions apart, by its
+    address-space layout, so the loop's gain carries that mixture:
+    docs/method.md, "The pmu method")."""
     if not lab.get("icount"):
         pytest.skip("the lab is not under icount")
     results = rows(pmu_run)

@@ -4,8 +4,8 @@ lab of its own).
 
 What it proves is where things run and that per-CPU state adds up, not
 figures: the workload on the measuring CPU alone, every part of the harness
-(the agent's threads, its guardian, the bpf collector, pyperf's manager, the
-sshd that carries the controller's connection) on the other CPUs, both
+(the agent's threads, its guardian, the bpf collector, pyperf's and pmu's
+managers, the sshd that carries the controller's connection) on the other CPUs, both
 recorded; the bpf count, the module's per-CPU hit counters and the function
 tracer's per-CPU buffers summed over CPUs equal the calls made.
 """
@@ -32,8 +32,9 @@ def test_the_bundle_is_complete_on_four_cpus(smp):
     assert data["complete"]
     plan = data["plan"]
     assert set(plan["modes"]) == MODES
-    assert set(plan["methods"]) == {"pyperf", "kernel", "bpf"} and plan["skipped"] == []
-    per_round = 2 * len(plan["modes"]) + 3 + 3 + 1  # as test_lab_run counts them
+    assert set(plan["methods"]) == {"pyperf", "kernel", "bpf", "pmu"} and plan["skipped"] == []
+    per_round = 2 * len(plan["modes"]) + 3 + 3 + 1  # pyperf, kernel, bpf: as test_lab_run counts them
+    per_round += len(plan["modes"]) + 1  # pmu: every mode and off-aa
     assert len(data["cells"]) == plan["rounds"] * per_round
     assert all(c["status"] == "ok" for c in data["cells"])
     facts = data["facts"]
@@ -56,10 +57,12 @@ def test_tune_records_the_workload_cpu_and_the_agents_cpus_apart(smp):
         where = cell["cpus"]
         assert where["workload"] == [cpu], cell["id"]
         assert cpu not in where["harness"]["all"], (cell["id"], where["harness"])
-        if cell["method"] in ("bpf", "kernel"):
+        if cell["method"] in ("bpf", "kernel", "pmu"):
             assert where["ran_on"] == [cpu], cell["id"]
         if cell["method"] == "bpf":
             assert "bpf_collector" in where["harness"]
+        if cell["method"] == "pmu":
+            assert "pmu_manager" in where["harness"]
         if cell["method"] == "pyperf":
             assert "pyperf_manager" in where["harness"]
 

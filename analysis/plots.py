@@ -223,6 +223,11 @@ def ops_figure(ops):
                 if ax.get_legend_handles_labels()[0]:
                     ax.legend(fontsize=7)
             ax_gain.axhline(0, color="black", lw=0.6)
+            if not (g["metric"] == "regs_gain").any():
+                # regs skipped (no regs caller in this kernel's era): say so, not an empty frame
+                ax_gain.text(0.5, 0.5, "no regs gain: the bundle has no regs cells\n"
+                                       "(regs skipped or not planned; its plan says why)",
+                             transform=ax_gain.transAxes, ha="center", va="center", fontsize=8)
         _layout(fig, fig.suptitle("Kernel method: cost per call against the ops a call carries, "
                                   "with 95% CIs (Student t over rounds)"))
     return fig

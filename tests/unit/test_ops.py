@@ -21,6 +21,7 @@ from remote.protocol.tracefs_text import enabled_view
 
 ROOT = pathlib.Path(__file__).parent.parent.parent
 SWEEP = ROOT / "results" / "lab" / "debian-6.1-icount-ops"
+SWEEP_6_12 = ROOT / "results" / "lab" / "debian-6.12-icount-ops"
 DATA = ROOT / "tests" / "data"
 
 
@@ -174,6 +175,28 @@ def test_cost_rises_with_relevant_ops_and_the_regs_gain_is_at_every_point(sweep)
     # irrelevant ops lengthen the list every traced call walks on 6.1 (no CALL_OPS)
     at = {(r["mode"], r["ops"]): r["value"] for _, r in ops[ops["metric"] == "per_call"].iterrows()}
     assert all(at[(m, f"{k}+8")] > at[(m, f"{k}+0")] for m in ("noregs", "regs") for k in (1, 2, 4, 8))
+
+
+def test_on_6_12_one_ops_is_called_directly_and_irrelevant_ops_cost_nothing():
+    """results/lab/debian-6.12-icount-ops (Debian's 6.12, CALL_OPS, icount
+    lab): with one ops on the tracee the callsite calls it directly, which
+    tracefs shows ('O', 'ops: ... frb_run_cb'), and eight ops elsewhere add
+    nothing; from two on, no 'O': the list function, where they do."""
+    b = Bundle.load(SWEEP_6_12)
+    for c in b.data["cells"]:
+        if c["mode"] == "noregs":
+            relevant = (c.get("ops") or {"relevant": 1})["relevant"]
+            for view in c["tracefs"].values():
+                assert ("O" in view["target_flags"]) == (relevant == 1), (c["id"], view)
+                assert relevant > 1 or "frb_run_cb" in view["target_line"], (c["id"], view)
+    assert [s["mode"] for s in b.data["plan"]["skipped"]] == ["regs"]  # no regs caller in 6.12
+    frame, _ = cells_frame(load_bundles([SWEEP_6_12]), ["6.12"])
+    ops = ops_summary(frame)
+    over = {r["ops"]: r["value"] for _, r in ops[ops["metric"] == "overhead"].iterrows()}
+    assert over["1+8"] == pytest.approx(over["1+0"], abs=0.01)
+    for k in (2, 4, 8):
+        assert over[f"{k}+8"] - over[f"{k}+0"] == pytest.approx(8 * 39.04, abs=0.5)
+    assert over["2+0"] > 4 * over["1+0"]
 
 
 def test_the_mode_tables_keep_the_modes_own_cells_and_the_run_rows_carry_the_points(sweep):

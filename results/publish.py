@@ -22,6 +22,9 @@ COMPARISONS = {
                                  "results/lab/fallback-6.1-tcg-quick"),
     "debian-6.1-vs-6.12-icount": ("results/lab/debian-6.1-icount-bpf",
                                   "results/lab/debian-6.12-icount-quick"),
+    # The ops sweep on two kernels: the list function (6.1) against CALL_OPS (6.12).
+    "ops-debian-6.1-vs-6.12-icount": ("results/lab/debian-6.1-icount-ops",
+                                      "results/lab/debian-6.12-icount-ops"),
     # The same kernel, profile and seed on two boots: must agree (an A/A of runs).
     "debian-6.1-icount-two-boots": ("results/lab/debian-6.1-icount-standard",
                                     "results/lab/debian-6.1-icount-standard-boot2"),

@@ -84,7 +84,14 @@ def summarize_bundle(bundle):
     rows = []
     modes = list(plan["modes"]) + list(plan.get("check_modes", []))
     base = mode_registry.BASELINE
-    for (workload, method, unit, point), by_mode in samples.items():
+    # Series in the order their first cell came, each one's ops points after
+    # its own modes and in ascending order (the cells come shuffled by round).
+    first = {}
+    for key in samples:
+        first.setdefault(key[:3], len(first))
+    order = sorted(samples, key=lambda k: (first[k[:3]], k[3] is not None, k[3] or (0, 0)))
+    for workload, method, unit, point in order:
+        by_mode = samples[(workload, method, unit, point)]
         if point is not None:
             by_mode = dict(by_mode, **{base: samples.get((workload, method, unit, None), {}).get(base, {})})
         ordered = {m: by_mode[m] for m in modes if by_mode.get(m)}

@@ -102,7 +102,7 @@ def find_token(root, identity=None, env=None):
     """
     env = os.environ if env is None else env
     if env.get(TOKEN_ENV) and not identity:
-        return env[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+        return _checked_token(env[TOKEN_ENV], f"${TOKEN_ENV}")
     path = identities_file(env)
     ids = _read_identities(path)
     if identity:
@@ -127,7 +127,18 @@ def find_token(root, identity=None, env=None):
     if not token:
         raise BenchError(f"identity {identity!r} in {path} has no token", kind="auth",
                          hint=f"lavacli identities add --token ... {identity}, or export {TOKEN_ENV}")
-    return str(token).strip(), f"identity {identity!r} of {path}"
+    return _checked_token(token, f"identity {identity!r} of {path}")
+
+
+def _checked_token(token, where):
+    """(token, where) if the token can travel in a header; never quoted: a
+    header value requests refuses comes back in its error message whole."""
+    token = str(token).strip()
+    if not token or any(not (33 <= ord(c) <= 126) for c in token):
+        raise BenchError(f"the LAVA token of {where} is empty or holds spaces, control or "
+                         "non-ASCII characters", kind="auth",
+                         hint="copy the token again from the server's API tokens page")
+    return token, where
 
 
 def _read_identities(path):
@@ -199,6 +210,11 @@ class Client:
 
     def _request(self, method, path, *, what, ok=(200,), **kw):
         url = urllib.parse.urljoin(self.api, path)
+        if _origin(url) != _origin(self.api):
+            # A path from an answer ("next": "//other.host/...") joined to ours:
+            # the session's token would go there.
+            raise LavaError(f"LAVA server {self.root}: {what}: its answer leads to another "
+                            f"server ({_origin(url)[1]}); the token is not sent there")
         try:
             r = self.session.request(method, url, timeout=self.timeout, **kw)
         except requests.exceptions.Timeout:

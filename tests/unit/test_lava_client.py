@@ -313,3 +313,39 @@ def test_a_log_read_while_its_last_line_is_written():
     assert lc.parse_log(cut) == whole[:-1]
     with pytest.raises(lc.LavaError, match="not YAML"):
         lc.parse_log("- {dt: [\n")
+
+
+# -- review: the token goes nowhere else ----------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["abc\n" + SECRET, SECRET + " x", SECRET + "\u201d", "  \n"])
+def test_a_token_that_cannot_be_a_header_is_refused_unquoted(tmp_path, bad):
+    # requests refuses such a header value with an error that quotes it whole
+    # ('Token abc\\ndef...'), which scrub() cannot find in its repr form.
+    with pytest.raises(BenchError) as e:
+        lc.find_token("https://lava.example.org/", env=env_with(tmp_path, LAVA_TOKEN=bad))
+    assert e.value.kind == "auth" and SECRET not in str(e.value) and "abc" not in str(e.value)
+    write_ids(tmp_path, {"a": {"uri": "https://lava.example.org/RPC2", "token": bad}})
+    with pytest.raises(BenchError) as e:
+        lc.find_token("https://lava.example.org/", env=env_with(tmp_path))
+    assert e.value.kind == "auth" and SECRET not in str(e.value)
+
+
+def test_a_next_page_on_another_host_gets_no_token(monkeypatch):
+    """A "next" link whose path starts with // joins to another host: the
+    request is refused before it is sent."""
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    sent = []
+    pages = [{"results": [{"id": 1, "name": "lava"}],
+              "next": "http://127.0.0.1:8000//evil.example.org/steal?offset=1"},
+             {"results": [], "next": None}]
+
+    def request(method, url, **kw):
+        sent.append(url)
+        return response(200, json.dumps(pages[min(len(sent), 2) - 1]))
+
+    monkeypatch.setattr(c.session, "request", request)
+    with pytest.raises(lc.LavaError, match="another server") as e:
+        c.tests(7)
+    assert all(u.startswith("http://127.0.0.1:8000/") and "evil" not in u.split("/")[2]
+               for u in sent), sent
+    assert SECRET not in str(e.value) and EXIT_CODES[e.value.kind][0] == 13

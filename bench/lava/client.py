@@ -21,6 +21,7 @@ Captured answers of a real lava-server 2023.01 are in tests/data/lava/.
 import json
 import os
 import pathlib
+import re
 import time
 import urllib.parse
 
@@ -37,6 +38,9 @@ FINISHED = "Finished"
 COMPLETE = "Complete"
 # Answers that are not errors of the server: a job that has no new log line.
 REQUEST_TIMEOUT = 30.0
+# A job id as lava-server gives it: N, or N.M for a multinode sub-job.  It
+# goes into the API's paths, the job's page and the bundle.
+JOB_ID_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
 class LavaError(BenchError):
@@ -244,12 +248,16 @@ class Client:
         raise LavaError(f"LAVA server {self.root}: {what} refused: HTTP {r.status_code}{detail}")
 
     def _json(self, r, what):
+        """The answer's JSON object (every answer this client reads is one)."""
         try:
-            return r.json()
+            data = r.json()
         except ValueError:
-            raise LavaError(f"LAVA server {self.root}: {what}: the answer is not JSON "
+            data = None
+        if not isinstance(data, dict):
+            raise LavaError(f"LAVA server {self.root}: {what}: the answer is not a JSON object "
                             f"(HTTP {r.status_code}, {r.headers.get('Content-Type', '?')})",
                             hint="is --url a LAVA server's root?")
+        return data
 
     def version(self):
         r = self._request("GET", "system/version/", what="reading its version")
@@ -260,9 +268,11 @@ class Client:
         what = "submitting the job"
         r = self._request("POST", "jobs/", what=what, ok=(201,), json={"definition": definition})
         ids = self._json(r, what).get("job_ids") or []
-        if len(ids) != 1:
-            raise LavaError(f"LAVA server {self.root}: {what}: expected one job id, got {ids!r}",
-                            hint="multinode jobs are not supported")
+        if not isinstance(ids, list) or len(ids) != 1:
+            raise LavaError(f"LAVA server {self.root}: {what}: expected one job id, got "
+                            f"{str(ids)[:100]!r}", hint="multinode jobs are not supported")
+        if isinstance(ids[0], bool) or not JOB_ID_RE.match(str(ids[0])):
+            raise LavaError(f"LAVA server {self.root}: {what}: {str(ids[0])[:100]!r} is no job id")
         return ids[0]
 
     def job(self, job_id):
@@ -438,6 +448,14 @@ def job_meta(client, job, definition, command):
             "command": command}
 
 
+def device_dir_name(job):
+    """The results/ directory of the job's device: the server's name for it,
+    never "." or ".." (default_dir keeps dots: results/../<time> would be
+    outside results/)."""
+    name = str(job.get("actual_device") or job.get("requested_device_type") or "")
+    return name if name.strip(".") else "lava"
+
+
 def public_job(job):
     """The job as the server described it, without the job's own token."""
     return {k: v for k, v in job.items() if k != "token"}
@@ -518,8 +536,7 @@ def run_job(client, definition, *, out=None, results_root="results", timeout, po
 
     meta = job_meta(client, job, definition, command)
     if out is None:
-        out = bundle_mod.default_dir(results_root, job.get("actual_device")
-                                     or job.get("requested_device_type") or "lava")
+        out = bundle_mod.default_dir(results_root, device_dir_name(job))
     path = rebuild(target_text(lines), pathlib.Path(out), meta)
     save_lava_files(path, client, job, tests, lines)
     return path, job, tests

@@ -349,3 +349,57 @@ def test_a_next_page_on_another_host_gets_no_token(monkeypatch):
     assert all(u.startswith("http://127.0.0.1:8000/") and "evil" not in u.split("/")[2]
                for u in sent), sent
     assert SECRET not in str(e.value) and EXIT_CODES[e.value.kind][0] == 13
+
+
+# -- review: what a server answers is checked before it builds a path -----------------------------
+
+def fake_server(monkeypatch, c, job_id=7, job_changes=None, fail=None):
+    """c's session answering as the real server did for job 7 (captured),
+    with job_changes applied to the job, and `fail` {path tail: status}."""
+    job = dict(json.loads(captured("job-complete.json")), **(job_changes or {}))
+    answers = {"jobs/": (201, json.dumps({"job_ids": [job_id]})),
+               f"jobs/{job_id}/": (200, json.dumps(job)),
+               f"jobs/{job_id}/suites/": (200, captured("suites-complete.json")),
+               f"jobs/{job_id}/tests/": (200, captured("tests-complete.json"))}
+    answers.update(fail or {})
+
+    def request(method, url, params=None, **kw):
+        tail = url.split("/api/v0.2/", 1)[1]
+        if tail.endswith("logs/"):
+            if params and params.get("start"):
+                return response(404, '{"detail": "Not found."}')
+            return response(200, captured("log-complete.yaml"), "application/yaml")
+        status, body = answers[tail]
+        return response(status, body)
+
+    monkeypatch.setattr(c.session, "request", request)
+    return job
+
+
+@pytest.mark.parametrize("answer", ['{"job_ids": ["../../admin"]}', '{"job_ids": [true]}',
+                                    '{"job_ids": "7"}', '[7]', '"7"'])
+def test_a_job_id_that_is_no_job_id_is_refused(monkeypatch, answer):
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    monkeypatch.setattr(c.session, "request", lambda *a, **k: response(201, answer))
+    with pytest.raises(lc.LavaError) as e:
+        c.submit("device_type: qemu\n")
+    assert EXIT_CODES[e.value.kind][0] == 13 and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("body", ['[]', '"Finished"', 'null'])
+def test_a_job_answer_that_is_no_object_is_a_lava_error(monkeypatch, body):
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    monkeypatch.setattr(c.session, "request", lambda *a, **k: response(200, body))
+    with pytest.raises(lc.LavaError, match="not a JSON object"):
+        c.job(7)
+
+
+@pytest.mark.parametrize("device", ["..", ".", "../..", 12])
+def test_the_devices_name_stays_one_directory_under_results(tmp_path, monkeypatch, device):
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    fake_server(monkeypatch, c, job_changes={"actual_device": device})
+    results = tmp_path / "a" / "results"
+    path, job, tests = lc.run_job(c, "device_type: qemu\n", results_root=str(results),
+                                  timeout=60, poll=0)
+    assert path.resolve().parent.parent == results.resolve(), path
+    assert (path / "bundle.json").exists() and list((tmp_path / "a").iterdir()) == [results]

@@ -494,7 +494,9 @@ def save_lava_files(bundle_dir, client, job, tests, lines):
     d.mkdir(exist_ok=True)
     (d / "job.json").write_text(client.scrub(json.dumps(public_job(job), indent=1,
                                                         sort_keys=True)) + "\n")
-    (d / "tests.json").write_text(client.scrub(json.dumps(tests, indent=1, sort_keys=True)) + "\n")
+    if tests is not None:  # None: the server did not give them
+        (d / "tests.json").write_text(client.scrub(json.dumps(tests, indent=1, sort_keys=True))
+                                      + "\n")
     (d / "log.yaml").write_text(client.scrub(yaml.safe_dump(lines, default_flow_style=None,
                                                             width=1 << 20, sort_keys=False)))
 
@@ -528,7 +530,6 @@ def run_job(client, definition, *, out=None, results_root="results", timeout, po
 
     job, lines = follow(client, job_id, timeout=timeout, poll=poll, progress=progress)
     check_health(client, job, lines)
-    tests = client.tests(job_id)
     # Imported here: analysis/ loads pandas and scipy (seconds), needed only now.
     from analysis import bundle as bundle_mod
 
@@ -537,6 +538,14 @@ def run_job(client, definition, *, out=None, results_root="results", timeout, po
     meta = job_meta(client, job, definition, command)
     if out is None:
         out = bundle_mod.default_dir(results_root, device_dir_name(job))
+    # The bundle first, from the log in hand: a server failing the requests
+    # that follow costs the test cases, never hours of measurement.
     path = rebuild(target_text(lines), pathlib.Path(out), meta)
+    try:
+        tests = client.tests(job_id)
+    except BenchError as e:
+        save_lava_files(path, client, job, None, lines)
+        raise type(e)(f"{e.message}; the job's bundle is saved: {path}", hint=e.hint,
+                      kind=e.kind) from e
     save_lava_files(path, client, job, tests, lines)
     return path, job, tests

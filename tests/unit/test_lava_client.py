@@ -403,3 +403,20 @@ def test_the_devices_name_stays_one_directory_under_results(tmp_path, monkeypatc
                                   timeout=60, poll=0)
     assert path.resolve().parent.parent == results.resolve(), path
     assert (path / "bundle.json").exists() and list((tmp_path / "a").iterdir()) == [results]
+
+
+def test_a_finished_job_keeps_its_bundle_when_its_test_cases_cannot_be_read(tmp_path, monkeypatch):
+    """The log is in hand when the results' request fails (HTTP 500): the
+    bundle is written all the same, the error is one line, exit 13, and says where."""
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    fake_server(monkeypatch, c, fail={"jobs/7/tests/": (500, '{"detail": "Server Error"}')})
+    with pytest.raises(lc.LavaError) as e:
+        lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "results"), timeout=60,
+                   poll=0)
+    msg = str(e.value)
+    assert "HTTP 500" in msg and "bundle is saved" in msg and "\n" not in msg, msg
+    assert EXIT_CODES[e.value.kind][0] == 13 and SECRET not in msg
+    (bundle,) = (tmp_path / "results" / "bench-qemu01").iterdir()
+    assert json.loads((bundle / "bundle.json").read_text())["status"] == "complete"
+    assert str(bundle) in msg and (bundle / "lava" / "log.yaml").exists()
+    assert (bundle / "lava" / "job.json").exists() and not (bundle / "lava" / "tests.json").exists()

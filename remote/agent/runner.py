@@ -76,9 +76,12 @@ MAX_CALLS = 10**8
 # covers a runner that hangs; requests between cells renew it.
 LEASE_S = 1800.0
 # Student t, two-sided 95%, by degrees of freedom (stdlib has no t quantile).
+# Every df to 30 (a run of up to 31 rounds gets its own row); past 30 the
+# row below is taken, a slightly wider interval, never a narrower one.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
-       17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000,
+       17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064,
+       25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000,
        120: 1.980}
 
 

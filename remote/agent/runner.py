@@ -31,7 +31,8 @@ regs gain (regs minus noregs in the same round).
 
 Exit: bench run's codes (the README's table): 0 complete, 6 the kernel
 refuses, 7 tracing busy or the target locked, 10 a cell failed or was not
-what it claimed, 1 a bug; the bundle is printed whatever happened.
+what it claimed, 1 a bug, 130 Ctrl-C, 143 SIGTERM; the bundle is printed
+whatever happened.
 """
 import argparse
 import base64
@@ -41,6 +42,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -96,6 +98,11 @@ class RunnerError(Exception):
     def __init__(self, message, kind="measure"):
         super().__init__(message)
         self.kind = kind
+
+
+class Terminated(Exception):
+    """SIGTERM (a LAVA timeout, a test shell stopped): the run ends as after
+    Ctrl-C, through main()'s finally: bye (the agent restores), the bundle."""
 
 
 def say(text):
@@ -344,6 +351,8 @@ def run_plan(agent, run, rec, kmod):
                   "workload": cell["workload"], "method": cell["method"], "status": "ok"}
         record.update(MEASURE[cell["method"]](agent, run, cell))
         means = read_means(run["out"], cell["method"], record["file"])
+        if not means:
+            raise RunnerError("cell %s gave no values (%s)" % (cell["id"], record["file"]))
         record.update(worker_means_ns=means, n_workers=len(means))
         rec["cells"].append(record)
         write_records(run["out"], rec)
@@ -389,7 +398,7 @@ def figures(cells, unit):
     figure, its overhead against off in the same round, and the regs gain."""
     by = {}
     for c in cells:
-        if c.get("status") == "ok":
+        if c.get("status") == "ok" and c.get("worker_means_ns"):
             means = c["worker_means_ns"]
             by.setdefault(c["method"], {}).setdefault(c["mode"], {})[c["round"]] = \
                 sum(means) / len(means)
@@ -465,6 +474,13 @@ def main(argv=None):
         % (len(job["cells"]), ",".join(job["plan"]["methods"]),
            ",".join(job["plan"]["modes"] + job["plan"]["check_modes"]), job["plan"]["profile"]["name"]))
     code, agent, problems = 0, None, []
+
+    def terminated(signum, frame):
+        # Once: a second SIGTERM must not cut the restore short in finally.
+        signal.signal(signum, signal.SIG_IGN)
+        raise Terminated("signal %d" % signum)
+
+    caller_sigterm = signal.signal(signal.SIGTERM, terminated)
     try:
         agent = Agent(workdir, ns.lease)
         if agent.ready.get("lock_recovered"):
@@ -478,11 +494,19 @@ def main(argv=None):
     except KeyboardInterrupt:
         rec["status"] = "interrupted"
         code = 130
+    except Terminated as e:
+        rec["status"] = "interrupted"
+        rec["error"] = "terminated by %s" % e
+        say("error: %s" % rec["error"])
+        code = 128 + signal.SIGTERM
     except Exception as e:  # a bug: said in one line, and the bundle still printed
         rec["error"] = "internal error: %s: %s" % (type(e).__name__, e)
         say("error: %s" % rec["error"])
         code = 1
     finally:
+        # From here SIGTERM is ignored: bye, the records and the bundle come
+        # first (killed anyway, the agent restores on its stdin's EOF).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if agent is not None:
             problems = sorted(set(problems) | set(agent.close()))
             if problems:
@@ -490,9 +514,14 @@ def main(argv=None):
                 rec["notes"].append("restore problems: " + "; ".join(problems))
         shutil.rmtree(workdir, ignore_errors=True)
         write_records(ns.out, rec)
-    report_figures(ns.out, rec["cells"], unit)
+    try:
+        report_figures(ns.out, rec["cells"], unit)
+    except Exception as e:  # the device's own estimate: never at the cost of the bundle
+        say("error: the preliminary figures failed: %s: %s" % (type(e).__name__, e))
+        code = code or 1
     print_bundle(ns.out)
     say("runner: %s, %d cells" % (rec["status"], len(rec["cells"])))
+    signal.signal(signal.SIGTERM, caller_sigterm)
     return code
 
 

@@ -54,12 +54,13 @@ def test_every_end_says_bye_and_prints_the_bundle(tmp_path, end, code, status):
     closed = tmp_path / "closed"
     p = subprocess.run([sys.executable, "-c", SCRIPT, end, str(closed), "--plan", str(plan),
                         "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+                       env=dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp_path)), timeout=60)
     assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
     assert closed.read_text() == "bye"  # the agent restores on bye
     assert runner.BEGIN in p.stdout and runner.END in p.stdout and "Traceback" not in p.stderr
     rec = json.loads((tmp_path / "out" / "records.json").read_text())
     assert rec["status"] == status
+    assert not list(tmp_path.glob("ftrace-regs-bench.*"))  # its workdir is gone
 
 
 def test_a_cell_without_values_still_leaves_the_bundle(tmp_path, monkeypatch, capsys):
@@ -84,6 +85,8 @@ def test_a_cell_without_values_still_leaves_the_bundle(tmp_path, monkeypatch, ca
                              "method": "pyperf", "status": "ok", "worker_means_ns": []})
         return []
 
+    # Its workdir in tmp_path: /tmp/ftrace-regs-bench.* is the sshd tier's to watch.
+    monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(runner, "Agent", Agent)
     monkeypatch.setattr(runner, "run_plan", run_plan)
     runner.main(["--plan", str(plan), "--out", str(tmp_path / "out")])
@@ -96,6 +99,7 @@ def test_a_cell_without_values_still_leaves_the_bundle(tmp_path, monkeypatch, ca
 def test_the_sigterm_handler_is_the_callers_again_after_main(tmp_path, monkeypatch, capsys):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(PLAN))
+    monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(runner, "Agent", lambda workdir, lease: (_ for _ in ()).throw(
         runner.RunnerError("no agent", kind="agent")))
     before = signal.getsignal(signal.SIGTERM)

@@ -529,15 +529,29 @@ def run_job(client, definition, *, out=None, results_root="results", timeout, po
             seen["t"] = now
 
     job, lines = follow(client, job_id, timeout=timeout, poll=poll, progress=progress)
-    check_health(client, job, lines)
     # Imported here: analysis/ loads pandas and scipy (seconds), needed only now.
     from analysis import bundle as bundle_mod
 
-    from .bundle import rebuild
+    from .bundle import BEGIN, rebuild
 
     meta = job_meta(client, job, definition, command)
     if out is None:
         out = bundle_mod.default_dir(results_root, device_dir_name(job))
+    try:
+        check_health(client, job, lines)
+    except LavaJobError as e:
+        text = target_text(lines)
+        if BEGIN not in text:
+            raise
+        # Incomplete or Canceled after the runner printed its bundle (a later
+        # step timed out, the job was canceled): the bundle is kept all the same.
+        try:
+            path = rebuild(text, pathlib.Path(out), meta)
+        except BenchError:
+            raise e from None
+        save_lava_files(path, client, job, None, lines)
+        raise LavaJobError(f"{e.message}; the bundle the runner printed is saved: {path}",
+                           hint=e.hint) from e
     # The bundle first, from the log in hand: a server failing the requests
     # that follow costs the test cases, never hours of measurement.
     path = rebuild(target_text(lines), pathlib.Path(out), meta)

@@ -420,3 +420,25 @@ def test_a_finished_job_keeps_its_bundle_when_its_test_cases_cannot_be_read(tmp_
     assert json.loads((bundle / "bundle.json").read_text())["status"] == "complete"
     assert str(bundle) in msg and (bundle / "lava" / "log.yaml").exists()
     assert (bundle / "lava" / "job.json").exists() and not (bundle / "lava" / "tests.json").exists()
+
+
+def test_a_job_that_ended_incomplete_after_printing_its_bundle_keeps_it(tmp_path, monkeypatch):
+    """Incomplete after the runner's bundle (a later step timed out): exit 14,
+    and the bundle is saved; without a bundle in the log nothing is written."""
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    fake_server(monkeypatch, c, job_changes={"health": "Incomplete",
+                                             "failure_comment": "lava-test-shell timed out"})
+    with pytest.raises(lc.LavaJobError) as e:
+        lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "results"), timeout=60,
+                   poll=0)
+    msg = str(e.value)
+    assert "ended Incomplete" in msg and "timed out" in msg and "bundle the runner printed" in msg
+    assert EXIT_CODES[e.value.kind][0] == 14 and "\n" not in msg and SECRET not in msg
+    (bundle,) = (tmp_path / "results" / "bench-qemu01").iterdir()
+    assert str(bundle) in msg and (bundle / "bundle.json").exists()
+    assert (bundle / "lava" / "log.yaml").exists()
+
+    monkeypatch.setattr(lc, "target_text", lambda lines: "Kernel panic\n")
+    with pytest.raises(lc.LavaJobError) as e:
+        lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "r2"), timeout=60, poll=0)
+    assert "saved" not in str(e.value) and not (tmp_path / "r2").exists()

@@ -85,6 +85,10 @@ def _strip_userinfo(url):
     u = urllib.parse.urlsplit(url)
     if u.username or u.password:
         return urllib.parse.urlunsplit((u.scheme, u.hostname or "", u.path, "", ""))
+    if "@" in url:
+        # No URL urlsplit can read ("bench:TOKEN@host/RPC2", "https:/u:TOKEN@host"):
+        # whatever precedes the last @ may be a token.
+        return "...@" + url.rsplit("@", 1)[1]
     return url
 
 

@@ -54,10 +54,14 @@ def test_a_url_that_is_not_http_is_a_usage_error(bad):
     assert e.value.kind == "usage"
 
 
-def test_a_token_in_the_url_is_refused_without_being_repeated():
+@pytest.mark.parametrize("url", [f"https://bench:{SECRET}@lava.example.org/RPC2",
+                                 f"bench:{SECRET}@lava.example.org/RPC2",
+                                 f"https:/bench:{SECRET}@lava.example.org/RPC2",
+                                 f"ftp://bench:{SECRET}@lava.example.org/"])
+def test_a_token_in_the_url_is_refused_without_being_repeated(url):
     with pytest.raises(BenchError) as e:
-        lc.server_root(f"https://bench:{SECRET}@lava.example.org/RPC2")
-    assert e.value.kind == "usage" and SECRET not in str(e.value)
+        lc.server_root(url)
+    assert e.value.kind == "usage" and SECRET not in str(e.value), str(e.value)
 
 
 # -- the token -----------------------------------------------------------------------------------

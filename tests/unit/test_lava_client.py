@@ -446,3 +446,12 @@ def test_a_job_that_ended_incomplete_after_printing_its_bundle_keeps_it(tmp_path
     with pytest.raises(lc.LavaJobError) as e:
         lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "r2"), timeout=60, poll=0)
     assert "saved" not in str(e.value) and not (tmp_path / "r2").exists()
+
+
+def test_a_job_file_that_is_not_text_is_a_usage_error(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_bytes(b"device_type: qemu\n\xff\xfe\x00garbage\n")
+    r = CliRunner().invoke(cli, ["lava", "submit", "--url", "https://lava.example.org", "--job",
+                                 str(job)], env={"XDG_CONFIG_HOME": str(tmp_path), "LAVA_TOKEN": ""})
+    assert r.exit_code == 2 and "cannot read" in r.output and "internal error" not in r.output, \
+        r.output

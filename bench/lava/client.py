@@ -36,7 +36,6 @@ API = "api/v0.2/"
 TOKEN_ENV = "LAVA_TOKEN"
 FINISHED = "Finished"
 COMPLETE = "Complete"
-# Answers that are not errors of the server: a job that has no new log line.
 REQUEST_TIMEOUT = 30.0
 # A job id as lava-server gives it: N, or N.M for a multinode sub-job.  It
 # goes into the API's paths, the job's page and the bundle.

@@ -277,7 +277,8 @@ MEASURE = {"pyperf": measure_pyperf, "kernel": measure_kernel, "bpf": measure_bp
 
 
 def read_means(out, method, rel):
-    """A cell's per-worker (pyperf) or per-run means in the clock's ns."""
+    """A cell's per-worker (pyperf) or per-run means in the clock's ns: ns of
+    the virtual clock under icount, which are instructions (run["unit"])."""
     with open(os.path.join(out, rel)) as f:
         data = json.load(f)
     if method == "pyperf":

@@ -174,11 +174,16 @@ class Agent:
             raise RunnerError(msg.get("error"), kind=msg.get("kind") or "agent")
         return msg.get("result")
 
-    def close(self):
-        """bye: the agent restores, releases the lock and exits; its problems."""
+    def close(self, abort=False):
+        """bye: the agent restores, releases the lock and exits; its problems.
+        abort=True first stops a measurement still running (as bench run's
+        client does): else the bye waits behind it, up to its 2 h budget."""
         problems = []
         if self.proc.poll() is None and not self.eof:
             try:
+                if abort:
+                    self.proc.stdin.write(b'{"id": "abort", "op": "abort"}\n')
+                    self.proc.stdin.flush()
                 problems = self.request("bye", timeout=300).get("problems", [])
             except (RunnerError, OSError) as e:
                 problems = ["closing the agent: %s" % e]
@@ -509,7 +514,7 @@ def main(argv=None):
         # first (killed anyway, the agent restores on its stdin's EOF).
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if agent is not None:
-            problems = sorted(set(problems) | set(agent.close()))
+            problems = sorted(set(problems) | set(agent.close(abort=rec["status"] != "complete")))
             if problems:
                 rec["restore_problems"] = problems
                 rec["notes"].append("restore problems: " + "; ".join(problems))

@@ -37,8 +37,8 @@ SCRIPT = textwrap.dedent("""
                 raise KeyboardInterrupt
             raise runner.RunnerError("the kernel refused", kind="refused")
 
-        def close(self):
-            open(CLOSED, "w").write("bye")
+        def close(self, abort=False):
+            open(CLOSED, "w").write("abort, bye" if abort else "bye")
             return []
 
     runner.Agent = Agent
@@ -56,7 +56,8 @@ def test_every_end_says_bye_and_prints_the_bundle(tmp_path, end, code, status):
                         "--out", str(tmp_path / "out")], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp_path)), timeout=60)
     assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    assert closed.read_text() == "bye"  # the agent restores on bye
+    # the agent restores on bye; a measurement still running is stopped first
+    assert closed.read_text() == "abort, bye"
     assert runner.BEGIN in p.stdout and runner.END in p.stdout and "Traceback" not in p.stderr
     rec = json.loads((tmp_path / "out" / "records.json").read_text())
     assert rec["status"] == status
@@ -77,7 +78,7 @@ def test_a_cell_without_values_still_leaves_the_bundle(tmp_path, monkeypatch, ca
         def __init__(self, workdir, lease):
             pass
 
-        def close(self):
+        def close(self, abort=False):
             return []
 
     def run_plan(agent, run, rec, kmod):

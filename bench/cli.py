@@ -643,7 +643,11 @@ def lava_submit(url, device_type, job_file, identity, out, timeout, poll, profil
 
     root = lava_client.server_root(url)
     if job_file:
-        definition = pathlib.Path(job_file).read_text()
+        try:
+            definition = pathlib.Path(job_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read {job_file} as a LAVA job definition (UTF-8 YAML): "
+                             f"{getattr(e, 'strerror', None) or e.__class__.__name__}")
         try:
             job_type = (yaml.safe_load(definition) or {}).get("device_type")
         except (yaml.YAMLError, AttributeError):

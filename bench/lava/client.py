@@ -21,6 +21,7 @@ Captured answers of a real lava-server 2023.01 are in tests/data/lava/.
 import json
 import os
 import pathlib
+import re
 import time
 import urllib.parse
 
@@ -35,8 +36,10 @@ API = "api/v0.2/"
 TOKEN_ENV = "LAVA_TOKEN"
 FINISHED = "Finished"
 COMPLETE = "Complete"
-# Answers that are not errors of the server: a job that has no new log line.
 REQUEST_TIMEOUT = 30.0
+# A job id as lava-server gives it: N, or N.M for a multinode sub-job.  It
+# goes into the API's paths, the job's page and the bundle.
+JOB_ID_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
 class LavaError(BenchError):
@@ -81,6 +84,10 @@ def _strip_userinfo(url):
     u = urllib.parse.urlsplit(url)
     if u.username or u.password:
         return urllib.parse.urlunsplit((u.scheme, u.hostname or "", u.path, "", ""))
+    if "@" in url:
+        # No URL urlsplit can read ("bench:TOKEN@host/RPC2", "https:/u:TOKEN@host"):
+        # whatever precedes the last @ may be a token.
+        return "...@" + url.rsplit("@", 1)[1]
     return url
 
 
@@ -102,7 +109,7 @@ def find_token(root, identity=None, env=None):
     """
     env = os.environ if env is None else env
     if env.get(TOKEN_ENV) and not identity:
-        return env[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+        return _checked_token(env[TOKEN_ENV], f"${TOKEN_ENV}")
     path = identities_file(env)
     ids = _read_identities(path)
     if identity:
@@ -127,7 +134,18 @@ def find_token(root, identity=None, env=None):
     if not token:
         raise BenchError(f"identity {identity!r} in {path} has no token", kind="auth",
                          hint=f"lavacli identities add --token ... {identity}, or export {TOKEN_ENV}")
-    return str(token).strip(), f"identity {identity!r} of {path}"
+    return _checked_token(token, f"identity {identity!r} of {path}")
+
+
+def _checked_token(token, where):
+    """(token, where) if the token can travel in a header; never quoted: a
+    header value requests refuses comes back in its error message whole."""
+    token = str(token).strip()
+    if not token or any(not (33 <= ord(c) <= 126) for c in token):
+        raise BenchError(f"the LAVA token of {where} is empty or holds spaces, control or "
+                         "non-ASCII characters", kind="auth",
+                         hint="copy the token again from the server's API tokens page")
+    return token, where
 
 
 def _read_identities(path):
@@ -199,6 +217,11 @@ class Client:
 
     def _request(self, method, path, *, what, ok=(200,), **kw):
         url = urllib.parse.urljoin(self.api, path)
+        if _origin(url) != _origin(self.api):
+            # A path from an answer ("next": "//other.host/...") joined to ours:
+            # the session's token would go there.
+            raise LavaError(f"LAVA server {self.root}: {what}: its answer leads to another "
+                            f"server ({_origin(url)[1]}); the token is not sent there")
         try:
             r = self.session.request(method, url, timeout=self.timeout, **kw)
         except requests.exceptions.Timeout:
@@ -228,12 +251,16 @@ class Client:
         raise LavaError(f"LAVA server {self.root}: {what} refused: HTTP {r.status_code}{detail}")
 
     def _json(self, r, what):
+        """The answer's JSON object (every answer this client reads is one)."""
         try:
-            return r.json()
+            data = r.json()
         except ValueError:
-            raise LavaError(f"LAVA server {self.root}: {what}: the answer is not JSON "
+            data = None
+        if not isinstance(data, dict):
+            raise LavaError(f"LAVA server {self.root}: {what}: the answer is not a JSON object "
                             f"(HTTP {r.status_code}, {r.headers.get('Content-Type', '?')})",
                             hint="is --url a LAVA server's root?")
+        return data
 
     def version(self):
         r = self._request("GET", "system/version/", what="reading its version")
@@ -244,9 +271,11 @@ class Client:
         what = "submitting the job"
         r = self._request("POST", "jobs/", what=what, ok=(201,), json={"definition": definition})
         ids = self._json(r, what).get("job_ids") or []
-        if len(ids) != 1:
-            raise LavaError(f"LAVA server {self.root}: {what}: expected one job id, got {ids!r}",
-                            hint="multinode jobs are not supported")
+        if not isinstance(ids, list) or len(ids) != 1:
+            raise LavaError(f"LAVA server {self.root}: {what}: expected one job id, got "
+                            f"{str(ids)[:100]!r}", hint="multinode jobs are not supported")
+        if isinstance(ids[0], bool) or not JOB_ID_RE.match(str(ids[0])):
+            raise LavaError(f"LAVA server {self.root}: {what}: {str(ids[0])[:100]!r} is no job id")
         return ids[0]
 
     def job(self, job_id):
@@ -422,6 +451,14 @@ def job_meta(client, job, definition, command):
             "command": command}
 
 
+def device_dir_name(job):
+    """The results/ directory of the job's device: the server's name for it,
+    never "." or ".." (default_dir keeps dots: results/../<time> would be
+    outside results/)."""
+    name = str(job.get("actual_device") or job.get("requested_device_type") or "")
+    return name if name.strip(".") else "lava"
+
+
 def public_job(job):
     """The job as the server described it, without the job's own token."""
     return {k: v for k, v in job.items() if k != "token"}
@@ -460,7 +497,9 @@ def save_lava_files(bundle_dir, client, job, tests, lines):
     d.mkdir(exist_ok=True)
     (d / "job.json").write_text(client.scrub(json.dumps(public_job(job), indent=1,
                                                         sort_keys=True)) + "\n")
-    (d / "tests.json").write_text(client.scrub(json.dumps(tests, indent=1, sort_keys=True)) + "\n")
+    if tests is not None:  # None: the server did not give them
+        (d / "tests.json").write_text(client.scrub(json.dumps(tests, indent=1, sort_keys=True))
+                                      + "\n")
     (d / "log.yaml").write_text(client.scrub(yaml.safe_dump(lines, default_flow_style=None,
                                                             width=1 << 20, sort_keys=False)))
 
@@ -493,17 +532,37 @@ def run_job(client, definition, *, out=None, results_root="results", timeout, po
             seen["t"] = now
 
     job, lines = follow(client, job_id, timeout=timeout, poll=poll, progress=progress)
-    check_health(client, job, lines)
-    tests = client.tests(job_id)
     # Imported here: analysis/ loads pandas and scipy (seconds), needed only now.
     from analysis import bundle as bundle_mod
 
-    from .bundle import rebuild
+    from .bundle import BEGIN, rebuild
 
     meta = job_meta(client, job, definition, command)
     if out is None:
-        out = bundle_mod.default_dir(results_root, job.get("actual_device")
-                                     or job.get("requested_device_type") or "lava")
+        out = bundle_mod.default_dir(results_root, device_dir_name(job))
+    try:
+        check_health(client, job, lines)
+    except LavaJobError as e:
+        text = target_text(lines)
+        if BEGIN not in text:
+            raise
+        # Incomplete or Canceled after the runner printed its bundle (a later
+        # step timed out, the job was canceled): the bundle is kept all the same.
+        try:
+            path = rebuild(text, pathlib.Path(out), meta)
+        except BenchError:
+            raise e from None
+        save_lava_files(path, client, job, None, lines)
+        raise LavaJobError(f"{e.message}; the bundle the runner printed is saved: {path}",
+                           hint=e.hint) from e
+    # The bundle first, from the log in hand: a server failing the requests
+    # that follow costs the test cases, never hours of measurement.
     path = rebuild(target_text(lines), pathlib.Path(out), meta)
+    try:
+        tests = client.tests(job_id)
+    except BenchError as e:
+        save_lava_files(path, client, job, None, lines)
+        raise type(e)(f"{e.message}; the job's bundle is saved: {path}", hint=e.hint,
+                      kind=e.kind) from e
     save_lava_files(path, client, job, tests, lines)
     return path, job, tests

@@ -31,7 +31,8 @@ regs gain (regs minus noregs in the same round).
 
 Exit: bench run's codes (the README's table): 0 complete, 6 the kernel
 refuses, 7 tracing busy or the target locked, 10 a cell failed or was not
-what it claimed, 1 a bug; the bundle is printed whatever happened.
+what it claimed, 1 a bug, 130 Ctrl-C, 143 SIGTERM; the bundle is printed
+whatever happened.
 """
 import argparse
 import base64
@@ -41,6 +42,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -76,9 +78,12 @@ MAX_CALLS = 10**8
 # covers a runner that hangs; requests between cells renew it.
 LEASE_S = 1800.0
 # Student t, two-sided 95%, by degrees of freedom (stdlib has no t quantile).
+# Every df to 30 (a run of up to 31 rounds gets its own row); past 30 the
+# row below is taken, a slightly wider interval, never a narrower one.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
-       17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000,
+       17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064,
+       25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000,
        120: 1.980}
 
 
@@ -93,6 +98,11 @@ class RunnerError(Exception):
     def __init__(self, message, kind="measure"):
         super().__init__(message)
         self.kind = kind
+
+
+class Terminated(Exception):
+    """SIGTERM (a LAVA timeout, a test shell stopped): the run ends as after
+    Ctrl-C, through main()'s finally: bye (the agent restores), the bundle."""
 
 
 def say(text):
@@ -164,11 +174,16 @@ class Agent:
             raise RunnerError(msg.get("error"), kind=msg.get("kind") or "agent")
         return msg.get("result")
 
-    def close(self):
-        """bye: the agent restores, releases the lock and exits; its problems."""
+    def close(self, abort=False):
+        """bye: the agent restores, releases the lock and exits; its problems.
+        abort=True first stops a measurement still running (as bench run's
+        client does): else the bye waits behind it, up to its 2 h budget."""
         problems = []
         if self.proc.poll() is None and not self.eof:
             try:
+                if abort:
+                    self.proc.stdin.write(b'{"id": "abort", "op": "abort"}\n')
+                    self.proc.stdin.flush()
                 problems = self.request("bye", timeout=300).get("problems", [])
             except (RunnerError, OSError) as e:
                 problems = ["closing the agent: %s" % e]
@@ -267,7 +282,8 @@ MEASURE = {"pyperf": measure_pyperf, "kernel": measure_kernel, "bpf": measure_bp
 
 
 def read_means(out, method, rel):
-    """A cell's per-worker (pyperf) or per-run means in the clock's ns."""
+    """A cell's per-worker (pyperf) or per-run means in the clock's ns: ns of
+    the virtual clock under icount, which are instructions (run["unit"])."""
     with open(os.path.join(out, rel)) as f:
         data = json.load(f)
     if method == "pyperf":
@@ -341,6 +357,8 @@ def run_plan(agent, run, rec, kmod):
                   "workload": cell["workload"], "method": cell["method"], "status": "ok"}
         record.update(MEASURE[cell["method"]](agent, run, cell))
         means = read_means(run["out"], cell["method"], record["file"])
+        if not means:
+            raise RunnerError("cell %s gave no values (%s)" % (cell["id"], record["file"]))
         record.update(worker_means_ns=means, n_workers=len(means))
         rec["cells"].append(record)
         write_records(run["out"], rec)
@@ -386,7 +404,7 @@ def figures(cells, unit):
     figure, its overhead against off in the same round, and the regs gain."""
     by = {}
     for c in cells:
-        if c.get("status") == "ok":
+        if c.get("status") == "ok" and c.get("worker_means_ns"):
             means = c["worker_means_ns"]
             by.setdefault(c["method"], {}).setdefault(c["mode"], {})[c["round"]] = \
                 sum(means) / len(means)
@@ -462,6 +480,13 @@ def main(argv=None):
         % (len(job["cells"]), ",".join(job["plan"]["methods"]),
            ",".join(job["plan"]["modes"] + job["plan"]["check_modes"]), job["plan"]["profile"]["name"]))
     code, agent, problems = 0, None, []
+
+    def terminated(signum, frame):
+        # Once: a second SIGTERM must not cut the restore short in finally.
+        signal.signal(signum, signal.SIG_IGN)
+        raise Terminated("signal %d" % signum)
+
+    caller_sigterm = signal.signal(signal.SIGTERM, terminated)
     try:
         agent = Agent(workdir, ns.lease)
         if agent.ready.get("lock_recovered"):
@@ -475,21 +500,34 @@ def main(argv=None):
     except KeyboardInterrupt:
         rec["status"] = "interrupted"
         code = 130
+    except Terminated as e:
+        rec["status"] = "interrupted"
+        rec["error"] = "terminated by %s" % e
+        say("error: %s" % rec["error"])
+        code = 128 + signal.SIGTERM
     except Exception as e:  # a bug: said in one line, and the bundle still printed
         rec["error"] = "internal error: %s: %s" % (type(e).__name__, e)
         say("error: %s" % rec["error"])
         code = 1
     finally:
+        # From here SIGTERM is ignored: bye, the records and the bundle come
+        # first (killed anyway, the agent restores on its stdin's EOF).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if agent is not None:
-            problems = sorted(set(problems) | set(agent.close()))
+            problems = sorted(set(problems) | set(agent.close(abort=rec["status"] != "complete")))
             if problems:
                 rec["restore_problems"] = problems
                 rec["notes"].append("restore problems: " + "; ".join(problems))
         shutil.rmtree(workdir, ignore_errors=True)
         write_records(ns.out, rec)
-    report_figures(ns.out, rec["cells"], unit)
+    try:
+        report_figures(ns.out, rec["cells"], unit)
+    except Exception as e:  # the device's own estimate: never at the cost of the bundle
+        say("error: the preliminary figures failed: %s: %s" % (type(e).__name__, e))
+        code = code or 1
     print_bundle(ns.out)
     say("runner: %s, %d cells" % (rec["status"], len(rec["cells"])))
+    signal.signal(signal.SIGTERM, caller_sigterm)
     return code
 
 

@@ -54,10 +54,14 @@ def test_a_url_that_is_not_http_is_a_usage_error(bad):
     assert e.value.kind == "usage"
 
 
-def test_a_token_in_the_url_is_refused_without_being_repeated():
+@pytest.mark.parametrize("url", [f"https://bench:{SECRET}@lava.example.org/RPC2",
+                                 f"bench:{SECRET}@lava.example.org/RPC2",
+                                 f"https:/bench:{SECRET}@lava.example.org/RPC2",
+                                 f"ftp://bench:{SECRET}@lava.example.org/"])
+def test_a_token_in_the_url_is_refused_without_being_repeated(url):
     with pytest.raises(BenchError) as e:
-        lc.server_root(f"https://bench:{SECRET}@lava.example.org/RPC2")
-    assert e.value.kind == "usage" and SECRET not in str(e.value)
+        lc.server_root(url)
+    assert e.value.kind == "usage" and SECRET not in str(e.value), str(e.value)
 
 
 # -- the token -----------------------------------------------------------------------------------
@@ -313,3 +317,141 @@ def test_a_log_read_while_its_last_line_is_written():
     assert lc.parse_log(cut) == whole[:-1]
     with pytest.raises(lc.LavaError, match="not YAML"):
         lc.parse_log("- {dt: [\n")
+
+
+# -- review: the token goes nowhere else ----------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["abc\n" + SECRET, SECRET + " x", SECRET + "\u201d", "  \n"])
+def test_a_token_that_cannot_be_a_header_is_refused_unquoted(tmp_path, bad):
+    # requests refuses such a header value with an error that quotes it whole
+    # ('Token abc\\ndef...'), which scrub() cannot find in its repr form.
+    with pytest.raises(BenchError) as e:
+        lc.find_token("https://lava.example.org/", env=env_with(tmp_path, LAVA_TOKEN=bad))
+    assert e.value.kind == "auth" and SECRET not in str(e.value) and "abc" not in str(e.value)
+    write_ids(tmp_path, {"a": {"uri": "https://lava.example.org/RPC2", "token": bad}})
+    with pytest.raises(BenchError) as e:
+        lc.find_token("https://lava.example.org/", env=env_with(tmp_path))
+    assert e.value.kind == "auth" and SECRET not in str(e.value)
+
+
+def test_a_next_page_on_another_host_gets_no_token(monkeypatch):
+    """A "next" link whose path starts with // joins to another host: the
+    request is refused before it is sent."""
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    sent = []
+    pages = [{"results": [{"id": 1, "name": "lava"}],
+              "next": "http://127.0.0.1:8000//evil.example.org/steal?offset=1"},
+             {"results": [], "next": None}]
+
+    def request(method, url, **kw):
+        sent.append(url)
+        return response(200, json.dumps(pages[min(len(sent), 2) - 1]))
+
+    monkeypatch.setattr(c.session, "request", request)
+    with pytest.raises(lc.LavaError, match="another server") as e:
+        c.tests(7)
+    assert all(u.startswith("http://127.0.0.1:8000/") and "evil" not in u.split("/")[2]
+               for u in sent), sent
+    assert SECRET not in str(e.value) and EXIT_CODES[e.value.kind][0] == 13
+
+
+# -- review: what a server answers is checked before it builds a path -----------------------------
+
+def fake_server(monkeypatch, c, job_id=7, job_changes=None, fail=None):
+    """c's session answering as the real server did for job 7 (captured),
+    with job_changes applied to the job, and `fail` {path tail: status}."""
+    job = dict(json.loads(captured("job-complete.json")), **(job_changes or {}))
+    answers = {"jobs/": (201, json.dumps({"job_ids": [job_id]})),
+               f"jobs/{job_id}/": (200, json.dumps(job)),
+               f"jobs/{job_id}/suites/": (200, captured("suites-complete.json")),
+               f"jobs/{job_id}/tests/": (200, captured("tests-complete.json"))}
+    answers.update(fail or {})
+
+    def request(method, url, params=None, **kw):
+        tail = url.split("/api/v0.2/", 1)[1]
+        if tail.endswith("logs/"):
+            if params and params.get("start"):
+                return response(404, '{"detail": "Not found."}')
+            return response(200, captured("log-complete.yaml"), "application/yaml")
+        status, body = answers[tail]
+        return response(status, body)
+
+    monkeypatch.setattr(c.session, "request", request)
+    return job
+
+
+@pytest.mark.parametrize("answer", ['{"job_ids": ["../../admin"]}', '{"job_ids": [true]}',
+                                    '{"job_ids": "7"}', '[7]', '"7"'])
+def test_a_job_id_that_is_no_job_id_is_refused(monkeypatch, answer):
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    monkeypatch.setattr(c.session, "request", lambda *a, **k: response(201, answer))
+    with pytest.raises(lc.LavaError) as e:
+        c.submit("device_type: qemu\n")
+    assert EXIT_CODES[e.value.kind][0] == 13 and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("body", ['[]', '"Finished"', 'null'])
+def test_a_job_answer_that_is_no_object_is_a_lava_error(monkeypatch, body):
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    monkeypatch.setattr(c.session, "request", lambda *a, **k: response(200, body))
+    with pytest.raises(lc.LavaError, match="not a JSON object"):
+        c.job(7)
+
+
+@pytest.mark.parametrize("device", ["..", ".", "../..", 12])
+def test_the_devices_name_stays_one_directory_under_results(tmp_path, monkeypatch, device):
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    fake_server(monkeypatch, c, job_changes={"actual_device": device})
+    results = tmp_path / "a" / "results"
+    path, job, tests = lc.run_job(c, "device_type: qemu\n", results_root=str(results),
+                                  timeout=60, poll=0)
+    assert path.resolve().parent.parent == results.resolve(), path
+    assert (path / "bundle.json").exists() and list((tmp_path / "a").iterdir()) == [results]
+
+
+def test_a_finished_job_keeps_its_bundle_when_its_test_cases_cannot_be_read(tmp_path, monkeypatch):
+    """The log is in hand when the results' request fails (HTTP 500): the
+    bundle is written all the same, the error is one line, exit 13, and says where."""
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    fake_server(monkeypatch, c, fail={"jobs/7/tests/": (500, '{"detail": "Server Error"}')})
+    with pytest.raises(lc.LavaError) as e:
+        lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "results"), timeout=60,
+                   poll=0)
+    msg = str(e.value)
+    assert "HTTP 500" in msg and "bundle is saved" in msg and "\n" not in msg, msg
+    assert EXIT_CODES[e.value.kind][0] == 13 and SECRET not in msg
+    (bundle,) = (tmp_path / "results" / "bench-qemu01").iterdir()
+    assert json.loads((bundle / "bundle.json").read_text())["status"] == "complete"
+    assert str(bundle) in msg and (bundle / "lava" / "log.yaml").exists()
+    assert (bundle / "lava" / "job.json").exists() and not (bundle / "lava" / "tests.json").exists()
+
+
+def test_a_job_that_ended_incomplete_after_printing_its_bundle_keeps_it(tmp_path, monkeypatch):
+    """Incomplete after the runner's bundle (a later step timed out): exit 14,
+    and the bundle is saved; without a bundle in the log nothing is written."""
+    c = lc.Client("http://127.0.0.1:8000/", SECRET)
+    fake_server(monkeypatch, c, job_changes={"health": "Incomplete",
+                                             "failure_comment": "lava-test-shell timed out"})
+    with pytest.raises(lc.LavaJobError) as e:
+        lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "results"), timeout=60,
+                   poll=0)
+    msg = str(e.value)
+    assert "ended Incomplete" in msg and "timed out" in msg and "bundle the runner printed" in msg
+    assert EXIT_CODES[e.value.kind][0] == 14 and "\n" not in msg and SECRET not in msg
+    (bundle,) = (tmp_path / "results" / "bench-qemu01").iterdir()
+    assert str(bundle) in msg and (bundle / "bundle.json").exists()
+    assert (bundle / "lava" / "log.yaml").exists()
+
+    monkeypatch.setattr(lc, "target_text", lambda lines: "Kernel panic\n")
+    with pytest.raises(lc.LavaJobError) as e:
+        lc.run_job(c, "device_type: qemu\n", results_root=str(tmp_path / "r2"), timeout=60, poll=0)
+    assert "saved" not in str(e.value) and not (tmp_path / "r2").exists()
+
+
+def test_a_job_file_that_is_not_text_is_a_usage_error(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_bytes(b"device_type: qemu\n\xff\xfe\x00garbage\n")
+    r = CliRunner().invoke(cli, ["lava", "submit", "--url", "https://lava.example.org", "--job",
+                                 str(job)], env={"XDG_CONFIG_HOME": str(tmp_path), "LAVA_TOKEN": ""})
+    assert r.exit_code == 2 and "cannot read" in r.output and "internal error" not in r.output, \
+        r.output

@@ -236,6 +236,14 @@ class Client:
                              hint="check the URL and that the server is up", kind="connect")
         except requests.exceptions.RequestException as e:
             raise LavaError(self.scrub(f"LAVA server {self.root}: {what} failed: {_reason(e)}"))
+        if r.history and r.request.method != method:
+            # A 301/302 (e.g. http:// to https://) makes requests resend a POST
+            # as a GET, whose answer would read as a refused submission.
+            u = urllib.parse.urlsplit(r.url)  # its scheme, host and port only: no userinfo, no path
+            where = f"{u.scheme}://{u.hostname}" + (f":{u.port}" if u.port else "")
+            raise LavaError(f"LAVA server {self.root}: {what}: the server redirected the {method} to "
+                            f"{where}, which turned it into a {r.request.method}",
+                            hint=f"give --url {where} (the address it redirects to)")
         if r.status_code in ok:
             return r
         detail = self.scrub(_detail(r))

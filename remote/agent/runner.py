@@ -29,7 +29,8 @@ over rounds of each cell's mean with a Student t interval (the t quantile
 from a table), per mode, overhead (mode minus off in the same round) and
 regs gain (regs minus noregs in the same round).
 
-Exit: bench run's codes (the README's table): 0 complete, 6 the kernel
+Exit: bench run's codes (the README's table): 0 complete, 2 a plan file
+it cannot read (said in one line, nothing touched), 6 the kernel
 refuses, 7 tracing busy or the target locked, 10 a cell failed or was not
 what it claimed, 1 a bug, 130 Ctrl-C, 143 SIGTERM; the bundle is printed
 whatever happened.
@@ -456,6 +457,28 @@ def print_bundle(out):
     sys.stdout.flush()
 
 
+def read_job(path):
+    """The plan file bench lava render wrote, or None after one line that
+    says what is wrong with it (before anything on the target is touched)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            job = json.load(f)
+        plan = job["plan"]
+        for key in ("methods", "modes", "check_modes", "profile"):
+            plan[key]
+        if not isinstance(job["cells"], list):
+            raise TypeError("cells is not a list")
+        return job
+    except OSError as e:
+        say("error: cannot read the plan %s: %s" % (path, e.strerror or e))
+    except ValueError as e:  # not JSON, or not UTF-8
+        say("error: the plan %s is not JSON: %s; render it again with bench lava render" % (path, e))
+    except (KeyError, TypeError) as e:
+        say("error: the plan %s is not a plan of bench lava render (%s: %s); render it again"
+            % (path, type(e).__name__, e))
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plan", required=True, help="the plan (JSON, from bench lava render)")
@@ -463,8 +486,9 @@ def main(argv=None):
     ap.add_argument("--kmod", help="a module built for this kernel (else built here)")
     ap.add_argument("--lease", type=float, default=LEASE_S)
     ns = ap.parse_args(argv)
-    with open(ns.plan) as f:
-        job = json.load(f)
+    job = read_job(ns.plan)
+    if job is None:
+        return EXIT_CODES["usage"]  # said; nothing on the target was touched
     os.makedirs(ns.out, exist_ok=True)
     unit = job.get("unit", "ns")
     rec = {"runner": {"version": job.get("tool_version"), "python": sys.version.split()[0],

@@ -455,3 +455,44 @@ def test_a_job_file_that_is_not_text_is_a_usage_error(tmp_path):
                                  str(job)], env={"XDG_CONFIG_HOME": str(tmp_path), "LAVA_TOKEN": ""})
     assert r.exit_code == 2 and "cannot read" in r.output and "internal error" not in r.output, \
         r.output
+
+
+def test_a_post_redirected_into_a_get_says_which_url_to_give():
+    """A server that answers the submission with 301 (as an http:// address
+    that moved to https:// does): requests resends the POST as a GET, so
+    the client says where it was sent and what --url to give instead of
+    "refused: HTTP 200".  A real HTTP server on loopback (the stdlib's)."""
+    import http.server
+    import threading
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(301)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/moved/api/v0.2/jobs/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            body = b'{"count": 0, "results": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        c = lc.Client(f"http://127.0.0.1:{server.server_port}/", SECRET)
+        with pytest.raises(lc.LavaError) as e:
+            c.submit("job_name: x\n")
+        text = str(e.value)
+        assert "redirected the POST" in text and "into a GET" in text, text
+        assert f"--url http://127.0.0.1:{server.server_port}" in e.value.hint
+        assert SECRET not in text and "\n" not in text and EXIT_CODES[e.value.kind][0] == 13
+    finally:
+        server.shutdown()
+        server.server_close()

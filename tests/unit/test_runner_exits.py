@@ -106,3 +106,26 @@ def test_the_sigterm_handler_is_the_callers_again_after_main(tmp_path, monkeypat
     before = signal.getsignal(signal.SIGTERM)
     assert runner.main(["--plan", str(plan), "--out", str(tmp_path / "out")]) == 10
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "cannot read the plan"),
+    (b"\xff\xfe not text", "is not JSON"),
+    (b"{not json", "is not JSON"),
+    (b'{"plan": {"methods": []}, "cells": []}', "is not a plan of bench lava render (KeyError: 'modes')"),
+    (b'{"plan": {"methods": [], "modes": [], "check_modes": [], "profile": {}}, "cells": 3}',
+     "is not a plan of bench lava render (TypeError: cells is not a list)"),
+])
+def test_a_plan_file_that_is_missing_or_bad_is_one_line_exit_2(tmp_path, content, words):
+    """Before the agent starts: one line that says what is wrong, usage's
+    exit code, no traceback, no out directory made."""
+    plan = tmp_path / "plan.json"
+    if content is not None:
+        plan.write_bytes(content)
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "remote", "agent", "runner.py"),
+                        "--plan", str(plan), "--out", str(out)], capture_output=True, text=True)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stdout.splitlines()
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("ftrace-regs-bench: error: "), lines
+    assert p.stderr == "" and not out.exists()

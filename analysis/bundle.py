@@ -95,6 +95,8 @@ def prove_writable(path, what, hint="choose a writable --out", make=None):
 def default_dir(results_root, host):
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host)
+    if not safe.strip("."):  # "", "." or "..": not one directory under results_root
+        safe = "unnamed"
     return pathlib.Path(results_root) / safe / stamp
 
 

@@ -460,11 +460,9 @@ def job_meta(client, job, definition, command):
 
 
 def device_dir_name(job):
-    """The results/ directory of the job's device: the server's name for it,
-    never "." or ".." (default_dir keeps dots: results/../<time> would be
-    outside results/)."""
-    name = str(job.get("actual_device") or job.get("requested_device_type") or "")
-    return name if name.strip(".") else "lava"
+    """The results/ directory of the job's device: the server's name for it
+    (default_dir makes it one safe directory name)."""
+    return str(job.get("actual_device") or job.get("requested_device_type") or "lava")
 
 
 def public_job(job):

@@ -23,6 +23,13 @@ def calls(n):
         g()
 
 
+def last_cpu():
+    """The CPU this process is on now (/proc/self/stat field 39; stdlib
+    Python has no sched_getcpu)."""
+    with open("/proc/self/stat", "rb") as f:
+        return int(f.read().decode("latin-1").rpartition(")")[2].split()[36])
+
+
 def main(argv):
     n = int(argv[1])
     if len(argv) > 2:
@@ -32,12 +39,9 @@ def main(argv):
     if not sys.stdin.readline():
         return 1  # the agent went away before 'go'
     calls(n)
-    # Where the calls ran: this process's mask and the CPU it is on now
-    # (/proc/self/stat field 39; stdlib Python has no sched_getcpu).
-    with open("/proc/self/stat", "rb") as f:
-        cpu = f.read().decode("latin-1").rpartition(")")[2].split()[36]
+    # Where the calls ran: this process's mask and the CPU it is on now.
     mask = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-    sys.stdout.write("done %s %s\n" % (cpu, mask))
+    sys.stdout.write("done %d %s\n" % (last_cpu(), mask))
     sys.stdout.flush()
     return 0
 

@@ -245,14 +245,7 @@ def worker(warmups, values, min_time, cpu=None, events=EVENTS):
         c.close()
     return {"pid": os.getpid(), "ppid": os.getppid(), "loops": loops, "counters": c.names,
             "unsupported": c.unsupported, "calibration": len(calibration), "warmups": warm,
-            "values": vals, "affinity": sorted(os.sched_getaffinity(0)), "cpu": last_cpu()}
-
-
-def last_cpu():
-    """The CPU this process is on now (/proc/self/stat field 39; stdlib
-    Python has no sched_getcpu), as callloop.py records it."""
-    with open("/proc/self/stat", "rb") as f:
-        return int(f.read().decode("latin-1").rpartition(")")[2].split()[36])
+            "values": vals, "affinity": sorted(os.sched_getaffinity(0)), "cpu": callloop.last_cpu()}
 
 
 def manager(out, processes, warmups, values, min_time, cpu=None):

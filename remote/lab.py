@@ -84,7 +84,8 @@ exec poweroff -f
 """
 
 SSHD_CONFIG = """\
-# ftrace-regs-bench lab: key-only root login, one pinned host key.
+# ftrace-regs-bench lab: key-only logins (root, and the sudo user as on
+# Debian's cloud images), one pinned host key.
 Port 22
 HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
@@ -97,6 +98,13 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
 FSTAB = "/dev/vda / ext4 rw,relatime 0 1\n"
 
+# The login Debian's cloud images give (cloud-init's default user): a user
+# of its own with passwordless sudo, which is how users reach their boards
+# and instances.  The lab's client key logs in as root and as this user.
+SUDO_USER = "admin"
+SUDO_UID = 1000
+SUDOERS = f"{SUDO_USER} ALL=(ALL) NOPASSWD:ALL\n"
+
 
 class Kernel:
     """A lab kernel: which Debian package provides it and what it is for."""
@@ -107,6 +115,8 @@ class Kernel:
     kernel_package = None
     packages = ("python3", "openssh-server", "openssh-sftp-server", "iproute2", "kmod", "procps",
                 "sysvinit-core", "util-linux",
+                # the login a user has on a cloud image: 'admin' with passwordless sudo
+                "sudo",
                 # the suite's module is built in the guest, like on a board
                 "make",
                 # bcc for the BPF method (the distribution's binding, never PyPI's)
@@ -133,8 +143,9 @@ class Kernel:
             "kernel": cls.name,
             "base": cls.base_recipe(),
             "files": {"inittab": INITTAB, "rc.sysinit": RC_SYSINIT, "poweroff": POWEROFF,
-                      "sshd_config": SSHD_CONFIG, "fstab": FSTAB},
-            "recipe_version": 2,
+                      "sshd_config": SSHD_CONFIG, "fstab": FSTAB, "sudoers": SUDOERS,
+                      "sudo_user": [SUDO_USER, SUDO_UID]},
+            "recipe_version": 3,
         }
 
     @classmethod
@@ -446,10 +457,36 @@ def _configure_root(root, work, log):
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.copy(work / "id_ed25519.pub", ssh_dir / "authorized_keys")
     (ssh_dir / "authorized_keys").chmod(0o600)
+    _add_sudo_user(root, work / "id_ed25519.pub")
     # The guest keeps no machine-id and no apt lists: smaller, reproducible.
     shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
     (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
     shutil.rmtree(root / "var/cache/apt", ignore_errors=True)
+
+
+def _add_sudo_user(root, pubkey):
+    """SUDO_USER as a cloud image has it: its own group, a home with the
+    lab's client key, passwordless sudo.  Written into the tree directly (no
+    useradd under emulation); '*' in shadow: no password, yet not locked, so
+    sshd (UsePAM no) lets the key in."""
+    name, uid = SUDO_USER, SUDO_UID
+    with open(root / "etc/passwd", "a") as f:
+        f.write(f"{name}:x:{uid}:{uid}:Debian:/home/{name}:/bin/bash\n")
+    with open(root / "etc/shadow", "a") as f:
+        f.write(f"{name}:*:20000:0:99999:7:::\n")
+    with open(root / "etc/group", "a") as f:
+        f.write(f"{name}:x:{uid}:\n")
+    if (root / "etc/gshadow").exists():
+        with open(root / "etc/gshadow", "a") as f:
+            f.write(f"{name}:!::\n")
+    home = root / "home" / name
+    (home / ".ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copy(pubkey, home / ".ssh/authorized_keys")
+    (home / ".ssh/authorized_keys").chmod(0o600)
+    for path in (home, home / ".ssh", home / ".ssh/authorized_keys"):
+        os.chown(path, uid, uid)
+    home.chmod(0o755)
+    _write(root / "etc/sudoers.d/90-cloud-users", SUDOERS, 0o440)
 
 
 def _dpkg_versions(root):

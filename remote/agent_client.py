@@ -157,7 +157,10 @@ class AgentClient:
         python = self.target.python()
         # Chosen before anything is made on the target: where no pyperf fits
         # its Python, the refusal (exit 6) leaves nothing behind.
-        self.pyperf = pyperf_ship.choose(self.target.python_version())
+        try:
+            self.pyperf = pyperf_ship.choose(self.target.python_version())
+        except TargetUnsupported as e:
+            raise TargetUnsupported(f"{self.target.name}: {e.message}", hint=e.hint) from None
         holder = self.target.start(["sh", "-c", _WORKDIR_HOLDER])
         try:
             line = holder.readline(timeout=60)

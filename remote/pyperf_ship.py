@@ -110,17 +110,20 @@ def choose(python_version):
         hint="install a newer python3 on the target")
 
 
+# A .dist-info's files that say nothing about the files shipped, or are wrong
+# about them (RECORD lists the tests left out).
+_DIST_INFO_LEFT_OUT = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+
+
 def files(choice):
     """{relative path: bytes} of the chosen pyperf: its package without its
-    tests, and for the pinned wheel its .dist-info too (less RECORD, which
-    lists the tests left out).
+    tests, and its .dist-info.
 
     The .dist-info is not decoration: pyperf 2.10's Runner looks up its hooks
     with importlib.metadata.entry_points()["pyperf.hook"] on Python 3.9, a
     KeyError where no distribution on sys.path declares that group; the
-    wheel's entry_points.txt next to the package (workload.py puts its own
-    directory first on sys.path) declares it.  It also carries the licence
-    (licenses/COPYING, MIT)."""
+    entry_points.txt next to the package (workload.py puts its own directory
+    first on sys.path) declares it.  It also carries the licence (MIT)."""
     out = {}
     if choice.source == "controller":
         import pyperf
@@ -131,6 +134,17 @@ def files(choice):
             if rel.parts[0] == "tests":
                 continue
             out[str(pathlib.Path("pyperf") / rel)] = path.read_bytes()
+        dist = importlib.metadata.distribution("pyperf")
+        for f in dist.files or ():
+            if f.parts[0].endswith(".dist-info") and f.name not in _DIST_INFO_LEFT_OUT:
+                out[f.as_posix()] = f.read_binary()
+        if not any(rel.endswith(".dist-info/entry_points.txt") for rel in out):
+            # No RECORD to list them (an installer that keeps none).
+            info = f"pyperf-{choice.version}.dist-info/"
+            for name in ("METADATA", "entry_points.txt"):
+                text = dist.read_text(name)
+                if text is not None:
+                    out[info + name] = text.encode()
         return out
     import io
 
@@ -140,6 +154,6 @@ def files(choice):
             parts = name.split("/")
             if parts[0] == "pyperf" and name.endswith(".py") and parts[1] != "tests":
                 out[name] = zf.read(name)
-            elif name.startswith(dist_info) and not name.endswith("/RECORD"):
+            elif name.startswith(dist_info) and parts[-1] not in _DIST_INFO_LEFT_OUT:
                 out[name] = zf.read(name)
     return out

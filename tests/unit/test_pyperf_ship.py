@@ -44,6 +44,19 @@ def test_each_supported_python_gets_a_pyperf_it_admits(minor):
     assert f"VERSION = {tuple(int(x) for x in choice.version.split('.'))}" in shipped
 
 
+@pytest.mark.parametrize("source", ["controller", "pinned"])
+def test_the_shipped_pyperf_declares_its_hooks(source):
+    """pyperf 2.10's Runner on Python 3.9 reads entry_points()["pyperf.hook"]:
+    a KeyError unless a .dist-info on sys.path declares the group, so the
+    package goes with its .dist-info, whichever pyperf it is."""
+    version = pyperf_ship.controller_pyperf()[0] if source == "controller" else pyperf_ship.PINNED_VERSION
+    files = pyperf_ship.files(pyperf_ship.Choice(version, source, ""))
+    info = f"pyperf-{version}.dist-info/"
+    assert b"[pyperf.hook]" in files[info + "entry_points.txt"]
+    assert f"Version: {version}".encode() in files[info + "METADATA"]
+    assert not any(rel.endswith("/RECORD") for rel in files)
+
+
 def test_pyperf_2_11_is_not_shipped_to_3_9_or_3_10():
     """pyperf 2.11 declares Requires-Python >=3.11; on 3.9 its Runner dies at start
     (importlib.metadata.entry_points().select: AttributeError on 3.9's dict)."""

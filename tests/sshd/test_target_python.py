@@ -1,8 +1,10 @@
 """The real agent on another Python than the controller's: `bench check --host
 local` with `python3` on PATH being pyenv's 3.9 (or 3.8), as a target whose
-python3 is that version.  The agent, the protocol and the pyperf chosen for
-that Python start for real on it (no SSH: the local host kind runs the same
-payload the same way, a subprocess instead of a session).
+python3 is that version (and 3.10, 3.12, 3.13).  The agent, the protocol
+and the pyperf chosen for that Python start for real on it (no SSH: the
+local host kind runs the same payload the same way, a subprocess instead of
+a session); and the payload's workload measures under that pyperf there,
+its JSON read by the controller's pyperf.
 
 Debian 12 packages no Python but its 3.11; the interpreters are pyenv's
 (~/.pyenv/versions/3.X*) where this machine has them.  Where it has none the
@@ -33,7 +35,9 @@ def _pyenv_python(minor):
     return None
 
 
-INTERPRETERS = {f"3.{m}": _pyenv_python(m) for m in (8, 9)}
+# 3.8: refused; 3.9 and 3.10 (pinned pyperf under a controller's 2.11); 3.12,
+# 3.13 (the controller's).  3.11 is the controller's own python3 here.
+INTERPRETERS = {f"3.{m}": _pyenv_python(m) for m in (8, 9, 10, 12, 13)}
 CASES = [v for v, exe in INTERPRETERS.items() if exe] or ["controller"]
 
 
@@ -65,3 +69,23 @@ def test_check_on_a_target_python(version, tmp_path, monkeypatch):
     if version == "3.9":
         assert rep["python"]["value"].startswith("3.9.")
         assert want.version != "2.11.0"  # Requires-Python >=3.11: its Runner dies on 3.9
+
+
+@pytest.mark.parametrize("version", [v for v in CASES if v != "3.8"] or ["controller"])
+def test_the_payload_measures_on_a_target_python(version, tmp_path):
+    from analysis.methods.pyperf import METHOD
+    from remote import agent_client
+
+    exe = INTERPRETERS.get(version) or sys.executable
+    minor = int(subprocess.run([exe, "-c", "import sys; print(sys.version_info[1])"],
+                               capture_output=True, text=True, check=True).stdout)
+    for rel, data in agent_client.payload((3, minor)).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    out = tmp_path / "getppid.json"
+    r = subprocess.run([exe, str(tmp_path / "workload.py"), "--output", str(out), "--processes=2",
+                        "--values=2", "--warmups=1", "--min-time=0.005", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    means, n = METHOD.read(out)
+    assert len(means) == 2 and n == 4

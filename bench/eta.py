@@ -37,20 +37,24 @@ class Speed:
 
 
 # Rough figures, from runs: the lab's from the bundles in results/lab and
-# the smoke run of docs/lab.md ("How long a run takes"); hardware's from
-# what a Python process and an SSH round trip cost on a small arm64 server.
+# docs/lab.md ("How long the first command takes": agent 35 s, the module
+# built in the guest 68-155 s, a kernel quick cell ~4 s, a pyperf quick
+# cell ~12 s under icount on the 2-core development machine); hardware's
+# from what a Python process and an SSH round trip cost on a small arm64
+# server (not yet measured by this project).
 SPEEDS = {
     "hardware": Speed("a real host", start_s=0.15, slowdown=1.0, cell_s=1.0, setup_s=10.0,
                       compile_s=15.0, build_s=30.0),
     # TCG without icount: the guest's clock keeps ours; a pyperf quick cell
-    # (4 processes, 0.6 s timed) took 9.7 s on average (debian-6.1-tcg-quick).
-    "lab-tcg": Speed("the lab under QEMU TCG", start_s=2.5, slowdown=1.0, cell_s=2.0, setup_s=40.0,
-                     compile_s=45.0, build_s=300.0),
+    # (4 processes, 0.6 s timed) took 9.7 s on average (debian-6.1-tcg-quick),
+    # bcc's compile 42 s (debian-6.1-tcg-bpf-quick).
+    "lab-tcg": Speed("the lab under QEMU TCG", start_s=2.0, slowdown=1.0, cell_s=2.0, setup_s=35.0,
+                     compile_s=45.0, build_s=150.0),
     # icount (shift=0: one guest ns per instruction): the guest's second
     # lasts several of ours while it is busy; a process start is ~0.3 s of
     # the guest's clock.
     "lab-icount": Speed("the lab under QEMU icount", start_s=2.0, slowdown=6.0, cell_s=3.0,
-                        setup_s=40.0, compile_s=45.0, build_s=300.0),
+                        setup_s=35.0, compile_s=30.0, build_s=150.0),
 }
 
 

@@ -381,6 +381,8 @@ def measure_cells(client, run, cells, session, ui, kind="hardware"):
             record["session"] = session["session"]
         run.bundle.add_cell(record)
         progress.done(cell.method, time.monotonic() - t0)
+        for gone in set(progress.left) - set(run.plan.methods):  # dropped during the run
+            progress.drop(gone)
         ui.cell_done(record, progress.text())
 
 

@@ -104,3 +104,48 @@ def test_a_dropped_method_leaves_nothing_to_wait_for():
     prog = eta.Progress(p.profile, p.cells, "hardware")
     prog.drop("bpf")
     assert "bpf" not in prog.text()
+
+
+def test_each_cell_line_says_what_is_left_and_the_run_keeps_its_estimate(tmp_path):
+    # the echo method of test_methods (no work(): its budget figure is the
+    # guess), measured through bench/run.py as a run measures its cells
+    from analysis.bundle import Bundle
+    from bench.run import Harness, estimate_run, measure_cells, start_methods, took
+    from test_methods import Echo, FakeClient
+
+    class UI:
+        def __init__(self):
+            self.lines, self.estimates = [], []
+
+        def step(self, text):
+            pass
+
+        def estimate(self, text):
+            self.estimates.append(text)
+
+        def cell_start(self, i, n, cell):
+            pass
+
+        def cell_done(self, record, left=""):
+            self.lines.append(left)
+
+    methods.register(Echo())
+    try:
+        p = make_plan(PROFILES["quick"], ["off"], methods=["echo"], seed=1)
+        bundle = Bundle.create(tmp_path / "b", host={"name": "h"}, tool_version="0", command=None)
+        bundle.data["plan"] = p.to_dict()
+        ui = UI()
+        estimate_run(bundle, p, p.cells, {"lab": {"accel": "tcg", "icount": True}}, None, ui)
+        assert "estimated" in ui.estimates[0] and "4 cells (4 echo)" in ui.estimates[0]
+        assert "the lab under QEMU icount" in ui.estimates[0]
+        assert bundle.data["estimate"]["host_kind"] == "lab-icount"
+        client, run = FakeClient(), Harness(bundle, p, "__arm64_sys_getppid", ui)
+        start_methods(client, run, facts={})
+        measure_cells(client, run, p.cells, None, ui, "lab-icount")
+    finally:
+        methods.unregister("echo")
+    assert len(ui.lines) == 4
+    assert all("left (echo " in t and "s/cell)" in t for t in ui.lines[:-1]) and ui.lines[-1] == ""
+    import time
+    text = took(bundle, None, time.monotonic() - 5)
+    assert text.startswith("took ~10 s (5 s); estimated ") and bundle.data["estimate"]["actual_s"] >= 5

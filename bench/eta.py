@@ -91,6 +91,15 @@ def setup_guess(kind, methods_planned, module_cached):
     return s
 
 
+def load_note(kind, load, cpus):
+    """For a lab (QEMU runs on this machine): a word when the machine is
+    busier than its CPUs, which stretches every guess above (a smoke run at
+    load 9 on 2 CPUs took 3.3 times its guess: docs/lab.md); '' otherwise."""
+    if kind == "hardware" or load is None or not cpus or load <= cpus:
+        return ""
+    return f"; this machine's load is {load:.1f} on {cpus} CPUs, which stretches a lab's run"
+
+
 def counts(cells):
     """{method: number of cells} in plan order."""
     out = {}

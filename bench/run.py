@@ -6,6 +6,7 @@ each mode is what it claims (tracefs says so), keeps every completed cell in
 the bundle as soon as it completes, and always asks the agent to restore.
 """
 import math
+import os
 import time
 
 from analysis import methods, stats, steps
@@ -363,7 +364,8 @@ def estimate_run(bundle, plan, cells, facts, session, ui):
     per = ", ".join(f"{n} {m}" for m, n in eta.counts(cells).items())
     ui.estimate(f"estimated {eta.duration(setup_s + cells_s)} in all: {len(cells)} cells ({per}) "
                 f"{eta.duration(cells_s)}, setup {eta.duration(setup_s)}; a guess from the "
-                f"{plan.profile.name} profile for {eta.SPEEDS[kind].label}, refined as cells finish")
+                f"{plan.profile.name} profile for {eta.SPEEDS[kind].label}, refined as cells finish"
+                + eta.load_note(kind, os.getloadavg()[0], os.cpu_count()))
     (session if session is not None else bundle.data)["estimate"] = {
         "host_kind": kind, "setup_s": round(setup_s, 1), "cells_s": round(cells_s, 1)}
 

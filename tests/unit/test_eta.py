@@ -149,3 +149,9 @@ def test_each_cell_line_says_what_is_left_and_the_run_keeps_its_estimate(tmp_pat
     import time
     text = took(bundle, None, time.monotonic() - 5)
     assert text.startswith("took ~10 s (5 s); estimated ") and bundle.data["estimate"]["actual_s"] >= 5
+
+
+def test_a_busy_machine_is_said_for_a_lab_only():
+    assert eta.load_note("lab-icount", 9.2, 2) == "; this machine's load is 9.2 on 2 CPUs, which stretches a lab's run"
+    assert eta.load_note("lab-tcg", 1.5, 2) == ""
+    assert eta.load_note("hardware", 9.2, 2) == ""  # our load says nothing of a remote host's

@@ -6,6 +6,8 @@ each mode is what it claims (tracefs says so), keeps every completed cell in
 the bundle as soon as it completes, and always asks the agent to restore.
 """
 import math
+import os
+import time
 
 from analysis import methods, stats, steps
 from analysis.bundle import OPS_FORMAT_VERSION, Bundle, utc_now
@@ -19,6 +21,7 @@ from remote.protocol.precondition import SMALL_INT_MAX
 from remote.protocol.tracefs_text import kernel_expanded
 
 from . import __version__
+from . import eta
 from .budget import CellBudget
 from .check import noise_notes
 from .errors import MeasurementError
@@ -351,16 +354,38 @@ def start_methods(client, run, facts):
         methods.get(name).calibrate(client, run)
 
 
-def measure_cells(client, run, cells, session, ui):
-    """Every cell in the plan's order, each kept in the bundle as it completes."""
+def estimate_run(bundle, plan, cells, facts, session, ui):
+    """Say how long the run should take, before its first cell (a guess from
+    the plan and the host's kind: bench/eta.py), and keep the guess beside
+    the run's actual duration (finish)."""
+    kind = eta.host_kind(facts)
+    cached = (kmod_dir(facts) / "ftrace_regs_bench.ko").exists()
+    setup_s, cells_s = eta.plan_guess(plan.profile, cells, kind, cached)
+    per = ", ".join(f"{n} {m}" for m, n in eta.counts(cells).items())
+    ui.estimate(f"estimated {eta.duration(setup_s + cells_s)} in all: {len(cells)} cells ({per}) "
+                f"{eta.duration(cells_s)}, setup {eta.duration(setup_s)}; a guess from the "
+                f"{plan.profile.name} profile for {eta.SPEEDS[kind].label}, refined as cells finish"
+                + eta.load_note(kind, os.getloadavg()[0], os.cpu_count()))
+    (session if session is not None else bundle.data)["estimate"] = {
+        "host_kind": kind, "setup_s": round(setup_s, 1), "cells_s": round(cells_s, 1)}
+
+
+def measure_cells(client, run, cells, session, ui, kind="hardware"):
+    """Every cell in the plan's order, each kept in the bundle as it
+    completes; each cell's line says what is left of the run (bench/eta.py)."""
     budgets = CellBudget(run.plan.profile)
+    progress = eta.Progress(run.plan.profile, cells, kind)
     for i, cell in enumerate(cells, 1):
         ui.cell_start(i, len(cells), cell)
+        t0 = time.monotonic()
         record = run_cell(client, run, cell, budgets)
         if session:
             record["session"] = session["session"]
         run.bundle.add_cell(record)
-        ui.cell_done(record)
+        progress.done(cell.method, time.monotonic() - t0)
+        for gone in set(progress.left) - set(run.plan.methods):  # dropped during the run
+            progress.drop(gone)
+        ui.cell_done(record, progress.text())
 
 
 def restore_target(client, bundle, function, snap, noise):
@@ -392,7 +417,20 @@ def summarize(bundle):
     return rows
 
 
-def finish(client, bundle, status, problems_seen, resume, session, ui):
+def took(bundle, session, started):
+    """The run's wall time next to its estimate (kept in the estimate's
+    record: how good the guesses are is read from bundles); '' when the
+    run never got as far as an estimate."""
+    est = (session if session is not None else bundle.data).get("estimate")
+    if est is None:
+        return ""
+    est["actual_s"] = round(time.monotonic() - started, 1)
+    guess = est["setup_s"] + est["cells_s"]
+    return (f"took {eta.duration(est['actual_s'])} ({est['actual_s']:.0f} s); estimated "
+            f"{eta.duration(guess)} ({guess:.0f} s) before the first cell")
+
+
+def finish(client, bundle, status, problems_seen, resume, session, ui, started=None):
     """Whatever happened: close the agent (it restores what is left), note
     the restore's problems, summarize and write the bundle's final state."""
     problems = []
@@ -407,12 +445,13 @@ def finish(client, bundle, status, problems_seen, resume, session, ui):
         bundle.data["restore_problems"] = problems
         bundle.data["notes"].append("restore problems: " + "; ".join(problems))
     rows = summarize(bundle)
+    spent = took(bundle, session, started) if started is not None and status == "complete" else ""
     if not resume or session is not None:
         # (a resume refused before measuring leaves the bundle as it was)
         bundle.finish(status, rows, stats.METHOD_TEXT)
     if status != "complete" and not bundle.data["cells"] and not resume:
         bundle.discard()  # nothing measured: leave no empty bundle behind
-    ui.finished(bundle, status, problems)
+    ui.finished(bundle, status, problems, spent)
 
 
 def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=None, resume=None):
@@ -427,9 +466,11 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
                                      command=command)
     client = AgentClient(target, lease=lease, on_event=ui.agent_event, lock=True)
     status, session, problems_seen = "failed", None, set()
+    started = time.monotonic()
     try:
         facts, pre, check = connect(target, client, bundle, request, ui, force, resume)
         plan, cells, session = plan_run(bundle, request, facts, check, ui, resume, command)
+        estimate_run(bundle, plan, cells, facts, session, ui)
         function, snap, this_session, noise = begin(client, bundle, pre, facts, request, session, ui)
         if request.get("tune"):
             tune(client, bundle, plan, noise, ui)
@@ -440,7 +481,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
         bundle.save()
         run = Harness(bundle, plan, function, ui)
         start_methods(client, run, facts)
-        measure_cells(client, run, cells, session, ui)
+        measure_cells(client, run, cells, session, ui, eta.host_kind(facts))
         problems_seen.update(restore_target(client, bundle, function, snap, noise))
         status = "complete"
     except KeyboardInterrupt:
@@ -450,7 +491,7 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
         bundle.data["error"] = str(e)
         raise
     finally:
-        finish(client, bundle, status, problems_seen, resume, session, ui)
+        finish(client, bundle, status, problems_seen, resume, session, ui, started)
     return bundle
 
 

@@ -56,7 +56,15 @@ class RunUI:
             self.out.print(f"  [{i}/{n}] round {cell.round} {mode:<13} {cell.workload} "
                            f"{cell.method} ", end="")
 
+    def estimate(self, text):
+        """The run's estimated duration, before its first cell (bench/eta.py)."""
+        if not self.quiet:
+            self.out.print(f"[bold]>[/bold] {text}")
+
     def agent_event(self, ev):
+        if ev.get("event") == "compiling" and not self.quiet:
+            # bcc's compile is silent and takes from seconds to minutes
+            self.out.print(f"[bold]>[/bold] {ev.get('text') or 'compiling on the target'} ...")
         # pyperf prints one '.' per finished worker process.
         if ev.get("event") == "progress" and not self.quiet:
             dots = ev.get("text", "").count(".")
@@ -64,7 +72,9 @@ class RunUI:
                 self._dots += dots
                 self.out.print("." * dots, end="")
 
-    def cell_done(self, record):
+    def cell_done(self, record, left=""):
+        """The cell's line ends with its figure and, while cells are left,
+        what is left of the run (left: bench/eta.py's Progress.text())."""
         if self.quiet:
             return
         means = record["worker_means_ns"]
@@ -73,11 +83,13 @@ class RunUI:
         if record.get("counts"):
             unit += f" of {record['calls']:,} calls, counted exactly"
         self.out.print(f" {fmt_ns(mean)} {self.unit}/call ({record['n_workers']} {unit}, "
-                       f"{record['elapsed_s']:.0f} s)")
+                       f"{record['elapsed_s']:.0f} s)" + (f"; {left}" if left else ""))
 
-    def finished(self, bundle, status, problems):
+    def finished(self, bundle, status, problems, took=""):
         if self.quiet:
             return
+        if took:
+            self.out.print(f"[bold]>[/bold] {took}")
         if status == "interrupted":
             self.out.print("[yellow]interrupted: the target was restored; completed cells are in "
                            f"{bundle.path}[/yellow]")

@@ -76,6 +76,13 @@ class Method:
         bench/budget.py's slack; startup_s: one Python process's start."""
         raise NotImplementedError
 
+    def work(self, profile):
+        """What a cell typically costs, for the run's time estimate
+        (bench/eta.py), not a bound: (Python processes it starts on the
+        target, seconds of the target's clock it spends timing).  None: the
+        method does not say, and the estimate falls back to estimate()."""
+        return None
+
     def start(self, client, run):
         """Before the module is prepared (once per run)."""
 

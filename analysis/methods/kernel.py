@@ -51,6 +51,11 @@ class Kernel(Method):
         p = profile
         return ICOUNT_SLOWDOWN * 2 * p.processes * p.values * p.min_time
 
+    def work(self, profile):
+        # no process: the agent asks the module; each run about min_time
+        p = profile
+        return 0, p.processes * p.values * p.min_time
+
     def calibrate(self, client, run):
         """Calls per in-kernel timing run, kept in the plan (a resumed run
         keeps its own): double until the slowest planned setting (one ops,

@@ -147,6 +147,10 @@ class Pmu(Method):
         p = profile
         return (p.processes + 1) * startup_s + p.processes * (p.warmups + p.values + 2) * p.min_time
 
+    def work(self, profile):
+        p = profile
+        return p.processes + 1, p.processes * (p.warmups + p.values + 2) * p.min_time
+
     def start(self, client, run):
         """What a worker's group counts here; a PMU gone since bench check
         loses the method, with the reason; no instructions is said."""

@@ -38,6 +38,12 @@ class Pyperf(Method):
         timed = (p.processes + 2) * (p.warmups + p.values) * p.min_time
         return processes * startup_s + timed
 
+    def work(self, profile):
+        # the manager and the calibration worker start too; the calibration
+        # times about what a worker does
+        p = profile
+        return p.processes + 2, (p.processes + 1) * (p.warmups + p.values) * p.min_time
+
     def measure(self, client, run, cell, quiet):
         tmode = run.tracefs_mode(cell.mode)
         before = client.request("set_mode", mode=tmode, function=run.function, timeout=120)

@@ -236,6 +236,10 @@ def start(agent, req):
     c = agent.method_state.get("bpf")
     if c is None:
         c = agent.method_state["bpf"] = Collector(agent.workdir)
+        # bcc compiles in silence for seconds (hardware) to a minute or more
+        # (the lab, a small board): the controller says it is happening.
+        agent.send({"event": "compiling", "what": "bpf",
+                    "text": "bcc is compiling the bpf probes on the target"})
         try:
             return c.start(syscall)
         except BpfError:

@@ -8,6 +8,8 @@ from analysis import methods as methods_reg
 from analysis import packages
 from analysis.methods import answer
 from analysis.methods.bpf import bcc
+from remote import pyperf_ship
+from remote.errors import TargetUnsupported
 from remote.protocol import modes as mode_registry
 
 from .kernel import ERA_PLAIN, REGS_KERNEL_ADVICE, ftrace_era
@@ -163,6 +165,24 @@ def mode_answer(mode, needs):
     return answer(True, None, needs[mode.needs[-1]][1])
 
 
+def python_and_pyperf(facts):
+    """The target's python3 and the pyperf shipped to it (remote/pyperf_ship.py):
+    the one chosen for that Python, and the one the agent imported there."""
+    ver = facts.get("python_version")
+    if not ver:  # facts from before the agent reported its Python
+        return answer(None, None, "not reported"), answer(None, facts.get("pyperf_version"), "not reported")
+    python = answer(True, ver, facts.get("python_executable") or "")
+    try:
+        choice = pyperf_ship.choose(ver)
+    except TargetUnsupported as e:  # the agent refuses to start first (AgentClient.start)
+        return python, answer(False, None, e.message)
+    got = facts.get("pyperf_version")
+    if got != choice.version:
+        return python, answer(False, got, f"the agent imported pyperf {got}, not the {choice.version} "
+                                          f"chosen for it ({choice.reason})")
+    return python, answer(True, got, choice.reason)
+
+
 def report(facts, caps, pre, root_via, prebuilt=None):
     """The full check: stable keys, each an answer."""
     e = era(facts, caps)
@@ -181,6 +201,7 @@ def report(facts, caps, pre, root_via, prebuilt=None):
     module = answer(mod_ok, None, mod_why)
     methods = {m.name: m.available(facts, caps, module) for m in methods_reg.every()}
     cpu = facts.get("cpu_model")
+    python, pyperf = python_and_pyperf(facts)
     return {
         "arch": answer(True, facts.get("arch"), "uname -m"),
         "cpu": answer(True, cpu, (f"implementer {facts.get('cpu_implementer')} part {facts.get('cpu_part')}"
@@ -194,6 +215,8 @@ def report(facts, caps, pre, root_via, prebuilt=None):
                           ("mounted for this check and unmounted again" if pre.get("mounted_by_us")
                            else "mounted")),
         "root": answer(True, root_via, "login user is root" if root_via == "root" else "sudo -n works"),
+        "python": python,
+        "pyperf": pyperf,
         "lockdown": answer(facts.get("lockdown") in (None, "none"), facts.get("lockdown"),
                            "/sys/kernel/security/lockdown"),
         "module_build": mb,

@@ -1,7 +1,9 @@
 """Ship the agent to a target and talk to it.
 
-The payload is the agent's own files plus the controller's installed pyperf
-(pure Python; psutil is optional for it and not shipped).  It goes into a
+The payload is the agent's own files plus a pyperf the target's own python3
+can run (pure Python; psutil is optional for it and not shipped): the
+controller's installed pyperf, or a pinned older release where the
+controller's needs a newer Python (remote/pyperf_ship.py).  It goes into a
 private temporary directory on the target; nothing is pip-installed there.
 """
 import itertools
@@ -11,8 +13,7 @@ import pathlib
 import threading
 import time
 
-import pyperf
-
+from . import pyperf_ship
 from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsupported
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
@@ -25,8 +26,12 @@ STDERR_COPY_ENV = "FTRACE_REGS_BENCH_AGENT_STDERR"
 KMOD_FILES = ("ftrace_regs_bench.c", "Makefile")
 
 
-def payload():
-    """{relative path: bytes} of everything the agent needs on the target."""
+def payload(python_version=None):
+    """{relative path: bytes} of everything the agent needs on the target.
+    python_version: the target's python3 ((major, minor) or "3.9.2"), for
+    the pyperf shipped (pyperf_ship.choose(); TargetUnsupported where none
+    fits); None ships the controller's own (a LAVA job, made before its
+    device's Python is known)."""
     files = {}
     # Everything of the agent's package and of the protocol, found rather
     # than listed: a new agent file cannot be forgotten.
@@ -38,12 +43,12 @@ def payload():
     for name in KMOD_FILES:
         if (KMOD_DIR / name).exists():
             files["kmod/" + name] = (KMOD_DIR / name).read_bytes()
-    root = pathlib.Path(pyperf.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        if rel.parts[0] == "tests":
-            continue
-        files[str(pathlib.Path("pyperf") / rel)] = path.read_bytes()
+    if python_version is None:
+        own = pyperf_ship.controller_pyperf()[0]
+        choice = pyperf_ship.Choice(own, "controller", "the controller's pyperf " + own)
+    else:
+        choice = pyperf_ship.choose(python_version)
+    files.update(pyperf_ship.files(choice))
     return files
 
 
@@ -72,14 +77,14 @@ os.execv(sys.executable, [sys.executable, os.path.join(d, "agent.py")] + sys.arg
 """
 
 
-def payload_tar():
+def payload_tar(python_version=None):
     """payload() as one uncompressed tar (about 350 KB), in a stable order."""
     import io
     import tarfile
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for rel, data in sorted(payload().items()):
+        for rel, data in sorted(payload(python_version).items()):
             info = tarfile.TarInfo(rel)
             info.size, info.mode = len(data), 0o600
             t.addfile(info, io.BytesIO(data))
@@ -130,6 +135,7 @@ class AgentClient:
         self.on_event = on_event or (lambda ev: None)
         self.proc = None
         self.workdir = None
+        self.pyperf = None  # the pyperf_ship.Choice shipped, once start() chose it
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
         self._pending = {}
@@ -149,6 +155,9 @@ class AgentClient:
     def start(self):
         prefix = self.target.root_prefix()
         python = self.target.python()
+        # Chosen before anything is made on the target: where no pyperf fits
+        # its Python, the refusal (exit 6) leaves nothing behind.
+        self.pyperf = pyperf_ship.choose(self.target.python_version())
         holder = self.target.start(["sh", "-c", _WORKDIR_HOLDER])
         try:
             line = holder.readline(timeout=60)
@@ -167,7 +176,8 @@ class AgentClient:
         # One archive and one process, not a write per file: each file costs
         # several SFTP round trips (a far host's network latency, a context
         # switch in an emulated guest), and there are three dozen of them.
-        self.target.write_file(self.workdir + "/" + PAYLOAD_NAME, payload_tar(), mode=0o600)
+        tar = payload_tar(self.target.python_version())
+        self.target.write_file(self.workdir + "/" + PAYLOAD_NAME, tar, mode=0o600)
         argv = prefix + [python, "-c", _UNPACK_AND_START, self.workdir,
                          "--workdir", self.workdir, "--lease", str(self.lease)]
         if self.lock:

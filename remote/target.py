@@ -69,6 +69,7 @@ class Target(abc.ABC):
     def __init__(self, name):
         self.name = name
         self._root_prefix = None
+        self._python_found = None  # (path, (major, minor)) of the target's python3, once asked
 
     # -- to implement -------------------------------------------------------
     @abc.abstractmethod
@@ -121,6 +122,15 @@ class Target(abc.ABC):
 
     def python(self):
         """Path of a python3 >= 3.9 on the target."""
+        return self._python()[0]
+
+    def python_version(self):
+        """(major, minor) of that python3 (for the pyperf shipped to it)."""
+        return self._python()[1]
+
+    def _python(self):
+        if self._python_found is not None:
+            return self._python_found
         r = self.run(["python3", "-c",
                       "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"],
                      timeout=60)
@@ -132,7 +142,8 @@ class Target(abc.ABC):
         if (major, minor) < (3, 9):
             raise TargetUnsupported(f"{self.name}: python3 is {ver}, the agent needs >= 3.9",
                                     hint="install a newer python3 on the target")
-        return exe
+        self._python_found = (exe, (major, minor))
+        return self._python_found
 
     def mkdtemp(self):
         """A private (0700) temporary directory on the target."""

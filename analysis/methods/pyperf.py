@@ -23,6 +23,11 @@ class Pyperf(Method):
         return True  # every mode, and the bpf method's off-probe: its loop with the probes on
 
     def available(self, facts, caps, module):
+        # Which pyperf fits which Python is chosen before the agent starts
+        # (remote/pyperf_ship.py); one that fits none refuses the target there.
+        python, pyperf = facts.get("python_version"), facts.get("pyperf_version")
+        if python and pyperf:
+            return answer(True, None, f"python3 {python} on the target runs the pyperf {pyperf} shipped for it")
         return answer(True, None, "python3 on the target runs the shipped pyperf")
 
     def estimate(self, profile, startup_s):

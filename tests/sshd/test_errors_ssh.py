@@ -110,7 +110,7 @@ def test_controller_killed_while_shipping_the_agent_leaves_no_directory(sshd):
     code = ("import sys, time; from remote.ssh import open_ssh_target; "
             "from remote import agent_client as ac; "
             f"t = open_ssh_target('bench-root', config_path={sshd.config_path!r}); "
-            "ac.payload = lambda: (print('shipping', flush=True), time.sleep(600)); "
+            "ac.payload = lambda *_: (print('shipping', flush=True), time.sleep(600)); "
             "ac.AgentClient(t).start()")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
@@ -166,7 +166,7 @@ def test_an_agent_that_does_not_start_is_exit_10_and_leaves_nothing(sshd, tmp_pa
     from remote import agent_client
 
     monkeypatch.setattr(agent_client, "payload",
-                        lambda: {"agent.py": b"import sys\nsys.exit('agent: cannot run here')\n"})
+                        lambda *_: {"agent.py": b"import sys\nsys.exit('agent: cannot run here')\n"})
     before = agent_dirs()
     r = CliRunner().invoke(cli, ["run", "--host", "bench-root", "--ssh-config", sshd.config_path,
                                  "--out", str(tmp_path / "b")])

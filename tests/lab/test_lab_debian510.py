@@ -16,9 +16,10 @@ under icount; its bundle carries the report `bench check` prints (the same
 code, run before the cells), so the era and the regs caller are read there,
 without a second connection.  The issue's proof, the quick plan with pyperf,
 kernel, bpf and pmu, is a run of tens of minutes under icount (92 cells),
-and warm CI must stay under 30 minutes (it used 28.5): it was made by hand
-and is published (results/lab/debian-5.10-icount-quick, with
-debian-5.10-icount-standard; results/README.md).  On the shared 2-core
+and warm CI must stay under 30 minutes (it used 28.5): it was made by hand,
+with 2 rounds (results/lab/debian-5.10-icount-smoke: every mode with pyperf,
+kernel, bpf and pmu; debian-5.10-icount-standard: the kernel method;
+results/README.md).  On the shared 2-core
 machine, loaded about 9, this file took 12 min with a `bench check` and the
 pmu method as well (and the module built in the guest); as it is, 213 s
 (boot 68 s, the run 133 s with the cached module uploaded).  The image is built beside the

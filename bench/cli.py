@@ -459,7 +459,7 @@ def lab():
 
 @lab.command("build")
 @click.option("--kernel", default="debian-6.1", show_default=True,
-              help="Lab kernel whose image to build: debian-6.1 or debian-6.12 (regs-6.1 and "
+              help="Lab kernel whose image to build: debian-6.1, debian-6.12 or debian-5.10 (regs-6.1 and "
                    "fallback-6.1 also need 'bench kernel build' first).")
 def lab_build(kernel):
     """Build (once, cached) the lab's image without booting it; a second build
@@ -473,8 +473,8 @@ def lab_build(kernel):
 
 @lab.command("up")
 @click.option("--kernel", default="debian-6.1", show_default=True,
-              help="Lab kernel to boot: debian-6.1, debian-6.12, regs-6.1 or fallback-6.1 (the last "
-                   "two need 'bench kernel build' first).")
+              help="Lab kernel to boot: debian-6.1, debian-6.12, debian-5.10 (Debian 11: Python 3.9), "
+                   "regs-6.1 or fallback-6.1 (the last two need 'bench kernel build' first).")
 @click.option("--accel", type=click.Choice(["icount", "tcg", "kvm"]), default="icount", show_default=True,
               help="How QEMU runs the guest.  icount: TCG with -icount shift=0 on one vCPU; guest "
                    "time counts executed instructions (1 ns each), so figures are instruction counts, "

@@ -112,6 +112,8 @@ class Kernel:
     name = None
     description = None
     suite = "bookworm"
+    # Whether the suite's -security source goes into the image's sources.
+    security = True
     kernel_package = None
     packages = ("python3", "openssh-server", "openssh-sftp-server", "iproute2", "kmod", "procps",
                 "sysvinit-core", "util-linux",
@@ -168,6 +170,20 @@ class Debian61(Kernel):
     headers_package = "linux-headers-cloud-arm64"
 
 
+class Debian510(Kernel):
+    name = "debian-5.10"
+    description = ("Debian 11's arm64 cloud kernel (5.10, DYNAMIC_FTRACE_WITH_REGS; Python 3.9): "
+                   "the long-term kernel closest to 5.5, where arm64 got ftrace_regs_caller")
+    suite = "bullseye"
+    # bullseye-security's index lists newer 5.10 kernels than main, but its
+    # arm64 packages are gone from the archive (404): with it in the sources
+    # apt would pick versions it cannot download.  bullseye's main carries
+    # the last 5.10.0-NN-cloud-arm64 that its arm64 archive still serves.
+    security = False
+    kernel_package = "linux-image-cloud-arm64"
+    headers_package = "linux-headers-cloud-arm64"
+
+
 class Debian612(Kernel):
     name = "debian-6.12"
     description = ("Debian 12's arm64 cloud kernel 6.12 from bookworm-security, the kernel of "
@@ -219,7 +235,7 @@ class Fallback61(Built61):
     variant = "fallback"
 
 
-KERNELS = {k.name: k for k in (Debian61, Debian612, Regs61, Fallback61)}
+KERNELS = {k.name: k for k in (Debian510, Debian61, Debian612, Regs61, Fallback61)}
 DEFAULT_KERNEL = "debian-6.1"
 
 
@@ -275,8 +291,7 @@ def mmdebstrap_argv(kernel, rootdir):
         kernel.suite, str(rootdir),
         f"deb {MIRROR} {kernel.suite} main",
         f"deb {MIRROR} {kernel.suite}-updates main",
-        f"deb {SECURITY_MIRROR} {kernel.suite}-security main",
-    ]
+    ] + ([f"deb {SECURITY_MIRROR} {kernel.suite}-security main"] if kernel.security else [])
 
 
 def _write(path, text, mode=0o644):

@@ -25,6 +25,11 @@ COMPARISONS = {
     # The ops sweep on two kernels: the list function (6.1) against CALL_OPS (6.12).
     "ops-debian-6.1-vs-6.12-icount": ("results/lab/debian-6.1-icount-ops",
                                       "results/lab/debian-6.12-icount-ops"),
+    # Three kernels of three eras' distributions under icount: Debian 11's 5.10
+    # and Debian 12's 6.1 (both the regs era), Debian 13's 6.12 (no regs caller).
+    "kernels-debian-5.10-6.1-6.12-icount": ("results/lab/debian-5.10-icount-smoke",
+                                            "results/lab/debian-6.1-icount-bpf",
+                                            "results/lab/debian-6.12-icount-quick"),
     # The same kernel, profile and seed on two boots: must agree (an A/A of runs).
     "debian-6.1-icount-two-boots": ("results/lab/debian-6.1-icount-standard",
                                     "results/lab/debian-6.1-icount-standard-boot2"),

@@ -42,6 +42,7 @@
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/utsname.h>
+#include <linux/version.h>
 #include <generated/utsrelease.h>
 
 #define FRB_VERSION	"1.1"
@@ -63,10 +64,32 @@
  */
 #ifdef FRB_TEST_DROP_SAVE_REGS
 #define FRB_TEST	"drop_save_regs"
-#define FRB_OPS_FLAGS(save_regs)	((void)(save_regs), 0UL)
+#define FRB_OPS_FLAGS(save_regs)	((void)(save_regs), FRB_OPS_BASE_FLAGS)
 #else
 #define FRB_TEST	"none"
-#define FRB_OPS_FLAGS(save_regs)	((save_regs) ? FTRACE_OPS_FL_SAVE_REGS : 0UL)
+#define FRB_OPS_FLAGS(save_regs)	\
+	(((save_regs) ? FTRACE_OPS_FL_SAVE_REGS : 0UL) | FRB_OPS_BASE_FLAGS)
+#endif
+
+/*
+ * Kernels before 5.11 (5.10 is the oldest long-term kernel with arm64's
+ * regs caller that distributions still ship: Debian 11).  5.11 changed two
+ * things in one series, and the two spellings below mean the same thing:
+ *  - the callback's last argument became struct ftrace_regs * (it was
+ *    struct pt_regs *); the callbacks here never look at it;
+ *  - the recursion flag was inverted: FTRACE_OPS_FL_RECURSION_SAFE ("the
+ *    callback protects itself") became the default, and ops that want
+ *    ftrace's protection set FTRACE_OPS_FL_RECURSION.  Not setting
+ *    RECURSION from 5.11 on is setting RECURSION_SAFE before it: either way
+ *    ftrace_ops_get_func() hands out the callback itself, never
+ *    ftrace_ops_assist_func (see the callbacks' comment).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 11, 0)
+#define FRB_CB_REGS		struct pt_regs
+#define FRB_OPS_BASE_FLAGS	FTRACE_OPS_FL_RECURSION_SAFE
+#else
+#define FRB_CB_REGS		struct ftrace_regs
+#define FRB_OPS_BASE_FLAGS	0UL
 #endif
 
 /* Serialises every command and every read of the state below. */
@@ -155,13 +178,13 @@ static noinline void frb_idle(void)
  */
 static void notrace frb_attach_cb(unsigned long ip, unsigned long parent_ip,
 				  struct ftrace_ops *op,
-				  struct ftrace_regs *fregs)
+				  FRB_CB_REGS *regs)
 {
 	this_cpu_inc(frb_attach_hits);
 }
 
 static void notrace frb_run_cb(unsigned long ip, unsigned long parent_ip,
-			       struct ftrace_ops *op, struct ftrace_regs *fregs)
+			       struct ftrace_ops *op, FRB_CB_REGS *regs)
 {
 	this_cpu_inc(frb_run_hits);
 }
@@ -185,6 +208,43 @@ static void frb_zero(u64 __percpu *ctr)
 }
 
 /*
+ * Free an ops' filter hash (the ops is not registered, or never was).
+ * ftrace_free_filter() is exported since 6.3 (and in 6.1 by a stable
+ * backport); 5.10's Module.symvers has no such symbol, so a module calling
+ * it fails at modpost there.  Before 6.1 a reset with no pattern does the
+ * same for the only hash these ops set (their notrace hash stays the shared
+ * empty one): the filter becomes the empty hash and the old one is freed
+ * (after an RCU grace period).
+ */
+static void frb_free_filter(struct ftrace_ops *ops)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0)
+	ftrace_free_filter(ops);
+#else
+	ftrace_set_filter(ops, NULL, 0, 1);
+#endif
+}
+
+/*
+ * The address ftrace_set_filter_ip() takes for @func.  Since 5.18 it takes
+ * the function's own address (ftrace_location() finds the record inside
+ * the function).  Before, it wants the record's address exactly, the patch
+ * site, and answers -EINVAL for anything else: that is what the kernel made
+ * of the function's entry with ftrace_call_adjust() when it recorded the
+ * module's call sites (on arm64 with DYNAMIC_FTRACE_WITH_REGS, the entry is
+ * the first of the two NOPs of -fpatchable-function-entry=2 and the record
+ * is the second, entry + 4; with x86's __fentry__, the entry itself).
+ */
+static unsigned long frb_filter_ip(void (*func)(void))
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 18, 0)
+	return (unsigned long)func;
+#else
+	return ftrace_call_adjust((unsigned long)func);
+#endif
+}
+
+/*
  * Release an ops that was registered.  Once unregister_ftrace_function()
  * returns, ftrace has synchronised with every CPU that could still be in the
  * callback (it does so for all FTRACE_OPS_FL_DYNAMIC ops), so the memory may
@@ -201,7 +261,7 @@ static bool frb_unregister(struct ftrace_ops *ops)
 		       ret);
 		return false;
 	}
-	ftrace_free_filter(ops);
+	frb_free_filter(ops);
 	return true;
 }
 
@@ -327,7 +387,7 @@ static int frb_attach(char *func, bool save_regs)
 	return 0;
 
 free_filter:
-	ftrace_free_filter(ops);
+	frb_free_filter(ops);
 	kfree(ops);
 	return ret;
 }
@@ -416,12 +476,12 @@ static const struct file_operations frb_attach_fops = {
 /* ---- run ------------------------------------------------------------- */
 
 /*
- * Register @n ops tracing @ip into @ops[0..n-1].  On failure every ops this
+ * Register @n ops tracing @func into @ops[0..n-1].  On failure every ops this
  * call registered is unregistered again.  Returns 0 or the kernel's error;
  * *@leaked is set if an ops could not be unregistered (see frb_unregister).
  */
 static int frb_register_n(struct ftrace_ops *ops, unsigned int n,
-			  unsigned long ip, bool save_regs, bool *leaked)
+			  void (*func)(void), bool save_regs, bool *leaked)
 {
 	unsigned int i;
 	int ret;
@@ -431,11 +491,11 @@ static int frb_register_n(struct ftrace_ops *ops, unsigned int n,
 		ops[i].flags = FRB_OPS_FLAGS(save_regs);
 
 		/* By address: exact, whatever the symbol is called. */
-		ret = ftrace_set_filter_ip(&ops[i], ip, 0, 1);
+		ret = ftrace_set_filter_ip(&ops[i], frb_filter_ip(func), 0, 1);
 		if (!ret)
 			ret = register_ftrace_function(&ops[i]);
 		if (ret) {
-			ftrace_free_filter(&ops[i]);
+			frb_free_filter(&ops[i]);
 			goto unwind;
 		}
 	}
@@ -509,10 +569,10 @@ static int frb_opset_register(struct frb_opset *set)
 		return -ENOMEM;
 
 	ret = frb_register_n(set->ops + set->relevant, set->irrelevant,
-			     (unsigned long)frb_idle, set->save_regs, &leaked);
+			     frb_idle, set->save_regs, &leaked);
 	if (!ret) {
 		ret = frb_register_n(set->ops, set->relevant,
-				     (unsigned long)frb_tracee, set->save_regs,
+				     frb_tracee, set->save_regs,
 				     &leaked);
 		if (ret)
 			frb_unregister_n(set->ops + set->relevant,

@@ -115,6 +115,9 @@ class Kernel:
     # Whether the suite's -security source goes into the image's sources.
     security = True
     kernel_package = None
+    # The start of the booted kernel's release (uname -r): which of the
+    # userland's kernels in /boot this image boots.
+    release_prefix = None
     packages = ("python3", "openssh-server", "openssh-sftp-server", "iproute2", "kmod", "procps",
                 "sysvinit-core", "util-linux",
                 # the login a user has on a cloud image: 'admin' with passwordless sudo
@@ -127,15 +130,25 @@ class Kernel:
     headers_package = None
 
     @classmethod
+    def userland_kernels(cls):
+        """The lab's Debian kernels that share this one's userland (suite,
+        sources and packages): one root filesystem holds them all, so that
+        building debian-6.12 after debian-6.1 (both bookworm) costs no
+        second mmdebstrap.  Each image boots its own kernel from /boot."""
+        return sorted((k for k in KERNELS.values()
+                       if not issubclass(k, Built61) and k.suite == cls.suite
+                       and k.security == cls.security and k.packages == cls.packages),
+                      key=lambda k: k.name)
+
+    @classmethod
     def base_recipe(cls):
         """What the mmdebstrap tarball depends on (the slow stage)."""
         return {
             "suite": cls.suite,
-            "kernel_package": cls.kernel_package,
-            "headers_package": cls.headers_package,
+            "kernels": [[k.kernel_package, k.headers_package] for k in cls.userland_kernels()],
             "packages": sorted(cls.packages),
             "argv": mmdebstrap_argv(cls, "ROOT"),
-            "base_version": 1,
+            "base_version": 2,
         }
 
     @classmethod
@@ -152,7 +165,7 @@ class Kernel:
 
     @classmethod
     def base_path(cls):
-        return cache.ROOT / "lab" / "base" / f"{cls.name}-{_hash(cls.base_recipe())}.tar"
+        return cache.ROOT / "lab" / "base" / f"{cls.suite}-{_hash(cls.base_recipe())}.tar"
 
     @classmethod
     def image_dir(cls):
@@ -165,6 +178,7 @@ def _hash(obj):
 
 class Debian61(Kernel):
     name = "debian-6.1"
+    release_prefix = "6.1."
     description = "Debian 12's arm64 cloud kernel (6.1, DYNAMIC_FTRACE_WITH_REGS)"
     kernel_package = "linux-image-cloud-arm64"
     headers_package = "linux-headers-cloud-arm64"
@@ -175,6 +189,7 @@ class Debian510(Kernel):
     description = ("Debian 11's arm64 cloud kernel (5.10, DYNAMIC_FTRACE_WITH_REGS; Python 3.9): "
                    "the long-term kernel closest to 5.5, where arm64 got ftrace_regs_caller")
     suite = "bullseye"
+    release_prefix = "5.10."
     # bullseye-security's index lists newer 5.10 kernels than main, but its
     # arm64 packages are gone from the archive (404): with it in the sources
     # apt would pick versions it cannot download.  bullseye's main carries
@@ -186,6 +201,7 @@ class Debian510(Kernel):
 
 class Debian612(Kernel):
     name = "debian-6.12"
+    release_prefix = "6.12."
     description = ("Debian 12's arm64 cloud kernel 6.12 from bookworm-security, the kernel of "
                    "Debian 13 (DYNAMIC_FTRACE_WITH_ARGS, CALL_OPS, DIRECT_CALLS: no regs caller)")
     kernel_package = "linux-image-6.12-cloud-arm64"
@@ -275,8 +291,8 @@ def check_build_tools():
 def mmdebstrap_argv(kernel, rootdir):
     return [
         "mmdebstrap", "--arch=arm64", "--variant=minbase", "--mode=root",
-        "--include=" + ",".join(list(kernel.packages) + [kernel.kernel_package]
-                                + ([kernel.headers_package] if kernel.headers_package else [])),
+        "--include=" + ",".join(list(kernel.packages) + [
+            p for k in kernel.userland_kernels() for p in (k.kernel_package, k.headers_package) if p]),
         "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -318,11 +334,17 @@ def build_base(kernel, work, log, progress):
     if base.exists():
         return base
     base.parent.mkdir(parents=True, exist_ok=True)
-    progress(f"building the {kernel.name} root filesystem with mmdebstrap "
-             f"(arm64, {kernel.suite}; several minutes, once)")
-    tmp = work / "base.tar"
-    _run(mmdebstrap_argv(kernel, tmp), log)
-    shutil.move(tmp, base)
+    # Kernels that share the userland build it once: the second waits here.
+    with open(base.parent / f".lock-{base.stem}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if base.exists():
+            return base
+        names = ", ".join(k.name for k in kernel.userland_kernels())
+        progress(f"building the {kernel.suite} root filesystem with mmdebstrap "
+                 f"(arm64; the kernels of {names}; several minutes, once)")
+        tmp = work / "base.tar"
+        _run(mmdebstrap_argv(kernel, tmp), log)
+        shutil.move(tmp, base)
     return base
 
 
@@ -399,9 +421,10 @@ def _build_image(kernel, dest, progress):
             _run(["tar", "-C", str(root), "--numeric-owner", "-xpf", str(base)], log)
             _configure_root(root, work, log)
             boot = root / "boot"
-            vmlinuz = sorted(boot.glob("vmlinuz-*"))
-            initrd = sorted(boot.glob("initrd.img-*"))
-            config = sorted(boot.glob("config-*"))
+            # The userland may hold several kernels: this image boots its own.
+            vmlinuz = sorted(boot.glob(f"vmlinuz-{kernel.release_prefix}*"))
+            initrd = sorted(boot.glob(f"initrd.img-{kernel.release_prefix}*"))
+            config = sorted(boot.glob(f"config-{kernel.release_prefix}*"))
             if not (vmlinuz and initrd and config):
                 raise LabError(f"the kernel package left no vmlinuz/initrd in /boot",
                                hint=f"see {log_path}")

@@ -147,3 +147,24 @@ def test_debian_5_10_image_is_bullseye_without_its_security_source():
     for name in ("debian-6.1", "debian-6.12"):
         argv = labmod.mmdebstrap_argv(labmod.select(name), "ROOT")
         assert f"deb {labmod.SECURITY_MIRROR} bookworm-security main" in argv
+
+
+def test_kernels_of_one_userland_share_its_build():
+    """debian-6.1 and debian-6.12 are both bookworm: one mmdebstrap tarball
+    holds both kernels (and their headers), and each image boots its own
+    kernel from /boot by release; debian-5.10's bullseye has a build of its own."""
+    from remote import lab as labmod
+
+    k61, k612, k510 = (labmod.select(n) for n in ("debian-6.1", "debian-6.12", "debian-5.10"))
+    assert k61.base_path() == k612.base_path()
+    assert k61.base_path().name.startswith("bookworm-")
+    assert k510.base_path() != k61.base_path()
+    assert k61.image_dir() != k612.image_dir()
+    include = next(a for a in labmod.mmdebstrap_argv(k61, "ROOT")
+                   if a.startswith("--include="))[len("--include="):].split(",")
+    assert {k61.kernel_package, k61.headers_package,
+            k612.kernel_package, k612.headers_package} <= set(include)
+    # The release prefixes tell the kernels in /boot apart (6.1. is no prefix of 6.12.).
+    assert not "6.12.57+deb12-cloud-arm64".startswith(k61.release_prefix)
+    assert "6.1.0-57-cloud-arm64".startswith(k61.release_prefix)
+    assert "5.10.0-32-cloud-arm64".startswith(k510.release_prefix)

@@ -80,3 +80,24 @@ def test_paths_outside_the_agents_directory_are_refused(sudo_agent):
     assert os.path.getsize("/etc/shadow") > 0
     with pytest.raises(AgentError):
         client.upload("big", b"x" * (transfer.MAX_FILE_BYTES + 1))
+
+
+def test_a_half_shipped_directory_with_roots_files_is_removed(sshd):
+    """The agent never said 'keep' (it failed after unpacking, as root): the
+    login user's rm cannot enter root's 0700 directories, sudo's can."""
+    from remote.agent_client import workdir_holder
+
+    target = open_ssh_target("bench-sudo", config_path=sshd.config_path)
+    try:
+        holder = target.start(["sh", "-c", workdir_holder(target.root_prefix())])
+        workdir = holder.readline(timeout=30).decode().strip()
+        assert workdir.startswith("/tmp/ftrace-regs-bench.")
+        os.makedirs(workdir + "/kmod", mode=0o700)  # as the agent's unpacking does, as root
+        with open(workdir + "/kmod/ftrace_regs_bench.c", "w") as f:
+            f.write("root's")
+        holder.send(b"no\n")
+        holder.close_stdin()
+        holder.wait(timeout=30)
+        assert not os.path.exists(workdir), os.listdir(workdir)
+    finally:
+        target.close()

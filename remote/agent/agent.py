@@ -10,7 +10,9 @@ and may send events ``{"event": "progress", ...}`` in between.  ``ping``
 requests are answered by the reader thread at once, even during a
 measurement: they renew the lease.  The ops are this class's op_* and the
 measurement methods' own, each in its file next to this one
-(pyperfmethod.py, kernelmethod.py, bpfmethod.py: method_files()).
+(pyperfmethod.py, kernelmethod.py, bpfmethod.py: method_files()).  Files
+move through ops too (file_read, file_write: protocol/transfer.py), confined
+to the agent's directory: the login user may not be root.
 
 A quiet harness: a measuring request (measure, bpf_measure, kmod_time) may
 declare ``budget_s``, the most the cell should take.  The controller then

@@ -24,11 +24,12 @@ measuring, and CI's warm budget (30 minutes, at 28.5 before this test) has
 no room for two quick runs.  The second run keeps only the kernel method:
 what changes between the runs is the module's way in (uploaded, not built);
 pyperf's and bpf's fetches were proven by the first, and with them the
-second run took as long as the first.  Measured on the 2-core development
-machine with five other sessions' labs (load 5-6), icount: the first run
-809 s wall; with every method the second took RUN2_FULL s; in this form the
-second took RUN2_KERNEL s and the whole test TEST_WALL s (its lab's boot
-included).  On an idle machine expect about a third.
+second run took nearly as long as the first.  Measured on the 2-core
+development machine with five other sessions' labs (load 6 to 10), icount,
+with every method in both runs: 809 s and 699 s wall (the test passed);
+in this form, at load about 10: 1,114 s and 114 s wall, 1 passed in
+1,368 s (the lab's boot included).  Most of the first run is its 26
+cells (pyperf's above all), not the module's build (6 s of guest time).
 
 The module cache is a fresh directory of the test's (remote.cache.ROOT, read
 when a path is made): the ssh host kind reads nothing else from the cache

@@ -555,6 +555,21 @@ def lab_ssh(command):
     sys.exit(subprocess.call(labmod.ssh_argv(state["ssh_config"], command)))
 
 
+@lab.command("ssh-config")
+@click.option("--user", default="admin", show_default=True, metavar="NAME",
+              help="The login: 'admin' (passwordless sudo, as a cloud image's) or 'root'.")
+@click.option("--alias", metavar="NAME", help="The Host alias (default: lab-USER).")
+def lab_ssh_config(user, alias):
+    """Print a Host block for the running lab, to paste into ~/.ssh/config.
+
+    Then the lab is reached as a user's own host is: bench run --host
+    lab-admin, through sudo as the admin login.  The port changes with every
+    'bench lab up': print the block again after each."""
+    from remote import lab as labmod
+
+    click.echo(labmod.user_ssh_config(user=user, alias=alias), nl=False)
+
+
 @lab.command("logs")
 @click.option("-n", "--lines", type=int, default=0, help="Only the last N lines.")
 def lab_logs(lines):

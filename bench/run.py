@@ -134,7 +134,8 @@ def prepare_module(client, bundle, facts, ui):
     prebuilt = None
     if (cache / "ftrace_regs_bench.ko").exists():
         rel = "kmod/ftrace_regs_bench.ko"
-        client.target.write_file(client.workdir + "/" + rel, (cache / "ftrace_regs_bench.ko").read_bytes())
+        # Through the agent, not SFTP: kmod/ is root's, and a sudo login is not.
+        client.upload(rel, (cache / "ftrace_regs_bench.ko").read_bytes())
         prebuilt = rel
         ui.step("loading the module (built earlier for this exact kernel)")
     else:

@@ -6,15 +6,18 @@ controller's installed pyperf, or a pinned older release where the
 controller's needs a newer Python (remote/pyperf_ship.py).  It goes into a
 private temporary directory on the target; nothing is pip-installed there.
 """
+import base64
 import itertools
 import json
 import os
 import pathlib
+import shlex
 import threading
 import time
 
 from . import pyperf_ship
 from .errors import AgentError, ConnectionLost, NoRoot, RemoteError, TargetUnsupported
+from .protocol import transfer
 
 AGENT_DIR = pathlib.Path(__file__).parent / "agent"
 # The declared protocol both sides share: shipped as the package `protocol`
@@ -109,9 +112,16 @@ def lock_holder():
 # connection: if we vanish while shipping the agent (kill -9, network cut),
 # its read ends (or it gets SIGHUP) and the half-filled directory goes.  Once
 # the agent runs it owns the directory (and removes it), and we say 'keep'.
-_WORKDIR_HOLDER = ('d=$(mktemp -d /tmp/ftrace-regs-bench.XXXXXXXX) || exit 1; '
-                   'trap \'rm -rf "$d"; exit 1\' HUP TERM INT PIPE; chmod 0700 "$d"; echo "$d"; '
-                   'read -r answer; [ "$answer" = keep ] || rm -rf "$d"')
+# The directory is the login user's, but what the agent unpacked into it is
+# root's (0700 directories): for a sudo login, what rm cannot remove is
+# removed through the same sudo that started the agent.
+def workdir_holder(root_prefix):
+    rm = 'rm -rf "$d" 2>/dev/null'
+    if root_prefix:
+        rm += ' || ' + shlex.join(list(root_prefix) + ["rm", "-rf"]) + ' "$d"'
+    return ('d=$(mktemp -d /tmp/ftrace-regs-bench.XXXXXXXX) || exit 1; '
+            f'trap \'{{ {rm}; }}; exit 1\' HUP TERM INT PIPE; chmod 0700 "$d"; echo "$d"; '
+            f'read -r answer; [ "$answer" = keep ] || {{ {rm}; }}')
 
 
 def ping_wait(now, due, quiet_until):
@@ -161,7 +171,7 @@ class AgentClient:
             self.pyperf = pyperf_ship.choose(self.target.python_version())
         except TargetUnsupported as e:
             raise TargetUnsupported(f"{self.target.name}: {e.message}", hint=e.hint) from None
-        holder = self.target.start(["sh", "-c", _WORKDIR_HOLDER])
+        holder = self.target.start(["sh", "-c", workdir_holder(prefix)])
         try:
             line = holder.readline(timeout=60)
             if not line or not line.startswith(b"/tmp/ftrace-regs-bench."):
@@ -343,8 +353,45 @@ class AgentClient:
             raise AgentError(f"{self.target.name}: {msg.get('error')}", kind=msg.get("kind"))
         return msg.get("result")
 
-    def fetch(self, path):
-        return self.target.read_file(path)
+    # -- files, through the agent (remote/protocol/transfer.py) --------------
+    def fetch(self, path, timeout=120.0):
+        """The bytes of a file in the agent's directory (absolute, or
+        relative to it), read by the agent: root's files, whoever we log in as."""
+        chunks, offset, size = [], 0, None
+        while size is None or offset < size:
+            got = self.request("file_read", path=path, offset=offset, timeout=timeout)
+            data = base64.b64decode(got["data"])
+            if size is None:
+                size = got["size"]
+            elif got["size"] != size:
+                raise AgentError(f"{self.target.name}: {path} changed size while being fetched "
+                                 f"({size} -> {got['size']} bytes)")
+            if not data and offset < size:
+                raise AgentError(f"{self.target.name}: {path} ended at {offset} of {size} bytes")
+            chunks.append(data)
+            offset += len(data)
+        if offset != size:
+            raise AgentError(f"{self.target.name}: fetched {offset} bytes of {path}, "
+                             f"which has {size}")
+        return b"".join(chunks)
+
+    def upload(self, rel, data, timeout=120.0):
+        """Write `data` as `rel` (relative to the agent's directory; its
+        directory must exist there), by the agent: mode 0600, root's."""
+        if len(data) > transfer.MAX_FILE_BYTES:
+            raise AgentError(f"{self.target.name}: {rel} is {len(data)} bytes, over the "
+                             f"{transfer.MAX_FILE_BYTES}-byte limit of a transfer")
+        offset = 0
+        while True:  # at least one chunk: an empty file is still created
+            chunk = data[offset:offset + transfer.CHUNK_BYTES]
+            got = self.request("file_write", path=rel, offset=offset,
+                               data=base64.b64encode(chunk).decode("ascii"), timeout=timeout)
+            offset += len(chunk)
+            if got.get("size") != offset:
+                raise AgentError(f"{self.target.name}: {rel} has {got.get('size')} bytes on the "
+                                 f"target after {offset} were sent")
+            if offset >= len(data):
+                return offset
 
     def close(self, timeout=120.0, abort=False):
         """Ask the agent to restore and leave; returns restore problems (list).

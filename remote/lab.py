@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -651,6 +652,58 @@ def ssh_argv(ssh_config, command=()):
     return argv
 
 
+def _ssh_config_arg(value):
+    """A path as one ssh_config argument (double quotes when it has a space)."""
+    value = str(value)
+    return f'"{value}"' if any(c.isspace() for c in value) else value
+
+
+def host_block(alias, port, user, key, known_hosts):
+    """The `Host` block that reaches the lab: what the lab's own ssh_config
+    holds (for 'lab', as root) and what `bench lab ssh-config` prints."""
+    return (f"Host {alias}\n"
+            "  HostName 127.0.0.1\n"
+            f"  Port {port}\n"
+            f"  User {user}\n"
+            f"  IdentityFile {_ssh_config_arg(key)}\n"
+            "  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {_ssh_config_arg(known_hosts)}\n"
+            "  StrictHostKeyChecking yes\n"
+            "  ConnectTimeout 20\n"
+            # An emulated guest tracing every function answers slowly: allow
+            # 3 x 30 s of silence before the connection counts as dead.
+            "  ServerAliveInterval 30\n"
+            "  ServerAliveCountMax 3\n")
+
+
+# The image's logins (_configure_root, _add_sudo_user), as `--user` takes them.
+LOGINS = ("root", SUDO_USER)
+ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Host names bench itself gives a meaning (--host lab, --host local): an alias so named
+# would never be looked up in ~/.ssh/config.
+RESERVED_HOSTS = ("lab", "local")
+
+
+def user_ssh_config(user=SUDO_USER, alias=None):
+    """A `Host` block for the running lab, to paste into ~/.ssh/config: the
+    lab as a user's own host is reached (`bench run --host ALIAS`), by the
+    login a real host has (the sudo user) or as root.  It holds for this
+    boot: the port changes with every `bench lab up`."""
+    if user not in LOGINS:
+        raise LabError(f"the lab has no login {user!r}", hint=f"use one of: {', '.join(LOGINS)}",
+                       kind="usage")
+    alias = alias or f"lab-{user}"
+    if not ALIAS_RE.match(alias) or alias in RESERVED_HOSTS:
+        raise LabError(f"bad alias {alias!r}",
+                       hint="use letters, digits, '.', '_' or '-', and not 'lab' or 'local' "
+                            "(bench gives those their own meaning)", kind="usage")
+    state = read_state()
+    if not state or not state["alive"]:
+        raise LabError("the lab is not running", hint="start it with 'bench lab up'")
+    run_dir = pathlib.Path(state["ssh_config"]).parent
+    return host_block(alias, state["port"], user, run_dir / "id_ed25519", run_dir / "known_hosts")
+
+
 def ssh_banner(port, timeout=5.0):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -693,20 +746,7 @@ def up(cfg=None, progress=print, boot_timeout=300.0):
     key = RUN_DIR / "id_ed25519"
     shutil.copy(image / "id_ed25519", key)
     key.chmod(0o600)
-    (RUN_DIR / "ssh_config").write_text(
-        "Host lab\n"
-        "  HostName 127.0.0.1\n"
-        f"  Port {port}\n"
-        "  User root\n"
-        f"  IdentityFile {key}\n"
-        "  IdentitiesOnly yes\n"
-        f"  UserKnownHostsFile {RUN_DIR / 'known_hosts'}\n"
-        "  StrictHostKeyChecking yes\n"
-        "  ConnectTimeout 20\n"
-        # An emulated guest tracing every function answers slowly: allow
-        # 3 x 30 s of silence before the connection counts as dead.
-        "  ServerAliveInterval 30\n"
-        "  ServerAliveCountMax 3\n")
+    (RUN_DIR / "ssh_config").write_text(host_block("lab", port, "root", key, RUN_DIR / "known_hosts"))
     argv = qemu_argv(image, RUN_DIR, port, cfg, accel)
     progress(f"booting {kernel.name} ({manifest['kernel_release']}) under QEMU {accel}"
              f"{' icount' if cfg.icount else ''}; SSH on 127.0.0.1:{port}")

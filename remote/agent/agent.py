@@ -10,7 +10,9 @@ and may send events ``{"event": "progress", ...}`` in between.  ``ping``
 requests are answered by the reader thread at once, even during a
 measurement: they renew the lease.  The ops are this class's op_* and the
 measurement methods' own, each in its file next to this one
-(pyperfmethod.py, kernelmethod.py, bpfmethod.py: method_files()).
+(pyperfmethod.py, kernelmethod.py, bpfmethod.py: method_files()).  Files
+move through ops too (file_read, file_write: protocol/transfer.py), confined
+to the agent's directory: the login user may not be root.
 
 A quiet harness: a measuring request (measure, bpf_measure, kmod_time) may
 declare ``budget_s``, the most the cell should take.  The controller then
@@ -57,10 +59,12 @@ try:  # on the target: shipped next to this file as the package `protocol`
     from protocol import PROTOCOL
     from protocol import PROTOCOL
     from protocol import modes as modes_mod
+    from protocol import transfer as transfer_mod
     from protocol.errors import BenchError
 except ImportError:  # in the source tree, imported as remote.agent.agent
     from remote.protocol import PROTOCOL
     from remote.protocol import modes as modes_mod
+    from remote.protocol import transfer as transfer_mod
     from remote.protocol.errors import BenchError
 
 
@@ -369,6 +373,18 @@ class Agent:
                                if line.strip()}
         return self._traceable
 
+    def op_file_read(self, req):
+        """One chunk of a file in our directory, for the controller
+        (protocol/transfer.py: SFTP as a sudo login cannot read root's files)."""
+        return transfer_mod.read_chunk(self.workdir, req.get("path"), req.get("offset", 0),
+                                       req.get("length", transfer_mod.CHUNK_BYTES))
+
+    def op_file_write(self, req):
+        """One chunk of a file the controller sends into our directory (a
+        cached module), written as root, mode 0600."""
+        return transfer_mod.write_chunk(self.workdir, req.get("path"), req.get("data"),
+                                        req.get("offset", 0))
+
     def op_check(self, req):
         """Raw capabilities (bench/check.py decides); changes nothing."""
         root = self.tracefs.root if self.tracefs else None
@@ -654,6 +670,12 @@ def main(argv=None):
         print(json.dumps({"event": "fatal", "kind": "usage", "error": "bad lock holder %r"
                           % ns.lock_holder[:80]}))
         return 2
+    # Whatever we or our children (bcc, make, pyperf, python) would keep
+    # under $HOME goes into our own directory, removed with it: sudo keeps
+    # the login user's HOME on some systems (env_keep), and root's files must
+    # not be left in a sudo user's home.
+    os.environ["HOME"] = ns.workdir
+    os.environ.pop("XDG_CACHE_HOME", None)
     return Agent(ns.workdir, ns.lease, ns.lock_holder).serve() or 0
 
 

@@ -3,6 +3,7 @@ import math
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from analysis import methods
@@ -43,11 +44,12 @@ class RunUI:
     def skip(self, s):
         if not self.quiet:
             what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
-            self.out.print(f"  [yellow]{what} unavailable, skipped:[/yellow] {s['reason']}")
+            # (escaped: a reason quotes the target, e.g. make's '[Makefile:250: ...]')
+            self.out.print(f"  [yellow]{what} unavailable, skipped:[/yellow] {escape(s['reason'])}")
 
     def warn(self, text):
         if not self.quiet:
-            self.out.print(f"  [yellow]{text}[/yellow]")
+            self.out.print(f"  [yellow]{escape(text)}[/yellow]")
 
     def cell_start(self, i, n, cell):
         self._dots = 0

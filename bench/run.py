@@ -477,7 +477,8 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
         bundle.save()
         run = Harness(bundle, plan, function, ui)
         start_methods(client, run, facts, resumed=session is not None)
-        measure_cells(client, run, cells, session, ui)
+        planned = {c.id for c in plan.cells}  # (less what a method or the module dropped)
+        measure_cells(client, run, [c for c in cells if c.id in planned], session, ui)
         problems_seen.update(restore_target(client, bundle, function, snap, noise))
         status = "complete"
     except KeyboardInterrupt:

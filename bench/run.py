@@ -301,12 +301,12 @@ def plan_run(bundle, request, facts, check, ui, resume, command):
     from .plan import make_plan, restrict
 
     modes, methods_kept, skipped = restrict(request["modes"], request["methods"], check)
-    for s_ in skipped:
-        ui.skip(s_)
-    if not methods_kept:
+    if not methods_kept:  # (one line: the skipped methods' reasons are its own)
         raise MeasurementError("no measurement method is possible on this host: "
                                + "; ".join(s_["reason"] for s_ in skipped if s_["method"]),
                                kind="unsupported")
+    for s_ in skipped:
+        ui.skip(s_)
     plan = make_plan(request["profile"], modes, methods=methods_kept, seed=request.get("seed"),
                      skipped=skipped, ops=request.get("ops") or ())
     if not resume:

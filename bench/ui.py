@@ -158,7 +158,7 @@ def print_results(bundle, file=None):
         c.print(gain)
     for s in bundle.data.get("plan", {}).get("skipped", []):
         what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
-        c.print(f"{what} unavailable: {s['reason']}")
+        c.print(f"{what} unavailable: {escape(s['reason'])}")
     for line in check_lines(bundle.data):
         c.print(line)
 
@@ -227,10 +227,10 @@ def print_check(host, report, file=None):
         value = a["value"]
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
-        t.add_row(key, mark(a["ok"]), "" if value is None else str(value), a["reason"])
+        t.add_row(key, mark(a["ok"]), "" if value is None else escape(str(value)), escape(a["reason"]))
     for group in ("modes", "methods"):
         for name, a in report[group].items():
-            t.add_row(f"{group[:-1]} {name}", mark(a["ok"]), "", a["reason"])
+            t.add_row(f"{group[:-1]} {name}", mark(a["ok"]), "", escape(a["reason"]))
     c.print(t)
 
 

@@ -187,3 +187,20 @@ def test_other_module_errors_and_a_resumed_plan_stay_errors(tmp_path, monkeypatc
     with pytest.raises(AgentError) as e:
         start_methods(ModuleFails(kind), run, facts={"kernel_release": "6.1.0-test"}, resumed=resumed)
     assert e.value.kind == kind and run.plan.methods == ["pyperf", "kernel"]
+
+
+def test_the_run_says_a_reason_with_brackets_as_it_is():
+    """make's '[.../Makefile.build:255: x.o]' in a build failure is not rich markup."""
+    import io
+
+    from rich.console import Console
+
+    from bench.ui import RunUI
+
+    ui = RunUI()
+    ui.out = Console(file=io.StringIO(), highlight=False, width=400)
+    reason = "make[1]: *** [/usr/src/linux-headers-6.1.0-57-common/scripts/Makefile.build:255: x.o] Error 1"
+    ui.skip({"mode": None, "method": "kernel", "reason": reason})
+    ui.warn("dropped: " + reason)
+    out = ui.out.file.getvalue()
+    assert f"method kernel unavailable, skipped: {reason}" in out and f"dropped: {reason}" in out

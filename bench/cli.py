@@ -489,9 +489,12 @@ def lab_build(kernel):
 @click.option("--memory", type=click.IntRange(512, 65536), default=2048, show_default=True,
               help="Guest memory in MiB.")
 @click.option("--icount", is_flag=True, help="The same as --accel icount (the default).")
+@click.option("--no-pmu", is_flag=True,
+              help="Boot the guest without a PMU (-cpu ...,pmu=off), as a cloud VM whose hypervisor "
+                   "does not pass the PMU through: bench check then says why there are no counters.")
 @click.option("--boot-timeout", type=click.FloatRange(10, 3600), default=300, show_default=True,
               help="Seconds to wait for SSH.")
-def lab_up(kernel, accel, smp, memory, icount, boot_timeout):
+def lab_up(kernel, accel, smp, memory, icount, no_pmu, boot_timeout):
     """Build (once, cached) and boot the lab."""
     from remote import lab as labmod
 
@@ -501,10 +504,10 @@ def lab_up(kernel, accel, smp, memory, icount, boot_timeout):
         raise UsageError(f"--icount is --accel icount; it cannot be combined with --accel {accel}",
                          hint="drop one of them")
     cfg = labmod.LabConfig(kernel=kernel, accel="tcg" if accel == "icount" else accel, smp=smp,
-                           memory_mb=memory, icount=accel == "icount")
+                           memory_mb=memory, icount=accel == "icount", pmu=not no_pmu)
     state = labmod.up(cfg, progress=lambda t: click.echo(f"> {t}", err=True), boot_timeout=boot_timeout)
     click.echo(f"lab up: {state['kernel']} ({state['kernel_release']}), QEMU {state['accel']}"
-               f"{' icount' if state.get('icount') else ''}, "
+               f"{' icount' if state.get('icount') else ''}{'' if state.get('pmu', True) else ', no PMU'}, "
                f"SSH 127.0.0.1:{state['port']}"
                + (f", booted in {state['boot_seconds']} s" if state.get("boot_seconds") else ""))
 
@@ -534,7 +537,7 @@ def lab_status(as_json):
         return
     ready = labmod.ssh_banner(state["port"])
     click.echo(f"lab: up, {state['kernel']} ({state['kernel_release']}), QEMU {state['accel']}"
-               f"{' icount' if state.get('icount') else ''}, pid {state['pid']}, "
+               f"{' icount' if state.get('icount') else ''}{'' if state.get('pmu', True) else ', no PMU'}, pid {state['pid']}, "
                f"SSH 127.0.0.1:{state['port']} {'ready' if ready else 'not answering'}")
 
 

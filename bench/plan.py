@@ -238,12 +238,40 @@ class Plan:
 
     def drop_method(self, method, skipped):
         """Stop planning a method found impossible once the run began."""
-        self.methods = [m for m in self.methods if m != method]
+        self._drop(methods=[method], modes=[])
+        self.skipped.append(skipped)
+
+    def drop_module(self, reason):
+        """The suite's module did not build or load once the run began: stop
+        planning the methods that need it (kernel) and the modes that need
+        it (noregs, regs: their ops are the module's), with the reason, one
+        skipped record each; the others' cells stay.  Returns the records."""
+        methods = [m for m in self.methods if methods_reg.get(m).needs_module]
+        modes = [m for m in self.modes if "module" in mode_registry.get(m).needs]
+        skipped = ([{"mode": None, "method": m, "reason": reason} for m in methods]
+                   + [{"mode": m, "method": None, "reason": reason} for m in modes])
+        self._drop(methods=methods, modes=modes)
+        self.skipped += skipped
+        return skipped
+
+    def _drop(self, methods, modes):
+        self.methods = [m for m in self.methods if m not in methods]
+        self.modes = [m for m in self.modes if m not in modes]
         wanted = check_modes_of(self.methods)
         self.check_modes = [m for m in self.check_modes if m in wanted]
-        self.cells = [c for c in self.cells if c.method != method
+        self.cells = [c for c in self.cells if c.method in self.methods
                       and (c.mode in self.modes or c.mode in self.check_modes)]
-        self.skipped.append(skipped)
+
+    @property
+    def nothing_left(self):
+        """After drops: is nothing left of what was asked, no method, no cell,
+        or no mode besides the baseline of a plan that had some?"""
+        return not (self.methods and self.cells and (
+            self._baseline_only or any(m != mode_registry.BASELINE for m in self.modes)))
+
+    def __post_init__(self):
+        # What was asked: a plan of the baseline alone stays one after a drop.
+        self._baseline_only = all(m == mode_registry.BASELINE for m in self.modes)
 
     def pyperf_args(self):
         p = self.profile

@@ -207,10 +207,32 @@ class Harness:
 
     def drop_method(self, method, reason):
         """A method found impossible once the run began: planned no more,
-        with the reason; the run goes on with the others."""
+        with the reason; the run goes on with the others.  Nothing left of
+        what was asked is a one-line error (exit 6)."""
         skipped = {"mode": None, "method": method, "reason": reason}
         self.plan.drop_method(method, skipped)
+        self._nothing_left(reason, "unsupported")
         self.ui.skip(skipped)
+        self._save_plan()
+
+    def drop_module(self, error):
+        """The module did not build or load (error: the agent's): the kernel
+        method and the module's modes are planned no more, said in one
+        line and in the plan's skipped records; the run goes on with the
+        rest."""
+        skipped = self.plan.drop_module(str(error))
+        self._nothing_left(str(error), error.kind)
+        dropped = ", ".join(f"mode {s['mode']}" if s["mode"] else f"method {s['method']}" for s in skipped)
+        self.ui.warn(f"the suite's module cannot be used, so {dropped or 'nothing'} dropped "
+                     f"and the run goes on without: {error}")
+        self._save_plan()
+
+    def _nothing_left(self, reason, kind):
+        if self.plan.nothing_left:
+            raise MeasurementError(f"{reason} (nothing that was asked for is left to measure)",
+                                   kind=kind)
+
+    def _save_plan(self):
         self.bundle.data["plan"].update(self.plan.to_dict())  # (keeps kernel_calls of a resumed plan)
         self.bundle.save()
 
@@ -283,12 +305,12 @@ def plan_run(bundle, request, facts, check, ui, resume, command):
     from .plan import make_plan, restrict
 
     modes, methods_kept, skipped = restrict(request["modes"], request["methods"], check)
-    for s_ in skipped:
-        ui.skip(s_)
-    if not methods_kept:
+    if not methods_kept:  # (one line: the skipped methods' reasons are its own)
         raise MeasurementError("no measurement method is possible on this host: "
                                + "; ".join(s_["reason"] for s_ in skipped if s_["method"]),
                                kind="unsupported")
+    for s_ in skipped:
+        ui.skip(s_)
     plan = make_plan(request["profile"], modes, methods=methods_kept, seed=request.get("seed"),
                      skipped=skipped, ops=request.get("ops") or ())
     if not resume:
@@ -344,13 +366,28 @@ def tune(client, bundle, plan, noise, ui):
                or "no setting needed changing"))
 
 
-def start_methods(client, run, facts):
+# What the agent says when the module did not build or load on this target
+# (remote/agent/kmod.py): no headers or make, the build failed, the kernel
+# refused it.  The run goes on without the module.  A build that ran out of
+# time, a module from an earlier run that cannot be removed, a lost
+# connection: errors as any other.
+MODULE_CANNOT = ("unsupported", "module-build", "module-refused")
+
+
+def start_methods(client, run, facts, resumed=False):
     """Each planned method's start (the bpf program), the module when the
-    plan needs it, then each method's calibration (the kernel method's calls)."""
+    plan needs it, then each method's calibration (the kernel method's calls).
+    A module that cannot be used drops what needs it (a resumed run's plan is
+    its bundle's: there it stays an error)."""
     for name in list(run.plan.methods):  # (a method may drop itself)
         methods.get(name).start(client, run)
     if run.plan.needs_module:
-        prepare_module(client, run.bundle, facts, run.ui)
+        try:
+            prepare_module(client, run.bundle, facts, run.ui)
+        except AgentError as e:
+            if e.kind not in MODULE_CANNOT or resumed:
+                raise
+            run.drop_module(e)
     for name in run.plan.methods:
         methods.get(name).calibrate(client, run)
 
@@ -481,8 +518,10 @@ def execute(target, request, out_dir, *, force=False, lease=30.0, ui, command=No
         precondition(client, this_session, ui)
         bundle.save()
         run = Harness(bundle, plan, function, ui)
-        start_methods(client, run, facts)
-        measure_cells(client, run, cells, session, ui, eta.host_kind(facts))
+        start_methods(client, run, facts, resumed=session is not None)
+        planned = {c.id for c in plan.cells}  # (less what a method or the module dropped)
+        measure_cells(client, run, [c for c in cells if c.id in planned], session, ui,
+                      eta.host_kind(facts))
         problems_seen.update(restore_target(client, bundle, function, snap, noise))
         status = "complete"
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@ import math
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from analysis import methods
@@ -43,11 +44,12 @@ class RunUI:
     def skip(self, s):
         if not self.quiet:
             what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
-            self.out.print(f"  [yellow]{what} unavailable, skipped:[/yellow] {s['reason']}")
+            # (escaped: a reason quotes the target, e.g. make's '[Makefile:250: ...]')
+            self.out.print(f"  [yellow]{what} unavailable, skipped:[/yellow] {escape(s['reason'])}")
 
     def warn(self, text):
         if not self.quiet:
-            self.out.print(f"  [yellow]{text}[/yellow]")
+            self.out.print(f"  [yellow]{escape(text)}[/yellow]")
 
     def cell_start(self, i, n, cell):
         self._dots = 0
@@ -168,7 +170,7 @@ def print_results(bundle, file=None):
         c.print(gain)
     for s in bundle.data.get("plan", {}).get("skipped", []):
         what = f"mode {s['mode']}" if s["mode"] else f"method {s['method']}"
-        c.print(f"{what} unavailable: {s['reason']}")
+        c.print(f"{what} unavailable: {escape(s['reason'])}")
     for line in check_lines(bundle.data):
         c.print(line)
 
@@ -237,10 +239,10 @@ def print_check(host, report, file=None):
         value = a["value"]
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
-        t.add_row(key, mark(a["ok"]), "" if value is None else str(value), a["reason"])
+        t.add_row(key, mark(a["ok"]), "" if value is None else escape(str(value)), escape(a["reason"]))
     for group in ("modes", "methods"):
         for name, a in report[group].items():
-            t.add_row(f"{group[:-1]} {name}", mark(a["ok"]), "", a["reason"])
+            t.add_row(f"{group[:-1]} {name}", mark(a["ok"]), "", escape(a["reason"]))
     c.print(t)
 
 

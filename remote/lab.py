@@ -565,6 +565,24 @@ class LabConfig:
     # nine instructions) in an emulator; plain TCG's wall clock on a shared
     # host moves by more than that between cells.
     icount: bool = True
+    # The guest's PMU (QEMU's PMUv3 under TCG, the host's under KVM); False
+    # boots it without one (-cpu ...,pmu=off), as a cloud VM whose hypervisor
+    # does not pass the PMU through: what bench check and the pmu method say
+    # there is tested on it.
+    pmu: bool = True
+
+
+def cpu_option(cfg, accel):
+    """-cpu's value: the model, then its properties.  Under KVM the host's
+    own CPU; under TCG QEMU's 'max' (every feature it emulates: the regs
+    era's pointer auth and BTI, a PMUv3), whose pointer-auth hash is QEMU's
+    own (pauth-impdef: much cheaper to emulate than the architected QARMA;
+    the guest cannot tell the difference).  A named model would replace
+    'max' here, keeping the properties."""
+    model, props = ("host", []) if accel == "kvm" else ("max", ["pauth-impdef=on"])
+    if not cfg.pmu:
+        props.append("pmu=off")
+    return ",".join([model] + props)
 
 
 def host_accel(requested="auto"):
@@ -578,16 +596,14 @@ def host_accel(requested="auto"):
 
 
 def qemu_argv(image, run_dir, port, cfg, accel):
+    cpu = ["-cpu", cpu_option(cfg, accel)]
     if accel == "kvm":
-        cpu = ["-cpu", "host", "-accel", "kvm"]
+        cpu += ["-accel", "kvm"]
+    elif cfg.icount:
+        cpu += ["-accel", "tcg,thread=single", "-icount", "shift=0"]
     else:
-        # pauth-impdef: QEMU's own pointer-auth hash, much cheaper to emulate
-        # than the architected QARMA; the guest cannot tell the difference.
-        cpu = ["-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"]
-    smp = cfg.smp or (2 if accel == "kvm" else 1)
-    if cfg.icount:
-        cpu = ["-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=single", "-icount", "shift=0"]
-        smp = 1
+        cpu += ["-accel", "tcg,thread=multi"]
+    smp = 1 if cfg.icount else cfg.smp or (2 if accel == "kvm" else 1)
     return [
         "qemu-system-aarch64", "-M", "virt", *cpu,
         "-smp", str(smp), "-m", str(cfg.memory_mb),
@@ -723,10 +739,12 @@ def up(cfg=None, progress=print, boot_timeout=300.0):
     kernel = select(cfg.kernel)
     state = read_state()
     if state and state["alive"]:
-        if state["kernel"] == kernel.name and state.get("icount") == cfg.icount:
+        if (state["kernel"] == kernel.name and state.get("icount") == cfg.icount
+                and state.get("pmu", True) == cfg.pmu):
             return state
         raise LabError(f"the lab is already up with {state['kernel']} "
-                       f"({'icount' if state.get('icount') else 'QEMU ' + state.get('accel', '?')})",
+                       f"({'icount' if state.get('icount') else 'QEMU ' + state.get('accel', '?')}"
+                       f"{'' if state.get('pmu', True) else ', no PMU'})",
                        hint="run 'bench lab down' first")
     if shutil.which("qemu-system-aarch64") is None:
         raise LabError("qemu-system-aarch64 not found", hint="apt-get install qemu-system-arm")
@@ -749,7 +767,7 @@ def up(cfg=None, progress=print, boot_timeout=300.0):
     (RUN_DIR / "ssh_config").write_text(host_block("lab", port, "root", key, RUN_DIR / "known_hosts"))
     argv = qemu_argv(image, RUN_DIR, port, cfg, accel)
     progress(f"booting {kernel.name} ({manifest['kernel_release']}) under QEMU {accel}"
-             f"{' icount' if cfg.icount else ''}; SSH on 127.0.0.1:{port}")
+             f"{' icount' if cfg.icount else ''}{'' if cfg.pmu else ', no PMU'}; SSH on 127.0.0.1:{port}")
     t0 = time.monotonic()
     with open(RUN_DIR / "qemu.stderr", "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
@@ -764,7 +782,8 @@ def up(cfg=None, progress=print, boot_timeout=300.0):
         "icount": cfg.icount,
         "smp": int(argv[argv.index("-smp") + 1]),
         "memory_mb": cfg.memory_mb,
-        "cpu_model": "host" if accel == "kvm" else "max,pauth-impdef=on",
+        "cpu_model": cpu_option(cfg, accel),
+        "pmu": cfg.pmu,
         "qemu_version": qemu_version(),
         "qemu_argv": argv,
         "ssh_config": str(RUN_DIR / "ssh_config"),

@@ -48,11 +48,35 @@ CPU_PMU_PREFIXES = ("cpu", "armv8", "armv7", "apple_")
 RATIO_UNIT = "instructions/cycle"
 COUNTERS = (("cycles", "cycles"), ("instructions", "instructions"))
 
+# Which AWS sizes give the guest a PMU: AWS's Graviton Performance Runbook
+# (aws/aws-graviton-getting-started, perfrunbook/debug_hw_perf.md), as
+# docs/hardware.md's table has it: whole-socket sizes every event, the
+# smaller sizes of Graviton2 and later a basic set, older generations'
+# smaller sizes maybe none.
 NO_PMU = ("no CPU PMU is exposed to this machine (event sources: {sources}; perf_event_open(cycles): "
-          "{err}): a virtual machine whose hypervisor does not pass the PMU through.  On AWS only "
-          "whole-socket Graviton sizes (e.g. c7g.16xlarge) and the .metal sizes give the guest the "
-          "PMU: use one of those; under QEMU boot with -cpu max (TCG) or -cpu host (KVM); on a board, "
-          "a kernel with CONFIG_ARM_PMU/CONFIG_HW_PERF_EVENTS and the PMU in its device tree or ACPI")
+          "{err}): a virtual machine whose hypervisor does not pass a PMU through, or a kernel "
+          "without the PMU's driver.  On AWS (its Graviton performance runbook) Graviton2 and later "
+          "(*6g, *7g, *8g, *9g) give every size a basic set of events and the whole-socket sizes "
+          "(16xlarge for *6g and *7g, 24xlarge for *8g, 48xlarge for *9g) and .metal all of them, "
+          "while the smaller sizes of older generations may give none: on those, a whole-socket or "
+          ".metal size; on a Graviton2 or later of any size, a kernel with CONFIG_ARM_PMU and "
+          "CONFIG_HW_PERF_EVENTS.  Under QEMU boot with -cpu max (TCG) or -cpu host (KVM), without "
+          "pmu=off; on a board, that kernel with the PMU in its device tree or ACPI")
+# perf_event_open's EACCES/EPERM for root: perf_event_paranoid does not
+# apply to a root with CAP_PERFMON or CAP_SYS_ADMIN (perfmon_capable()), so
+# something else refused.  A plain counting event is not subject to lockdown
+# (only PERF_SAMPLE_REGS_INTR is), nor does a hypervisor answer EACCES (no
+# PMU is ENOENT): what is left is a security module's hook
+# (security_perf_event_open: SELinux's perf_event class, AppArmor), a
+# seccomp filter, or a root whose capabilities are not the initial user
+# namespace's (a container), for which the paranoid level does apply.
+ROOT_REFUSED = ("perf_event_open refused ({err}) for root: not kernel.perf_event_paranoid ({paranoid}), "
+                "which does not limit a root with CAP_PERFMON or CAP_SYS_ADMIN, nor lockdown, which "
+                "does not refuse plain counting; something else refused: a security module's policy "
+                "(SELinux's perf_event class, AppArmor: see the audit log), a seccomp filter (a "
+                "container runtime's default profile refuses perf_event_open), or a container whose "
+                "root lacks those capabilities on the host (there the paranoid level applies).  Allow "
+                "perf_event_open in that policy or profile, or run on the host itself")
 NO_INSTRUCTIONS = ("the instructions event is not supported here (perf_event_open: {err}; plain QEMU "
                    "TCG counts cycles only, boot the lab with icount for instructions): the pmu method "
                    "counts cycles only")
@@ -89,6 +113,8 @@ def usable(probe):
         return answer(False, None, f"perf_event_open is not available on {probe.get('machine')} (ENOSYS: "
                                    "a kernel without CONFIG_PERF_EVENTS, or an architecture the agent "
                                    "does not know the syscall number of)")
+    if cycles in ("EACCES", "EPERM") and euid == 0:
+        return answer(False, None, ROOT_REFUSED.format(err=cycles, paranoid=paranoid))
     if cycles in ("EACCES", "EPERM"):
         return answer(False, None, f"perf_event_open refused ({cycles}) with kernel.perf_event_paranoid="
                                    f"{paranoid} for uid {euid}: counting kernel work needs root "

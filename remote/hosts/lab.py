@@ -28,10 +28,12 @@ class LabHost(Host, ssh.SSHTarget):
                                                      "smp", "memory_mb", "cpu_model", "qemu_version",
                                                      "boot_seconds")}
         lab_facts["emulated"] = self.state.get("accel") != "kvm"
+        lab_facts["pmu"] = self.state.get("pmu", True)  # (a state from before --no-pmu had one)
         return {"lab": lab_facts}
 
     def host_checks(self):
         facts = self.host_facts()["lab"]
         return {"lab": {"ok": True, "value": facts,
                         "reason": f"QEMU {facts['accel']}{' icount' if facts.get('icount') else ''}, "
-                                  f"{'emulated' if facts['emulated'] else 'KVM'}"}}
+                                  f"{'emulated' if facts['emulated'] else 'KVM'}"
+                                  f"{'' if facts['pmu'] else ', no PMU (bench lab up --no-pmu)'}"}}

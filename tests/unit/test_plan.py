@@ -88,3 +88,56 @@ def test_tuned_pyperf_workers_are_pinned():
     assert not any(a.startswith("--affinity") for a in plan.pyperf_args())
     plan.affinity = 1
     assert "--affinity=1" in plan.pyperf_args()
+
+
+DEFAULT_MODES = ["off", "function", "function-all", "noregs", "regs"]
+
+
+def test_a_module_that_cannot_be_used_drops_the_kernel_method_and_the_module_modes():
+    """Issue 21, part 5: what needs the module goes, with the reason, one
+    record each; pyperf and bpf keep every mode that needs no module."""
+    plan = make_plan(select_profile("quick"), DEFAULT_MODES, methods=["pyperf", "kernel", "bpf"], seed=3)
+    skipped = plan.drop_module("lab: building the module failed: x")
+    assert skipped == [{"mode": None, "method": "kernel", "reason": "lab: building the module failed: x"},
+                       {"mode": "noregs", "method": None, "reason": "lab: building the module failed: x"},
+                       {"mode": "regs", "method": None, "reason": "lab: building the module failed: x"}]
+    assert plan.skipped == skipped
+    assert plan.methods == ["pyperf", "bpf"] and plan.modes == ["off", "function", "function-all"]
+    assert plan.check_modes == ["off-aa", "off-probe"] and not plan.needs_module
+    kept = {(c.mode, c.method) for c in plan.cells}
+    assert kept == {(m, meth) for m in ("off", "function", "function-all", "off-aa")
+                    for meth in ("pyperf", "bpf")} | {("off-probe", "pyperf")}
+    assert len(plan.cells) == plan.profile.rounds * len(kept)
+    assert not plan.nothing_left
+    d = plan.to_dict()
+    assert d["modes"] == plan.modes and d["order"] == [c.id for c in plan.cells]
+    # the plan's order is still the seeded shuffle, the dropped cells taken out
+    full = make_plan(select_profile("quick"), DEFAULT_MODES, methods=["pyperf", "kernel", "bpf"], seed=3)
+    assert d["order"] == [c.id for c in full.cells if (c.mode, c.method) in kept]
+
+
+def test_a_module_that_cannot_be_used_with_ops_points_drops_their_cells():
+    plan = make_plan(select_profile("smoke"), ["off", "function", "noregs"], methods=["pyperf", "kernel"],
+                     seed=1, ops=[(2, 0), (4, 8)])
+    plan.drop_module("refused")
+    assert {c.method for c in plan.cells} == {"pyperf"} and not any(c.ops for c in plan.cells)
+
+
+@pytest.mark.parametrize("modes, methods, left", [
+    (["off", "noregs", "regs"], ["pyperf", "kernel"], False),  # pyperf alone on the baseline
+    (["off", "function", "noregs"], ["kernel"], False),  # no method left
+    (["off", "function", "noregs"], ["pyperf", "kernel"], True),
+    (["off"], ["pyperf", "kernel"], True),  # the baseline was all that was asked
+    (["off", "function"], ["pmu"], True),  # nothing needed the module
+])
+def test_nothing_left_when_the_module_goes(modes, methods, left):
+    plan = make_plan(select_profile("smoke"), modes, methods=methods, seed=1)
+    plan.drop_module("refused")
+    assert plan.nothing_left is not left
+
+
+def test_nothing_left_when_the_last_method_drops_itself():
+    plan = make_plan(select_profile("smoke"), ["off", "function"], methods=["bpf"], seed=1)
+    assert not plan.nothing_left
+    plan.drop_method("bpf", {"mode": None, "method": "bpf", "reason": "refused"})
+    assert plan.nothing_left and plan.cells == []

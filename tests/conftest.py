@@ -77,7 +77,10 @@ HOST_FILES = {"test_lock.py", "test_cli.py", "test_errors.py",
               "test_lab_multihost.py"}  # (a lab test that also targets this machine through the sshd)
 # test_lab_smp reads a background run on a lab of its own: in lab-faults,
 # the process without the full run's background lab.
-LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py", "test_lab_smp.py"}
+# The two files that boot a lab of their own (no PMU; Debian 11) go there too:
+# lab-main, with the full-matrix run's second lab, is the longer group.
+LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py", "test_lab_smp.py",
+                    "test_lab_no_pmu.py", "test_lab_debian510.py"}
 
 
 def group_of(item):
@@ -131,13 +134,27 @@ def pytest_collection_modifyitems(items):
 _tier_seconds = collections.Counter()
 _tier_tests = collections.Counter()
 _test_seconds = collections.Counter()
+_group_seconds = collections.Counter()
 _session_start = time.monotonic()
+
+
+def _group_of_report(tier, nodeid):
+    """group_of for a report (which carries its node id, not its item)."""
+    name = nodeid.split("::")[0].rsplit("/", 1)[-1]
+    if tier == "kbuild":
+        return "kbuild"
+    if tier == "lab" and name not in HOST_FILES:
+        return "lab-faults" if name in LAB_FAULTS_FILES else "lab-main"
+    if tier == "sshd" or name in HOST_FILES:
+        return "host"
+    return "(any process)"
 
 
 def pytest_runtest_logreport(report):
     tier = next((t for t in TIERS[1:] if t in report.keywords), "unit")
     _tier_seconds[tier] += report.duration
     _test_seconds[report.nodeid] += report.duration
+    _group_seconds[_group_of_report(tier, report.nodeid)] += report.duration
     if report.when == "setup":
         _tier_tests[tier] += 1
 
@@ -152,8 +169,10 @@ def pytest_terminal_summary(terminalreporter):
             tr.write_line(f"{tier:7s} {_tier_tests[tier]:4d} tests  {_tier_seconds[tier]:8.1f} s")
     tr.write_line(f"session {sum(_tier_tests.values()):4d} tests  "
                   f"{time.monotonic() - _session_start:8.1f} s wall")
+    # A group runs in one process: the largest group bounds the session's wall.
+    tr.write_line("per group: " + ", ".join(f"{g} {s:.0f} s" for g, s in _group_seconds.most_common()))
     tr.write_line("slowest:")
-    for nodeid, took in _test_seconds.most_common(10):
+    for nodeid, took in _test_seconds.most_common(25):
         tr.write_line(f"  {took:7.1f} s  {nodeid}")
 
 

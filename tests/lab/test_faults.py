@@ -349,7 +349,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(lab, lab_target, b
                         "started": time.time() - 100})
     lab_target.write_file("/run/ftrace-regs-bench.lock", stale.encode())
     out2 = tmp_path / "third"
-    r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off",
+    r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "smoke", "--modes", "off",
                                  "--methods", "pyperf", "--out", str(out2)])
     assert r.exit_code == 0, r.output
     notes = Bundle.load(out2).data["notes"]

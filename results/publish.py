@@ -27,7 +27,7 @@ COMPARISONS = {
                                       "results/lab/debian-6.12-icount-ops"),
     # Three kernels of three eras' distributions under icount: Debian 11's 5.10
     # and Debian 12's 6.1 (both the regs era), Debian 13's 6.12 (no regs caller).
-    "kernels-debian-5.10-6.1-6.12-icount": ("results/lab/debian-5.10-icount-smoke",
+    "kernels-debian-5.10-6.1-6.12-icount": ("results/lab/debian-5.10-icount-quick",
                                             "results/lab/debian-6.1-icount-bpf",
                                             "results/lab/debian-6.12-icount-quick"),
     # The same kernel, profile and seed on two boots: must agree (an A/A of runs).

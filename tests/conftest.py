@@ -84,14 +84,17 @@ LAB_FAULTS_FILES = {"test_faults.py", "test_errors_lab.py", "test_lab_smp.py",
 
 
 def group_of(item):
-    tier, name = tier_of(item), item.path.name
+    return group_of_file(tier_of(item), item.path.name)
+
+
+def group_of_file(tier, name):
     if tier == "kbuild":
         return "kbuild"
     if tier == "lab" and name not in HOST_FILES:
         return "lab-faults" if name in LAB_FAULTS_FILES else "lab-main"
     if tier == "sshd" or name in HOST_FILES:
         return "host"
-    return None
+    return None  # (any process)
 
 
 def pytest_configure(config):
@@ -138,23 +141,13 @@ _group_seconds = collections.Counter()
 _session_start = time.monotonic()
 
 
-def _group_of_report(tier, nodeid):
-    """group_of for a report (which carries its node id, not its item)."""
-    name = nodeid.split("::")[0].rsplit("/", 1)[-1]
-    if tier == "kbuild":
-        return "kbuild"
-    if tier == "lab" and name not in HOST_FILES:
-        return "lab-faults" if name in LAB_FAULTS_FILES else "lab-main"
-    if tier == "sshd" or name in HOST_FILES:
-        return "host"
-    return "(any process)"
-
-
 def pytest_runtest_logreport(report):
     tier = next((t for t in TIERS[1:] if t in report.keywords), "unit")
     _tier_seconds[tier] += report.duration
     _test_seconds[report.nodeid] += report.duration
-    _group_seconds[_group_of_report(tier, report.nodeid)] += report.duration
+    # (a report carries its node id, not its item)
+    name = report.nodeid.split("::")[0].rsplit("/", 1)[-1]
+    _group_seconds[group_of_file(tier, name) or "(any process)"] += report.duration
     if report.when == "setup":
         _tier_tests[tier] += 1
 

@@ -46,14 +46,21 @@ def assert_same_tracefs(before, after):
             assert after[f] == before[f], f"{f}: {before[f]!r} -> {after[f]!r}"
 
 
+# The agent and its guardian (a fork of it) by the path they run from: a
+# process that only names agent.py (a `git diff -- remote/agent/agent.py` on
+# the machine under test failed the sshd soak once) is not ours.  The
+# brackets keep pgrep from matching the sh that runs it.
+AGENT_PROCESS = "ftrace-regs-bench[.][^ /]*/agent[.]py"
+AGENT_PGREP = f"pgrep -af '{AGENT_PROCESS}'"
+
+
 def leftovers(target, wait=10.0):
     """Agent directories or processes left on the target (the guardian polls
-    once a second, so give it a moment).  '[a]gent' keeps pgrep from
-    matching the sh that runs it."""
+    once a second, so give it a moment)."""
     deadline = time.monotonic() + wait
     while True:
         r = target.run(["sh", "-c", "ls -d /tmp/ftrace-regs-bench.* 2>/dev/null; "
-                                    "pgrep -af '[a]gent.py'; true"], timeout=60)
+                                    f"{AGENT_PGREP}; true"], timeout=60)
         if not r.text.split() or time.monotonic() > deadline:
             return r.text.split()
         time.sleep(1)

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from analysis.bundle import Bundle
 from bench.cli import EXIT_CODES, cli
-from labtools import popen_bench
+from labtools import AGENT_PGREP, popen_bench
 from remote.protocol.tracefs_text import same_state
 
 pytestmark = pytest.mark.lab
@@ -37,7 +37,7 @@ STATE_SCRIPT = "; ".join(
     ["echo '== uptime'; cut -d' ' -f1 /proc/uptime"]
     + [f"echo '== {k}'; cat {TRACEFS}/{k}" for k in KNOBS]
     + ["echo '== module'; grep -o '^ftrace_regs_bench ' /proc/modules",
-       "echo '== procs'; pgrep -af '[a]gent.py'",
+       f"echo '== procs'; {AGENT_PGREP}",
        "echo '== dirs'; ls -d /tmp/ftrace-regs-bench.* 2>/dev/null",
        "echo '== lock'; ls /run/ftrace-regs-bench.lock 2>/dev/null", "true"])
 

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from bench.cli import EXIT_CODES, EXIT_INTERRUPTED
-from labtools import assert_same_tracefs, leftovers, module_loaded, popen_bench, read_tracefs
+from labtools import AGENT_PROCESS, assert_same_tracefs, leftovers, module_loaded, popen_bench, read_tracefs
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +34,7 @@ def this_machine():
     deadline = time.monotonic() + 30
     while True:
         dirs = sorted(glob.glob("/tmp/ftrace-regs-bench.*"))
-        procs = subprocess.run(["pgrep", "-af", "[a]gent.py"], capture_output=True, text=True).stdout
+        procs = subprocess.run(["pgrep", "-af", AGENT_PROCESS], capture_output=True, text=True).stdout
         if (not dirs and not procs) or time.monotonic() > deadline:
             return dirs, procs
 

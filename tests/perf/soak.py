@@ -22,7 +22,8 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+TESTS = pathlib.Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(TESTS), str(TESTS / "lab")]  # labtools; test_faults (the target's state)
 
 from click.testing import CliRunner  # noqa: E402
 

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import EXIT_CODES, cli
+from labtools import AGENT_PROCESS
 
 pytestmark = pytest.mark.sshd
 
@@ -33,7 +34,7 @@ def _state():
     mounts = sorted(l.split()[1] for l in open("/proc/mounts")
                     if l.split()[2] in ("tracefs", "securityfs", "debugfs"))
     dirs = sorted(glob.glob("/tmp/ftrace-regs-bench.*"))
-    procs = subprocess.run(["pgrep", "-af", "[a]gent.py"], capture_output=True, text=True).stdout
+    procs = subprocess.run(["pgrep", "-af", AGENT_PROCESS], capture_output=True, text=True).stdout
     return mounts, dirs, procs
 
 

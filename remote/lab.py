@@ -822,6 +822,24 @@ def _kill(pid, sig=signal.SIGKILL):
         pass
 
 
+def qemu_usage(pid):
+    """(CPU seconds, seconds up) of the lab's QEMU, from /proc/PID/stat; None
+    when it is not readable.  TCG makes every guest instruction host work, so
+    this is what a lab cost the machine (docs/testing.md reads it per lab)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    # fields[0] is stat's 3rd field (state): utime, stime are the 14th and
+    # 15th, starttime the 22nd.
+    cpu = (int(fields[11]) + int(fields[12])) / tick
+    return cpu, uptime - int(fields[19]) / tick
+
+
 def down(timeout=60.0, progress=print):
     """Clean power-off over SSH, then SIGTERM, then SIGKILL.  Returns how it ended."""
     state = read_state()
@@ -830,7 +848,13 @@ def down(timeout=60.0, progress=print):
     pid = state["pid"]
     how = "already stopped"
     if state["alive"]:
-        progress("powering the lab off")
+        usage = qemu_usage(pid)
+        progress("powering the lab off" + (f" (its QEMU used {usage[0]:.0f} CPU-s in {usage[1]:.0f} s up)"
+                                            if usage else ""))
+        log = os.environ.get("FTRACE_REGS_BENCH_QEMU_USAGE_LOG")
+        if usage and log:  # the test session's account of its labs (tests/conftest.py)
+            with open(log, "a") as f:
+                f.write(f"{RUN_DIR}\t{usage[0]:.0f}\t{usage[1]:.0f}\n")
         ssh = ["ssh", "-F", state["ssh_config"], "-o", "BatchMode=yes", "lab", "/usr/local/sbin/lab-poweroff"]
         try:
             subprocess.run(ssh, capture_output=True, timeout=20)

@@ -25,29 +25,28 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def quick(full_run):
-    """The session's full-matrix run (conftest.full_run): quick profile, every
-    mode, every method, --tune."""
+def full(full_run):
+    """The session's full-matrix run (conftest.full_run): every mode with
+    pyperf and the kernel method, smoke profile, --tune."""
     return full_run
 
 
-def test_quick_run_completes_with_bundle_and_pyperf_files(quick):
-    r = quick["result"]
+def test_full_matrix_run_completes_with_bundle_and_pyperf_files(full):
+    r = full["result"]
     assert r.exit_code == 0, r.output
-    data = json.loads((quick["out"] / "bundle.json").read_text())
+    data = json.loads((full["out"] / "bundle.json").read_text())
     assert data["complete"] and data["format_version"] == 3
     plan = data["plan"]
     assert set(plan["modes"]) == {"off", "function", "function-all", "noregs", "regs"}
-    assert set(plan["methods"]) == {"pyperf", "kernel", "bpf"} and plan["skipped"] == []
-    assert plan["check_modes"] == ["off-aa", "off-probe"]
-    # pyperf and bpf in every mode, kernel in off/noregs/regs; off-aa with every
-    # method, off-probe (the bpf probes' cost) with pyperf
-    per_round = 2 * len(plan["modes"]) + 3 + 3 + 1
+    assert set(plan["methods"]) == {"pyperf", "kernel"} and plan["skipped"] == []
+    assert plan["check_modes"] == ["off-aa"]  # off-probe comes with bpf
+    # pyperf in every mode, kernel in off/noregs/regs; off-aa with both
+    per_round = len(plan["modes"]) + 3 + 2
     assert len(data["cells"]) == plan["rounds"] * per_round
     for cell in data["cells"]:
         if cell["method"] != "pyperf":
             continue
-        path = quick["out"] / cell["file"]
+        path = full["out"] / cell["file"]
         stats = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(path)],
                                capture_output=True, text=True)
         assert stats.returncode == 0, stats.stderr
@@ -61,8 +60,8 @@ def test_quick_run_completes_with_bundle_and_pyperf_files(quick):
             assert tr["enabled_functions_count"] == 0
 
 
-def test_facts_describe_the_lab(quick):
-    facts = json.loads((quick["out"] / "bundle.json").read_text())["facts"]
+def test_facts_describe_the_lab(full):
+    facts = json.loads((full["out"] / "bundle.json").read_text())["facts"]
     assert facts["arch"] == "aarch64"
     assert facts["kernel_release"].startswith("6.1.")
     assert facts["ftrace_variant"] == "regs"
@@ -76,22 +75,22 @@ def test_facts_describe_the_lab(quick):
     assert lab["emulated"] == (lab["accel"] != "kvm")
 
 
-def test_function_overhead_is_positive_and_its_ci_excludes_zero(quick):
-    results = json.loads((quick["out"] / "bundle.json").read_text())["results"]
+def test_function_overhead_is_positive_and_its_ci_excludes_zero(full):
+    results = json.loads((full["out"] / "bundle.json").read_text())["results"]
     ovh = {r["mode"]: r for r in results if r["metric"] == "overhead"}
     f = ovh["function"]
     assert f["value"] > 0 and f["ci_low"] > 0, f
     assert ovh["function-all"]["value"] > f["value"]
 
 
-def test_no_step_in_the_run_and_the_pid_floor_was_laid(quick):
+def test_no_step_in_the_run_and_the_pid_floor_was_laid(full):
     """The full matrix starts right after the lab's boot, when pids are still
     small: without the pid floor its first pyperf cells read ~80
     instructions per call low (the step check flagged function, off-aa and
     off-probe of round 0 at -78 to -81 in a run of this test before the
     floor).  With it, no mode of any method may show a step, and every pyperf
     cell's workload pid is above CPython's small-int cache."""
-    data = json.loads((quick["out"] / "bundle.json").read_text())
+    data = json.loads((full["out"] / "bundle.json").read_text())
     floor = data["precondition"]["pid_floor"]
     assert floor["last_pid"] >= floor["floor"] == 300, floor
     flagged = [(s["method"], s["mode"], s["step"], s["threshold"]) for s in data["checks"]["steps"]
@@ -100,10 +99,10 @@ def test_no_step_in_the_run_and_the_pid_floor_was_laid(quick):
     assert all(c["workload_pid"] > 256 for c in data["cells"] if c["method"] == "pyperf")
 
 
-def test_terminal_output_says_the_unit(quick, lab):
+def test_terminal_output_says_the_unit(full, lab):
     """The run's own lines and tables name the clock's unit: under icount a
     figure is a count of instructions, and nothing calls it ns."""
-    out = quick["result"].output
+    out = full["result"].output
     if lab.get("icount"):
         assert "instructions/call" in out and "] instructions (n=" in out
         assert not re.search(r"(?<![a-z])ns/call|overhead ns|\] ns \(n=", out)
@@ -111,8 +110,8 @@ def test_terminal_output_says_the_unit(quick, lab):
         assert re.search(r"(?<![a-z])ns/call", out)
 
 
-def test_csv_export(quick, lab):
-    r = CliRunner().invoke(cli, ["export", str(quick["out"]), "--format", "csv"])
+def test_csv_export(full, lab):
+    r = CliRunner().invoke(cli, ["export", str(full["out"]), "--format", "csv"])
     assert r.exit_code == 0, r.output
     df = pd.read_csv(io.StringIO(r.output))
     assert list(df.columns) == COLUMNS
@@ -122,16 +121,15 @@ def test_csv_export(quick, lab):
         assert set(df.unit) == {"instructions"} and set(df.clock) == {"icount"}
     else:
         assert set(df.unit) == {"ns"} and set(df.clock) == {"wall"}
-    assert set(df["mode"]) == {"off", "function", "function-all", "noregs", "regs", "off-aa",
-                               "off-probe"}
-    assert set(df.method) == {"pyperf", "kernel", "bpf"}
+    assert set(df["mode"]) == {"off", "function", "function-all", "noregs", "regs", "off-aa"}
+    assert set(df.method) == {"pyperf", "kernel"}
     assert (df.host == "lab").all() and (df.ftrace_variant == "regs").all()
     assert not df.duplicated(["host", "kernel_release", "mode", "workload", "method", "metric"]).any()
 
 
-def test_tracefs_is_left_as_found(quick):
-    assert_same_tracefs(quick["before"], quick["after"])
-    assert quick["leftovers"] == [], "agent files or processes left on the target"
+def test_tracefs_is_left_as_found(full):
+    assert_same_tracefs(full["before"], full["after"])
+    assert full["leftovers"] == [], "agent files or processes left on the target"
 
 
 def test_tracing_in_use_is_refused_and_left_alone(lab, lab_target, tmp_path):

@@ -106,6 +106,7 @@ def pytest_configure(config):
         fd, path = tempfile.mkstemp(prefix="bench-qemu-usage.", suffix=".tsv")
         os.close(fd)
         os.environ["FTRACE_REGS_BENCH_QEMU_USAGE_LOG"] = path
+        config._qemu_usage_log = path  # removed at the end (pytest_unconfigure)
     # One lab per test process: its own run directory (state, console, keys).
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
@@ -182,6 +183,12 @@ def pytest_terminal_summary(terminalreporter):
                       f"{time.monotonic() - _session_start:.0f} s):")
         for run_dir, cpu, up in sorted(labs, key=lambda x: -x[1]):
             tr.write_line(f"  {cpu:7.0f} CPU-s in {up:6.0f} s up  {run_dir}")
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "_qemu_usage_log", None)
+    if path:
+        pathlib.Path(path).unlink(missing_ok=True)
 
 
 def _qemu_usage():

@@ -16,17 +16,15 @@ KALLSYMS_OF_INTEREST = ("ftrace_caller", "ftrace_regs_caller", "ftrace_common", 
 def kallsyms():
     """Which ftrace entry symbols the running kernel has (names; addresses
     may read as zeros without CAP_SYSLOG, the names are enough)."""
-    found = set()
     try:
         with open("/proc/kallsyms") as f:
-            for line in f:
-                # 'ffff800008011234 T ftrace_regs_caller'
-                parts = line.split()
-                if len(parts) >= 3 and parts[2] in KALLSYMS_OF_INTEREST:
-                    found.add(parts[2])
+            text = f.read()
     except OSError:
         return None
-    return sorted(found)
+    # 'ffff800008011234 T ftrace_regs_caller\n' (a module's symbols end in
+    # '\t[name]'): one substring search per name, not a split per line, which
+    # cost 0.15 s of an icount guest's clock on Debian's 45,000 symbols.
+    return sorted(name for name in KALLSYMS_OF_INTEREST if " %s\n" % name in text)
 
 
 def _run(argv, timeout=30):

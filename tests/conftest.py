@@ -147,10 +147,26 @@ _tier_seconds = collections.Counter()
 _tier_tests = collections.Counter()
 _test_seconds = collections.Counter()
 _group_seconds = collections.Counter()
+_test_lab_cpu = collections.Counter()
 _session_start = time.monotonic()
 
 
+def _session_lab_cpu():
+    """CPU seconds the session lab's QEMU (this process's) has used so far."""
+    from remote import lab as labmod
+
+    try:
+        state = json.loads((labmod.RUN_DIR / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    usage = labmod.qemu_usage(state.get("pid"))
+    return usage[0] if usage else None
+
+
 def pytest_runtest_logreport(report):
+    for key, value in getattr(report, "user_properties", ()):
+        if key == "lab_cpu":
+            _test_lab_cpu[report.nodeid] = value
     tier = next((t for t in TIERS[1:] if t in report.keywords), "unit")
     _tier_seconds[tier] += report.duration
     _test_seconds[report.nodeid] += report.duration
@@ -176,6 +192,10 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line("slowest:")
     for nodeid, took in _test_seconds.most_common(25):
         tr.write_line(f"  {took:7.1f} s  {nodeid}")
+    if _test_lab_cpu:
+        tr.write_line("dearest to their process's session lab (its QEMU's CPU-s during the test):")
+        for nodeid, cpu in _test_lab_cpu.most_common(40):
+            tr.write_line(f"  {cpu:7.1f} CPU-s  {_test_seconds[nodeid]:7.1f} s  {nodeid}")
     labs = _qemu_usage()
     if labs:
         tr.write_line(f"labs: {len(labs)} QEMUs used {sum(c for _, c, _ in labs):.0f} CPU-s "
@@ -214,6 +234,12 @@ def _tail(path, n=30):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    # What each lab test cost its process's session lab, in CPU seconds of
+    # its QEMU (from the start of its setup): the summary lists the dearest.
+    if call.when == "teardown" and tier_of(item) == "lab":
+        after = _session_lab_cpu()
+        if after is not None:
+            report.user_properties.append(("lab_cpu", after - (getattr(item, "_lab_cpu_before", None) or 0.0)))
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
@@ -305,7 +331,7 @@ def _invoke(args):
 # in every mode has its own run (test_lab_bpf) and is in the many-CPU run.
 FULL_RUN_ARGS = ["--profile", "smoke", "--tune", "--methods", "pyperf,kernel"]
 
-# The many-CPU run (issue 14): every mode and method with --tune on a lab of
+# The many-CPU run (issue 14): every method with --tune on a lab of
 # 4 vCPUs under plain TCG (icount needs one vCPU), also in the background,
 # from the first test of the process that reads it (test_lab_smp, in the
 # lab-faults process, which has no other background lab).  The smoke
@@ -314,7 +340,10 @@ FULL_RUN_ARGS = ["--profile", "smoke", "--tune", "--methods", "pyperf,kernel"]
 # Every method: pmu too (not in the default --methods), which counts cycles
 # only under plain TCG.
 SMP_UP_ARGS = ["--smp", "4", "--accel", "tcg"]
-SMP_RUN_ARGS = ["--profile", "smoke", "--tune", "--methods", "pyperf,kernel,bpf,pmu"]
+# One mode of each kind (off, the function tracer, the module's regs ops):
+# what is checked is per kind, and every mode took 511-580 CPU-s of QEMU.
+SMP_RUN_ARGS = ["--profile", "smoke", "--tune", "--methods", "pyperf,kernel,bpf,pmu",
+                "--modes", "function,regs"]
 BACKGROUND_RUNS = {"full_run": dict(up_args=["--icount"], run_args=FULL_RUN_ARGS),
                    "smp_run": dict(up_args=SMP_UP_ARGS, run_args=SMP_RUN_ARGS,
                                    what="the many-CPU run")}
@@ -401,6 +430,8 @@ def _start_background(config, name):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
+    if tier_of(item) == "lab":
+        item._lab_cpu_before = _session_lab_cpu()
     # The first lab test of a group starts each background run that a
     # selected test of the same group (so: of this process) reads.
     if tier_of(item) != "lab":
@@ -425,7 +456,7 @@ def full_run(lab, request):
 
 @pytest.fixture(scope="session")
 def smp_run(request):
-    """The many-CPU run: every mode with every method and --tune, smoke
+    """The many-CPU run: every method and --tune in off, function and regs, smoke
     profile, on a lab of 4 vCPUs under TCG (SMP_UP_ARGS), with its target's
     state before and after.  test_lab_smp asserts on it."""
     return _start_background(request.config, "smp_run").wait()

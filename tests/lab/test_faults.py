@@ -10,8 +10,9 @@ agent or guardian process, no agent directory, no target lock; the partial
 bundle is valid and marked incomplete; `bench run --resume` completes it.
 Each prints its recovery time (the fault table in docs/safety.md).
 
-Cheap cells: --profile smoke (2 rounds), pyperf, modes off and function
-(noregs where the module must be loaded), a 10 s lease.
+Cheap cells: --profile smoke (2 rounds), pyperf, mode off (function where
+the fault must find the tracer on, noregs where the module must be
+loaded), a 10 s lease.
 """
 import json
 import signal
@@ -107,7 +108,7 @@ def runs():
     """Start bench runs; any still running at the end of the test is killed."""
     started = []
 
-    def start(out, modes="off,function", extra=(), profile="smoke"):
+    def start(out, modes="off", extra=(), profile="smoke"):
         started.append(start_run(out, modes, extra, profile))
         return started[-1]
 
@@ -118,7 +119,7 @@ def runs():
             p.wait()
 
 
-def start_run(out, modes="off,function", extra=(), profile="smoke"):
+def start_run(out, modes="off", extra=(), profile="smoke"):
     return popen_bench(["run", "--host", "lab", "--profile", profile, "--modes", modes, "--methods",
                         "pyperf", "--lease", str(LEASE), "--out", str(out), *extra],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -202,10 +203,22 @@ def before(lab, lab_target):
     return state
 
 
+def tracer_on(target, p, timeout=900):
+    """Wait until the run has the function tracer on (a function cell runs)."""
+    deadline = time.monotonic() + timeout
+    while target.run(["cat", f"{TRACEFS}/current_tracer"], timeout=60).text.strip() != "function":
+        assert p.poll() is None, p.communicate()[0]
+        assert time.monotonic() < deadline, "the run never enabled the function tracer"
+        time.sleep(0.5)
+
+
 def test_kill_9_controller(lab, lab_target, before, runs, tmp_path):
+    """Killed while a function cell runs: the agent sees its session end and
+    turns the tracer off (test_lab_run's hang test is the lease's case)."""
     out = tmp_path / "b"
-    p = runs(out)
+    p = runs(out, modes="off,function")
     into_second_cell(p, out)
+    tracer_on(lab_target, p)
     p.send_signal(signal.SIGKILL)
     p.wait()
     took = wait_restored(lab_target, before, guest_uptime(lab_target))
@@ -268,7 +281,8 @@ def test_agent_killed_guardian_restores_and_unloads_the_module(lab, lab_target, 
 
 def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, runs, tmp_path,
                                                        monkeypatch):
-    """A run with the module is interrupted; its resume meets a module the
+    """A run with the module is interrupted (Ctrl-C: exit 130 at once, the
+    bundle 'interrupted' with its cells); its resume meets a module the
     kernel refuses (a corrupt .ko in a cache of the test's own): one line,
     exit 6, the target restored, the bundle keeps its cells; the next resume
     completes it."""
@@ -277,11 +291,18 @@ def test_module_load_fails_on_resume_then_resume_again(lab, lab_target, before, 
     out = tmp_path / "b"
     p = runs(out, modes="off,noregs")
     into_second_cell(p, out)
+    t0 = time.monotonic()
     p.send_signal(signal.SIGINT)
     output, _ = p.communicate(timeout=200)
     assert p.returncode == 130, output
+    # Ctrl-C: the cell aborted, the target restored, the cells kept.
+    assert "interrupted" in output
+    print(f"Ctrl-C to restored and exited: {time.monotonic() - t0:.1f} s")
+    b = Bundle.load(out)
+    assert b.data["complete"] is False and b.data["status"] == "interrupted"
+    assert b.data["cells"] and all((out / c["file"]).exists() for c in b.data["cells"])
     wait_restored(lab_target, before, guest_uptime(lab_target))
-    facts = Bundle.load(out).data["facts"]
+    facts = b.data["facts"]
     monkeypatch.setattr(cache, "ROOT", tmp_path / "cache")
     bad = cache.kmod_dir(facts) / "ftrace_regs_bench.ko"
     bad.parent.mkdir(parents=True)
@@ -331,7 +352,8 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(lab, lab_target, b
     and its age, exit 7, and changes nothing; a stale lock (its holder dead)
     left in /run is recovered by the next run, with a note in the bundle."""
     out = tmp_path / "first"
-    p = runs(out, profile="quick")  # long enough to still hold the lock when the second comes
+    # long enough to still hold the lock when the second comes
+    p = runs(out, modes="off,function", profile="quick")
     try:
         into_second_cell(p, out)
         r = CliRunner().invoke(cli, ["run", "--host", "lab", "--profile", "quick", "--modes", "off",

@@ -72,8 +72,10 @@ def open_target(host, ssh_config):
     return open_(host, ssh_config=ssh_config)
 
 
-def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=print, profile="quick"):
-    """Run `runs` runs (quick profile unless told); returns a dict of figures and leftovers."""
+def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=print, profile="quick",
+         methods="pyperf"):
+    """Run `runs` runs (quick profile, pyperf unless told); returns a dict of
+    figures and leftovers."""
     out_root = pathlib.Path(out_root or tempfile.mkdtemp(prefix="bench-soak-"))
     local = host != "lab"  # the target may be this machine (loopback sshd, --host local)
     target = open_target(host, ssh_config)
@@ -81,7 +83,7 @@ def soak(runs, host="lab", modes="off", ssh_config=None, out_root=None, log=prin
     target.close()
     # One warm-up run: the first run imports modules, starts paramiko's
     # threads' pools, builds the module: not a leak.
-    args = ["run", "--host", host, "--profile", profile, "--modes", modes, "--methods", "pyperf",
+    args = ["run", "--host", host, "--profile", profile, "--modes", modes, "--methods", methods,
             "--quiet"] + (["--ssh-config", ssh_config] if ssh_config else [])
     codes, walls, per_run_leftovers = [], [], []
     before_ctl = None

@@ -152,11 +152,15 @@ _session_start = time.monotonic()
 
 
 def _session_lab_cpu():
-    """CPU seconds the session lab's QEMU (this process's) has used so far."""
+    """CPU seconds the session lab's QEMU (this process's) has used so far.
+    Its run directory from the environment (pytest_configure): a test that
+    boots a lab of its own points remote.lab.RUN_DIR elsewhere meanwhile."""
+    from remote import cache
     from remote import lab as labmod
 
+    run_dir = pathlib.Path(os.environ.get("FTRACE_REGS_BENCH_LAB_RUN") or cache.ROOT / "lab" / "run")
     try:
-        state = json.loads((labmod.RUN_DIR / "state.json").read_text())
+        state = json.loads((run_dir / "state.json").read_text())
     except (OSError, ValueError):
         return None
     usage = labmod.qemu_usage(state.get("pid"))

@@ -434,12 +434,11 @@ def _start_background(config, name):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    if tier_of(item) == "lab":
-        item._lab_cpu_before = _session_lab_cpu()
-    # The first lab test of a group starts each background run that a
-    # selected test of the same group (so: of this process) reads.
     if tier_of(item) != "lab":
         return
+    item._lab_cpu_before = _session_lab_cpu()  # (the summary's per-test lab CPU)
+    # The first lab test of a group starts each background run that a
+    # selected test of the same group (so: of this process) reads.
     for name in BACKGROUND_RUNS:
         if name not in _background and any(
                 name in getattr(i, "fixturenames", ()) and group_of(i) == group_of(item)

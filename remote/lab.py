@@ -873,10 +873,25 @@ def down(timeout=60.0, progress=print):
         if _pid_alive(pid):
             how = "killed (SIGKILL)"
             _kill(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    _reap(pid)
     (RUN_DIR / "state.json").unlink(missing_ok=True)
     return how
+
+
+def _reap(pid, timeout=10.0):
+    """Collect the exit status of a QEMU this process started, so that no
+    zombie is left behind.  QEMU is multi-threaded: its main thread shows as a
+    zombie as soon as it exits, while the other threads may still be ending,
+    and until they have, waitpid(WNOHANG) has nothing to collect; hence the
+    loop.  A QEMU another process started is its parent's to collect."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 

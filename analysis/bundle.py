@@ -31,7 +31,9 @@ Format history:
      is read as 3: upgrade_v2.
      Later additions that version-3 readers may ignore: noise.placement,
      cells[].cpus and bpf cells' trace_events (where the workload and the
-     harness could run under --tune; docs/bundle.md lists the fields).
+     harness could run under --tune; docs/bundle.md lists the fields),
+     plan.pyperf_loops and plan.pyperf_loops_from (the run's one pyperf
+     calibration and the cell that made it), cells[].loops (pyperf cells).
   4  3 plus the kernel method's ops points (bench run --ops, --ops-sweep):
      cells and result rows may carry "ops" ({"relevant": R, "irrelevant":
      I}), plan.ops lists the points.  A reader that ignored "ops" would

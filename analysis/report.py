@@ -329,7 +329,9 @@ def method_table(bundles, labels):
         rows.append([label, ", ".join(plan.get("modes", [])), ", ".join(plan.get("methods", [])),
                      plan.get("workload"),
                      f"{p.get('name')}: {plan.get('rounds')} rounds x {p.get('processes')} workers x "
-                     f"{p.get('values')} values (warmups {p.get('warmups')}, min time {p.get('min_time')} s)",
+                     f"{p.get('values')} values (warmups {p.get('warmups')}, min time {p.get('min_time')} s"
+                     + (f"; {plan['pyperf_loops']:,} loops, calibrated once" if plan.get("pyperf_loops") else "")
+                     + ")",
                      f"{plan.get('kernel_calls'):,} calls per run" if plan.get("kernel_calls") else "",
                      plan.get("seed"), skipped])
     return table(["bundle", "modes", "methods", "workload", "pyperf effort", "kernel method", "seed",

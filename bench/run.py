@@ -106,8 +106,12 @@ def summarize_bundle(bundle):
     return _clean(rows)
 
 
-def start_agent(target, client, ui, force, modes, workload, tolerant=False):
-    """Start the agent; return (facts, preflight, check report)."""
+def start_agent(target, client, ui, force, modes, workload, tolerant=False, methods=None):
+    """Start the agent; return (facts, preflight, check report).  methods:
+    what the run asked for (None: everything, as `bench check` asks); bcc is
+    imported on the target only when bpf is among them (an import of bcc
+    loads LLVM: half a second of a small board's or the icount lab's time,
+    in every run)."""
     from .check import report
 
     ui.step(f"connecting the agent on {target.name}")
@@ -117,7 +121,7 @@ def start_agent(target, client, ui, force, modes, workload, tolerant=False):
     facts.update(target.host_facts())
     pre = client.request("preflight", modes=modes, force=force, syscall=workload,
                          tolerant=tolerant, timeout=120)
-    caps = client.request("check", timeout=120)
+    caps = client.request("check", bcc=methods is None or "bpf" in methods, timeout=120)
     root_via = "root" if not target.root_prefix() else "sudo"
     # A module cross-built on the controller against the kernel's own build
     # tree (the lab's own kernels: remote/kbuild.py) stands in for headers on
@@ -284,7 +288,7 @@ def connect(target, client, bundle, request, ui, force, resume):
     from . import resume as resume_mod
 
     facts, pre, check = start_agent(target, client, ui, force, request["modes"],
-                                    request.get("workload", "getppid"))
+                                    request.get("workload", "getppid"), methods=request["methods"])
     if (client.ready or {}).get("lock_recovered"):
         bundle.data["notes"].append(client.ready["lock_recovered"])
     if resume:

@@ -44,7 +44,7 @@ class Bpf(Method):
         reason names what to install."""
         b = caps.get("bcc") or {}
         arch = facts.get("arch")
-        if not b.get("ok"):
+        if b.get("probed") is False or not b.get("ok"):
             return bcc(caps, facts)
         if not b.get("headers") and b.get("kheaders_without_xz"):
             return answer(False, None, "the kernel carries its headers (/sys/kernel/kheaders.tar.xz) but "
@@ -128,6 +128,9 @@ def bcc(caps, facts=None):
     """bench check's bcc line: does the distribution's binding import?  The
     reason names the package of the target's distribution (analysis/packages.py)."""
     b = caps.get("bcc") or {}
+    if b.get("probed") is False:
+        return answer(None, None, "not probed: the run did not ask for the bpf method "
+                                  "(bench check probes it)")
     if b.get("ok"):
         return answer(True, b.get("version"), f"the distribution's bcc imports in {b.get('python')}")
     return answer(False, None, "no bcc binding for the system python: "

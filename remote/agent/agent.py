@@ -418,7 +418,8 @@ class Agent:
         """Raw capabilities (bench/check.py decides); changes nothing."""
         root = self.tracefs.root if self.tracefs else None
         _, config = facts_mod.kernel_config()
-        return capabilities.collect(root, config.get("CONFIG_CC_VERSION_TEXT"))
+        return capabilities.collect(root, config.get("CONFIG_CC_VERSION_TEXT"),
+                                    probe_bcc=req.get("bcc", True))
 
     def op_kmod_prepare(self, req):
         if self.tracefs is None or self.tracefs.snapshot is None:

@@ -89,21 +89,23 @@ def _read(path):
         return None
 
 
-def bcc():
+def bcc(probe=True):
     """Can the bpf method run: a python that imports the distribution's bcc,
     the running kernel's headers (bcc compiles against them at run time; BTF
-    alone does not do), and the raw_syscalls tracepoints."""
+    alone does not do), and the raw_syscalls tracepoints.  probe=False: the
+    import is not tried (a run without the bpf method), ok is None."""
     import bpfmethod
 
-    py, version_or_error = bpfmethod.bcc_python()
-    out = {"ok": py is not None, "python": py, "headers": bpfmethod.kernel_headers(),
+    py, version_or_error = bpfmethod.bcc_python() if probe else (None, None)
+    out = {"ok": py is not None if probe else None, "probed": probe,
+           "python": py, "headers": bpfmethod.kernel_headers(),
            "headers_wanted": "/lib/modules/%s/build" % platform.release(),
            "kheaders_without_xz": bpfmethod.kheaders_without_xz(),
            "raw_syscalls": any(os.path.isdir(os.path.join(r, "events/raw_syscalls"))
                                for r in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"))}
     if py is not None:
         out["version"] = version_or_error
-    else:
+    elif probe:
         out["error"] = version_or_error
     return out
 
@@ -127,12 +129,12 @@ def tracefs_files(root):
     return {"present": present, "dyn_ftrace_total_info": total}
 
 
-def collect(tracefs_root, config_cc=None):
+def collect(tracefs_root, config_cc=None, probe_bcc=True):
     return {
         "kallsyms": kallsyms(),
         "tracefs": tracefs_files(tracefs_root) if tracefs_root else None,
         "module_build": module_build(config_cc),
         "module_load": module_load(),
-        "bcc": bcc(),
+        "bcc": bcc(probe_bcc),
         "pmu": pmu(),
     }

@@ -222,7 +222,12 @@ def measure_pyperf(agent, run, cell):
     tmode = tracefs_mode(cell["mode"])
     before = agent.request("set_mode", mode=tmode, function=run["function"])
     check(mode_problem(tmode, run["function"], before))
-    m = agent.request("measure", cell=cell["id"], pyperf_args=run["plan"]["pyperf_args"],
+    # The loop count is calibrated once per run, as bench run does
+    # (analysis/methods/pyperf.py): by pyperf in the first pyperf cell, then
+    # given to every later cell.
+    loops = run["plan"].get("pyperf_loops")
+    args = run["plan"]["pyperf_args"] + (["--loops=%d" % loops] if loops else [])
+    m = agent.request("measure", cell=cell["id"], pyperf_args=args,
                       bpf_probe=cell["mode"] == "off-probe", timeout=7200)
     after = agent.request("verify", function=run["function"])
     check(mode_problem(tmode, run["function"], after))
@@ -232,11 +237,28 @@ def measure_pyperf(agent, run, cell):
                           "a cached int, so this cell would not compare" % (pid, SMALL_INT_MAX))
     with open(m["file"], "rb") as f:
         rel = write_raw(run["out"], "pyperf/%s.json" % cell["id"], f.read())
-    fields = dict(file=rel, elapsed_s=round(m["elapsed_s"], 2), workload_pid=pid,
+    if not loops:
+        run["plan"]["pyperf_loops"] = loops = pyperf_loops(os.path.join(run["out"], rel))
+        run["plan"]["pyperf_loops_from"] = cell["id"]
+    fields = dict(file=rel, elapsed_s=round(m["elapsed_s"], 2), workload_pid=pid, loops=loops,
                   tracefs={"before": before, "after": after})
     if m.get("bpf_probe"):
         fields["bpf_probe"] = m["bpf_probe"]
     return fields
+
+
+def pyperf_loops(path):
+    """The loop count pyperf's workers timed in a raw file (pyperf's JSON:
+    a run's own metadata, else the file's common metadata)."""
+    with open(path) as f:
+        data = json.load(f)
+    common = data.get("metadata", {})
+    counts = {r.get("metadata", {}).get("loops", common.get("loops"))
+              for b in data["benchmarks"] for r in b["runs"] if r.get("values")}
+    if len(counts) != 1 or not isinstance(next(iter(counts)), int):
+        raise RunnerError("%s: pyperf's workers timed %r loops, not one count" % (path, sorted(map(str, counts))),
+                          kind="measure")
+    return counts.pop()
 
 
 def kernel_settings(mode):

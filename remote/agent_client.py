@@ -52,7 +52,44 @@ def payload(python_version=None):
     else:
         choice = pyperf_ship.choose(python_version)
     files.update(pyperf_ship.files(choice))
+    if python_version is not None:
+        files.update(bytecode(files, python_version))
     return files
+
+
+def bytecode(files, python_version):
+    """{__pycache__ path: .pyc bytes} for every module in files, where the
+    target's python3 is the controller's own version (CPython both): what
+    the target would otherwise compile at every run, in every new agent
+    directory, before it can do anything.  Measured in the icount lab
+    (Python 3.11, guest seconds): importing pyperf 0.36 uncompiled, 0.22
+    compiled; the agent's modules 0.16 and 0.11.
+
+    Unchecked-hash pycs (PEP 552): the target's Python loads them without
+    comparing the source's mtime (which the unpack sets to its own time) and
+    would rewrite nothing; they are compiled from exactly the bytes shipped
+    beside them.  Scripts run by path (agent.py) are always compiled from
+    source, so theirs would never be read and is not shipped.  Another
+    version gets none (its magic number differs; it compiles as before)."""
+    import importlib.util
+    import marshal
+    import sys
+
+    if isinstance(python_version, str):
+        python_version = python_version.split(".")
+    if (tuple(int(x) for x in python_version[:2]) != sys.version_info[:2]
+            or sys.implementation.name != "cpython"):
+        return {}
+    out = {}
+    for rel, source in files.items():
+        if not rel.endswith(".py") or rel == "agent.py":
+            continue
+        code = compile(source, rel, "exec", dont_inherit=True)
+        flags = 0b01  # hash-based, source not checked
+        out[importlib.util.cache_from_source(rel)] = (
+            importlib.util.MAGIC_NUMBER + flags.to_bytes(4, "little")
+            + importlib.util.source_hash(source) + marshal.dumps(code))
+    return out
 
 
 PAYLOAD_NAME = "payload.tar"
@@ -81,7 +118,7 @@ os.execv(sys.executable, [sys.executable, os.path.join(d, "agent.py")] + sys.arg
 
 
 def payload_tar(python_version=None):
-    """payload() as one uncompressed tar (about 350 KB), in a stable order."""
+    """payload() as one uncompressed tar (about 470 KB; 1.2 MB with the bytecode for a target on the controller's Python), in a stable order."""
     import io
     import tarfile
 

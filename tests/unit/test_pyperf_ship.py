@@ -6,6 +6,8 @@ knows the standard library's API by version, not only its syntax: the agent,
 the protocol and the pyperf chosen for 3.9 must need nothing newer.
 """
 import hashlib
+import importlib.util
+import os
 import pathlib
 import shutil
 import subprocess
@@ -150,3 +152,29 @@ def test_the_3_9_payload_measures_and_the_controller_reads_it(tmp_path):
     assert meta["perf_version"] == pyperf_ship.choose((3, 9)).version
     if python != sys.executable:
         assert meta["python_version"].startswith("3.9")
+
+
+def test_the_payload_carries_bytecode_for_its_own_python_only(tmp_path):
+    """For a target on the controller's Python the payload carries a .pyc
+    of every module (agent.py, run as a script, excepted) that the target's
+    Python loads as it is, without compiling or rewriting anything; for any
+    other version none (its magic number would not match)."""
+    own = sys.version_info[:2]
+    other = (3, 9) if own != (3, 9) else (3, 10)
+    assert not [rel for rel in agent_client.payload(other) if rel.endswith(".pyc")]
+    files = agent_client.payload(own)
+    pycs = {rel for rel in files if rel.endswith(".pyc")}
+    modules = {rel for rel in files if rel.endswith(".py") and rel != "agent.py"}
+    assert {importlib.util.source_from_cache(p) for p in pycs} == modules
+    payload = _write_payload(own, tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in payload.rglob("*.pyc")}
+    # The sources' mtimes are the unpack's, as on a target: no matter.
+    for p in payload.rglob("*.py"):
+        os.utime(p, (0, 0))
+    r = subprocess.run([sys.executable, "-c",
+                        "import sys; sys.path.insert(0, sys.argv[1]); import pyperf, tracefs, kmod",
+                        str(payload)], capture_output=True, text=True, cwd=payload)
+    assert r.returncode == 0, r.stderr
+    # A stale or unusable .pyc would have been compiled again and rewritten.
+    assert {p: p.stat().st_mtime_ns for p in payload.rglob("*.pyc")} == before
+    assert not [p for p in payload.rglob("*.pyc") if p not in before]

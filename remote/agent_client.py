@@ -118,7 +118,8 @@ os.execv(sys.executable, [sys.executable, os.path.join(d, "agent.py")] + sys.arg
 
 
 def payload_tar(python_version=None):
-    """payload() as one uncompressed tar (about 470 KB; 1.2 MB with the bytecode for a target on the controller's Python), in a stable order."""
+    """payload() as one uncompressed tar, in a stable order: about 470 KB;
+    1.2 MB with the bytecode for a target on the controller's Python."""
     import io
     import tarfile
 

@@ -44,6 +44,15 @@ class Bpf(Method):
         reason names what to install."""
         b = caps.get("bcc") or {}
         arch = facts.get("arch")
+        config = facts.get("kernel_config") or {}
+        # A kernel without them cannot load the probes, whatever bcc and the
+        # headers say (the lab's own regs-6.1 and fallback-6.1 are built so).
+        missing = [name for name in ("CONFIG_BPF_SYSCALL", "CONFIG_BPF_EVENTS")
+                   if config and config.get(name, "n") == "n"]
+        if missing:
+            return answer(False, None, "the kernel is built without " + " and ".join(missing)
+                          + f" ({facts.get('kernel_config_source')}): bcc cannot load its probes "
+                          "there; boot a kernel with them")
         if b.get("probed") is False or not b.get("ok"):
             return bcc(caps, facts)
         if not b.get("headers") and b.get("kheaders_without_xz"):

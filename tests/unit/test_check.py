@@ -102,6 +102,18 @@ def test_bpf_method_names_xz_when_the_kernels_own_headers_cannot_be_unpacked():
     assert a["ok"] is False and "install xz-utils" in a["reason"], a
 
 
+def test_bpf_method_needs_a_kernel_with_bpf():
+    # regs-6.1 and fallback-6.1 in the lab are built without BPF (less to
+    # compile): said before bcc's or the headers' absence.
+    config = dict(CFG61, CONFIG_BPF_SYSCALL="n")
+    config.pop("CONFIG_BPF_EVENTS")
+    a = report(facts(config), bcc_caps(headers=None), PRE, "root")["methods"]["bpf"]
+    assert a["ok"] is False and "built without CONFIG_BPF_SYSCALL and CONFIG_BPF_EVENTS" in a["reason"], a
+    # No config to read: the probe's own findings decide, as before.
+    a = report(facts({}), bcc_caps(), PRE, "root")["methods"]["bpf"]
+    assert a["ok"] is True, a
+
+
 def test_bpf_method_with_bcc_and_headers():
     r = report(facts(CFG61), bcc_caps(), PRE, "root")
     assert r["methods"]["bpf"]["ok"] is True and "0.26.0" in r["methods"]["bpf"]["reason"]

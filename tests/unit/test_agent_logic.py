@@ -60,3 +60,16 @@ def test_os_release_is_read_with_and_without_quotes():
                                                                    "Debian GNU/Linux 12 (bookworm)")
     al = facts.os_release((DATA / "os-release" / "amazon-linux-2023").read_text())
     assert (al["ID"], al["ID_LIKE"], al["VERSION_ID"]) == ("amzn", "fedora", "2023")
+
+
+def test_traceable_names_are_whole_lines_of_available_filter_functions():
+    """The agent's check of a name against available_filter_functions ('sym'
+    or 'sym [module]' per line): whole names only, a module's too."""
+    from remote.agent.agent import Traceable
+
+    t = Traceable("do_one\n__arm64_sys_getppid\n__se_sys_getppid\nbench_fn [ftrace_regs_bench]\n"
+                  "__arm64_sys_getppid_x\nlast_one")
+    assert "do_one" in t and "bench_fn" in t and "last_one" in t
+    assert "do_on" not in t and "o_one" not in t and "ftrace_regs_bench" not in t and "" not in t
+    assert t.ending_with("sys_getppid") == ["__arm64_sys_getppid", "__se_sys_getppid"]
+    assert Traceable("").ending_with("sys_getppid") == [] and "x" not in Traceable("")

@@ -183,30 +183,27 @@ def run_job(tmp_path, *render_args):
     return cases, data, r.output
 
 
-def test_lava_run_runs_the_rendered_qemu_job(tmp_path):
-    """pyperf, the function tracer: the whole round trip, 6 cells."""
+def test_lava_run_runs_the_rendered_qemu_job_and_builds_the_module_on_the_device(tmp_path):
+    """One job (each costs about two minutes of lava-run, QEMU's boot and
+    the test overlay before its first cell): pyperf and the kernel method,
+    `function`, `noregs` and `regs`, 18 cells.  pyperf with the function
+    tracer is the whole round trip; for the kernel method no module is
+    shipped, so the runner has the device build it against its own headers
+    (as a board without a prebuilt module would), then the regs gain: nine
+    instructions in 6.1 (README)."""
     t0 = time.monotonic()
-    cases, data, csv = run_job(tmp_path, "--modes", "function", "--methods", "pyperf")
-    assert len(data["cells"]) == 6
+    cases, data, csv = run_job(tmp_path, "--modes", "function,noregs,regs", "--methods", "pyperf,kernel")
+    # pyperf: off, off-aa and the three modes; kernel: off, off-aa, noregs, regs; 2 rounds
+    assert len(data["cells"]) == 18
     assert {"device-pyperf-off-per-call", "device-pyperf-function-overhead"} <= set(cases), cases
     assert "function,getppid,pyperf,overhead" in csv and ",instructions," in csv, csv
     row = next(x for x in data["results"] if x["method"] == "pyperf" and x["mode"] == "function"
                and x["metric"] == "overhead")
-    print(f"lava-run job: {time.monotonic() - t0:.0f} s; function overhead {row['value']:.1f} "
-          f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}] instructions (n={row['n']})")
-
-
-def test_lava_run_measures_the_regs_gain_with_a_module_built_on_the_device(tmp_path):
-    """The kernel method, noregs and regs: no module shipped, so the runner
-    has the device build it against its own headers (as a board without a
-    prebuilt module would), then the regs gain: nine instructions in 6.1
-    (README)."""
-    t0 = time.monotonic()
-    cases, data, csv = run_job(tmp_path, "--modes", "noregs,regs", "--methods", "kernel")
     assert data["module"]["built_on_target"] is True and data["module"]["prebuilt"] is False
-    gain = next(x for x in data["results"] if x["metric"] == "regs_gain")
+    gain = next(x for x in data["results"] if x["metric"] == "regs_gain" and x["method"] == "kernel")
     assert 8 < gain["value"] < 10 and float(cases["device-kernel-regs-gain"]["measurement"]) == \
         pytest.approx(gain["value"], abs=0.001)
-    print(f"lava-run job: {time.monotonic() - t0:.0f} s; regs gain {gain['value']:.2f} "
-          f"[{gain['ci_low']:.2f}, {gain['ci_high']:.2f}] instructions (n={gain['n']}), module "
-          f"built in {data['module']['build_seconds']} s of the guest's clock")
+    print(f"lava-run job: {time.monotonic() - t0:.0f} s; function overhead {row['value']:.1f} "
+          f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}] instructions (n={row['n']}); regs gain "
+          f"{gain['value']:.2f} [{gain['ci_low']:.2f}, {gain['ci_high']:.2f}] instructions "
+          f"(n={gain['n']}), module built in {data['module']['build_seconds']} s of the guest's clock")

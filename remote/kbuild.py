@@ -383,7 +383,7 @@ def _build(b, log, progress):
         progress("confounds: the variants differ beyond the ftrace mechanism in "
                  + ", ".join(f"{k} ({v['regs']} vs {v['fallback']})"
                              for k, v in comparison["confounds"].items()))
-    progress(f"building {variant} with make -j{b.jobs} Image modules (about 12 CPU-minutes)")
+    progress(f"building {variant} with make -j{b.jobs} Image modules (about 15 CPU-minutes)")
     build_command = _make(b, tree, out, log, f"-j{b.jobs}", "Image", "modules")
     modroot = kdir / "modroot"
     install_command = _make(b, tree, out, log, f"INSTALL_MOD_PATH={modroot}", "modules_install")

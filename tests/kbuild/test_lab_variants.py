@@ -3,7 +3,7 @@ config, each built (or taken from the cache), booted in a lab of its own
 (its own run directory, so the session's debian-6.1 lab is not disturbed),
 checked and measured with the suite's module.
 
-A cold build of each takes about 12 CPU-minutes
+A cold build of each takes about 15 CPU-minutes
 (docs/lab.md, "The lab's own kernels"); with both in the cache this file takes a
 few minutes."""
 import json

@@ -685,7 +685,11 @@ def host_block(alias, port, user, key, known_hosts):
             "  IdentitiesOnly yes\n"
             f"  UserKnownHostsFile {_ssh_config_arg(known_hosts)}\n"
             "  StrictHostKeyChecking yes\n"
-            "  ConnectTimeout 20\n"
+            # A guest just booted under TCG on a loaded host can take more
+            # than 20 s to finish the key exchange (cold CI of 2194f9f: the
+            # 4-vCPU lab beside two icount labs and two builds): each stage
+            # of the connection gets 60 s.
+            "  ConnectTimeout 60\n"
             # An emulated guest tracing every function answers slowly: allow
             # 3 x 30 s of silence before the connection counts as dead.
             "  ServerAliveInterval 30\n"
